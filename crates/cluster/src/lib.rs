@@ -1,0 +1,1 @@
+//! sealstore cluster: nodes, slices and the embedding API (being built; see issue "cluster and CLI").

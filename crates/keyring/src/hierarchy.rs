@@ -1,0 +1,608 @@
+//! The keyring: the four-tier hierarchy opened over a master-key provider and a key store.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+
+use crate::aead::{AeadKey, default_backend};
+use crate::keystore::{ClusterRecord, DatabaseRecord, KeystoreFile};
+use crate::{
+    AuditLog, AuditOp, AuditRecord, BlockId, ClusterKey, DataKey, DatabaseKey, DekTable, EncryptionContext, Error,
+    MasterKeyProvider, Result, fsutil,
+};
+
+/// Builds the encryption context bound into every master-key call for the cluster key.
+fn cluster_context(cluster_id: &str, createtime: &str, generation: u32) -> EncryptionContext {
+    EncryptionContext::new()
+        .with("cluster-id", cluster_id)
+        .with("createtime", createtime)
+        .with("generation", generation.to_string())
+}
+
+/// Database and cluster ids: 1–64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.len() > 64 {
+        return bad("must be 1 to 64 characters");
+    }
+    if name.starts_with('.') {
+        return bad("must not start with '.'");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+        return bad("only letters, digits, '_', '-' and '.' are allowed");
+    }
+    Ok(())
+}
+
+/// A description of the hierarchy: ids, generations and contexts. No key bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct HierarchyInfo {
+    pub cluster_id: String,
+    pub createtime: String,
+    pub provider: String,
+    pub provider_secure: bool,
+    pub master_key_id: String,
+    pub cluster_key_generation: u32,
+    pub context: EncryptionContext,
+    pub databases: Vec<DatabaseInfo>,
+    pub keystore: PathBuf,
+}
+
+/// One database key's description.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseInfo {
+    pub name: String,
+    pub created: String,
+    pub database_key_generation: u32,
+    pub wrapped_under_cluster_key_generation: u32,
+    pub bound_generation: u64,
+}
+
+/// The open key hierarchy of one cluster.
+pub struct Keyring {
+    dir: PathBuf,
+    provider: Arc<dyn MasterKeyProvider>,
+    audit: Arc<AuditLog>,
+    state: Mutex<KeystoreFile>,
+    ck: Box<dyn AeadKey>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("dir", &self.dir)
+            .field("provider", &self.provider)
+            .finish()
+    }
+}
+
+impl Keyring {
+    /// Creates a new hierarchy in `keystore_dir`: a random cluster key wrapped by the provider's
+    /// master key under the context `{cluster-id, createtime, generation}`.
+    pub fn create(keystore_dir: &Path, provider: Arc<dyn MasterKeyProvider>, cluster_id: &str) -> Result<Self> {
+        validate_name(cluster_id)?;
+        provider.key_spec()?.require_symmetric_aes256()?;
+        fsutil::create_dir_durable(keystore_dir)?;
+        let path = KeystoreFile::path(keystore_dir);
+        if path.exists() {
+            return Err(Error::AlreadyExists { path });
+        }
+        let audit = Arc::new(AuditLog::open(keystore_dir)?);
+        let createtime = crate::now_rfc3339();
+        let context = cluster_context(cluster_id, &createtime, 1);
+        let ck = ClusterKey::generate()?;
+        let wrapped_ck = provider.wrap(ck.expose_secret(), &context);
+        audit.append(outcome(
+            AuditRecord::new(AuditOp::Wrap, "master")
+                .key_id(provider.key_id())
+                .context(&context)
+                .detail("cluster key"),
+            &wrapped_ck,
+        ))?;
+        let file = KeystoreFile {
+            cluster: ClusterRecord {
+                cluster_id: cluster_id.to_owned(),
+                createtime,
+                generation: 1,
+                provider_kind: provider.kind().to_owned(),
+                mk_key_id: provider.key_id(),
+                context: context.clone(),
+                wrapped_ck: wrapped_ck?,
+            },
+            audit_seq: audit.last_seq(),
+            databases: Vec::new(),
+        };
+        file.save(keystore_dir)?;
+        audit.append(
+            AuditRecord::new(AuditOp::CreateClusterKey, "cluster")
+                .generation(1)
+                .context(&context),
+        )?;
+        Ok(Self {
+            dir: keystore_dir.to_owned(),
+            provider,
+            audit,
+            state: Mutex::new(file),
+            ck: default_backend().key(ck.expose_secret()),
+        })
+    }
+
+    /// Opens an existing hierarchy: checks the provider's key type and id, the stored context,
+    /// and unwraps the cluster key through the provider. Every attempt is audited.
+    pub fn open(keystore_dir: &Path, provider: Arc<dyn MasterKeyProvider>) -> Result<Self> {
+        let file = KeystoreFile::load(keystore_dir)?;
+        let audit = Arc::new(AuditLog::open(keystore_dir)?);
+        let result = Self::unwrap_cluster_key(&file, provider.as_ref());
+        let c = &file.cluster;
+        let record = AuditRecord::new(AuditOp::Unwrap, "master")
+            .key_id(provider.key_id())
+            .generation(c.generation.into())
+            .context(&c.context)
+            .detail("cluster key");
+        audit.append(outcome(record, &result))?;
+        if let Err(e) = &result
+            && e.is_authentication()
+        {
+            audit.append(
+                AuditRecord::new(AuditOp::AuthFailure, "master")
+                    .key_id(provider.key_id())
+                    .failed(e),
+            )?;
+        }
+        let ck = result?;
+        Ok(Self {
+            dir: keystore_dir.to_owned(),
+            provider,
+            audit,
+            state: Mutex::new(file),
+            ck: default_backend().key(ck.expose_secret()),
+        })
+    }
+
+    fn unwrap_cluster_key(file: &KeystoreFile, provider: &dyn MasterKeyProvider) -> Result<ClusterKey> {
+        provider.key_spec()?.require_symmetric_aes256()?;
+        let c = &file.cluster;
+        if c.mk_key_id != provider.key_id() {
+            return Err(Error::WrongMasterKey {
+                expected: c.mk_key_id.clone(),
+                found: provider.key_id(),
+            });
+        }
+        // The context the record claims must be the one its own fields imply.
+        cluster_context(&c.cluster_id, &c.createtime, c.generation).require_equal(&c.context)?;
+        let plain = provider.unwrap(&c.wrapped_ck, &c.context)?;
+        ClusterKey::from_slice(&plain).ok_or_else(|| Error::auth("cluster key (wrong length after unwrap)"))
+    }
+
+    /// Checks that the cluster id the caller expects is the one in the key store.
+    pub fn require_cluster_id(&self, expected: &str) -> Result<()> {
+        let state = self.state();
+        if state.cluster.cluster_id != expected {
+            return Err(Error::ContextMismatch {
+                field: "cluster-id".into(),
+                expected: state.cluster.cluster_id.clone(),
+                found: expected.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, KeystoreFile> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The audit log shared by every operation of this hierarchy.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// The key store directory.
+    pub fn keystore_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The master-key provider.
+    pub fn provider(&self) -> &Arc<dyn MasterKeyProvider> {
+        &self.provider
+    }
+
+    /// Names of all databases.
+    pub fn databases(&self) -> Vec<String> {
+        self.state().databases.iter().map(|d| d.name.clone()).collect()
+    }
+
+    /// Creates a database key (random, wrapped by the cluster key) and its empty DEK table in
+    /// `dek_dir` (which belongs in the data directory, not the key store).
+    pub fn create_database(&self, name: &str, dek_dir: &Path) -> Result<Arc<DatabaseKeys>> {
+        validate_name(name)?;
+        let mut state = self.state();
+        if state.database(name).is_some() {
+            return Err(Error::DatabaseExists(name.to_owned()));
+        }
+        let dk = DatabaseKey::generate()?;
+        let created = crate::now_rfc3339();
+        let cluster_id = state.cluster.cluster_id.clone();
+        let record = DatabaseRecord::seal(
+            self.ck.as_ref(),
+            &cluster_id,
+            name,
+            &created,
+            &dk,
+            1,
+            state.cluster.generation,
+            0,
+        )?;
+        let table = DekTable::create(dek_dir, name, default_backend().key(dk.expose_secret()), 1)?;
+        let mut next = state.clone();
+        next.databases.push(record);
+        next.audit_seq = self.audit.last_seq() + 1;
+        next.save(&self.dir)?;
+        *state = next;
+        self.audit.append(
+            AuditRecord::new(AuditOp::CreateDatabaseKey, "database")
+                .database(name)
+                .generation(1),
+        )?;
+        Ok(Arc::new(DatabaseKeys::new(name, table, self.audit.clone())))
+    }
+
+    /// Unwraps a database key and opens its DEK table.
+    pub fn open_database(&self, name: &str, dek_dir: &Path) -> Result<Arc<DatabaseKeys>> {
+        let state = self.state();
+        let record = state
+            .database(name)
+            .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))?;
+        let result = record.open(self.ck.as_ref(), &state.cluster.cluster_id);
+        let audit = AuditRecord::new(AuditOp::Unwrap, "cluster")
+            .database(name)
+            .generation(record.dk_generation.into())
+            .detail("database key");
+        self.audit.append(outcome(audit, &result))?;
+        let dk = result?;
+        let table = DekTable::open(
+            dek_dir,
+            name,
+            default_backend().key(dk.expose_secret()),
+            record.dk_generation,
+        )?;
+        Ok(Arc::new(DatabaseKeys::new(name, table, self.audit.clone())))
+    }
+
+    /// Describes the hierarchy (no secrets).
+    pub fn info(&self) -> HierarchyInfo {
+        let state = self.state();
+        let c = &state.cluster;
+        HierarchyInfo {
+            cluster_id: c.cluster_id.clone(),
+            createtime: c.createtime.clone(),
+            provider: c.provider_kind.clone(),
+            provider_secure: self.provider.is_secure(),
+            master_key_id: c.mk_key_id.clone(),
+            cluster_key_generation: c.generation,
+            context: c.context.clone(),
+            databases: state
+                .databases
+                .iter()
+                .map(|d| DatabaseInfo {
+                    name: d.name.clone(),
+                    created: d.created.clone(),
+                    database_key_generation: d.dk_generation,
+                    wrapped_under_cluster_key_generation: d.ck_generation,
+                    bound_generation: d.bound_generation,
+                })
+                .collect(),
+            keystore: self.dir.clone(),
+        }
+    }
+}
+
+/// Appends `ok` or the error to an audit record.
+fn outcome<T>(record: AuditRecord, result: &Result<T>) -> AuditRecord {
+    match result {
+        Ok(_) => record,
+        Err(e) => record.failed(e),
+    }
+}
+
+/// One database's open keys: its DEK table (wrapped under the DK) and per-batch audit counting.
+pub struct DatabaseKeys {
+    name: String,
+    table: RwLock<DekTable>,
+    audit: Arc<AuditLog>,
+    unwrapped: AtomicU64,
+}
+
+impl std::fmt::Debug for DatabaseKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseKeys").field("name", &self.name).finish()
+    }
+}
+
+impl DatabaseKeys {
+    fn new(name: &str, table: DekTable, audit: Arc<AuditLog>) -> Self {
+        Self {
+            name: name.to_owned(),
+            table: RwLock::new(table),
+            audit,
+            unwrapped: AtomicU64::new(0),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, DekTable> {
+        self.table.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, DekTable> {
+        self.table.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Fresh DEKs for `n` new blocks (staged until [`DatabaseKeys::commit`]).
+    pub fn generate(&self, n: usize) -> Result<Vec<(BlockId, DataKey)>> {
+        self.write().generate(n)
+    }
+
+    /// Makes staged DEKs durable and records the batch in the audit log.
+    pub fn commit(&self) -> Result<()> {
+        let mut table = self.write();
+        let pending = table.pending_len();
+        if pending == 0 {
+            return Ok(());
+        }
+        let result = table.commit();
+        let record = AuditRecord::new(AuditOp::GenerateDataKey, "data")
+            .database(&self.name)
+            .generation(table.dk_generation().into())
+            .count(pending as u64);
+        self.audit.append(outcome(record, &result))?;
+        result
+    }
+
+    /// Forgets staged DEKs.
+    pub fn discard_pending(&self) {
+        self.write().discard_pending();
+    }
+
+    /// Unwraps the DEK of one block (counted; see [`DatabaseKeys::flush_audit`]).
+    pub fn data_key(&self, block_id: BlockId) -> Result<DataKey> {
+        let result = self.read().data_key(block_id);
+        match &result {
+            Ok(_) => {
+                self.unwrapped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if e.is_authentication() => {
+                let _ = self.audit.append(
+                    AuditRecord::new(AuditOp::AuthFailure, "data")
+                        .database(&self.name)
+                        .detail(format!("block {block_id}"))
+                        .failed(e),
+                );
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Writes one audit record counting the DEK unwraps since the last flush.
+    pub fn flush_audit(&self) -> Result<()> {
+        let n = self.unwrapped.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            self.audit.append(
+                AuditRecord::new(AuditOp::UnwrapDataKey, "data")
+                    .database(&self.name)
+                    .count(n),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Durably removes DEKs (e.g. of blocks replaced by a commit).
+    pub fn remove(&self, ids: &[BlockId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write().remove(ids)?;
+        self.audit.append(
+            AuditRecord::new(AuditOp::RemoveDataKey, "data")
+                .database(&self.name)
+                .count(ids.len() as u64),
+        )?;
+        Ok(())
+    }
+
+    /// Crypto-shreds DEKs: removes them and rewrites the table so no wrapped copy remains.
+    pub fn shred(&self, ids: &[BlockId]) -> Result<()> {
+        self.write().shred(ids)?;
+        self.audit.append(
+            AuditRecord::new(AuditOp::Shred, "data")
+                .database(&self.name)
+                .count(ids.len() as u64),
+        )?;
+        Ok(())
+    }
+
+    /// Block ids with a committed DEK.
+    pub fn block_ids(&self) -> Vec<BlockId> {
+        self.read().entries().iter().map(|e| e.block_id).collect()
+    }
+
+    /// Number of committed DEKs.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// True if no DEK is committed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The DK generation the table is wrapped under.
+    pub fn dk_generation(&self) -> u32 {
+        self.read().dk_generation()
+    }
+
+    /// Paths of the DEK table files (for tests and `verify`).
+    pub fn table_path(&self) -> PathBuf {
+        self.read().current_path()
+    }
+}
+
+impl Drop for DatabaseKeys {
+    fn drop(&mut self) {
+        let _ = self.flush_audit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KeySpec;
+    use crate::provider::{InsecureInMemoryProvider, LocalKeyFile};
+
+    fn setup() -> (tempfile::TempDir, Arc<dyn MasterKeyProvider>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mk: Arc<dyn MasterKeyProvider> = Arc::new(LocalKeyFile::create(&dir.path().join("mk"), None).unwrap());
+        (dir, mk)
+    }
+
+    #[test]
+    fn full_hierarchy_round_trip() {
+        let (dir, mk) = setup();
+        let ks = dir.path().join("ks");
+        let data = dir.path().join("data/dev");
+        let ring = Keyring::create(&ks, mk.clone(), "c1").unwrap();
+        let db = ring.create_database("dev", &data).unwrap();
+        let keys = db.generate(3).unwrap();
+        db.commit().unwrap();
+        drop(db);
+        drop(ring);
+        let ring = Keyring::open(&ks, mk).unwrap();
+        assert_eq!(ring.databases(), vec!["dev".to_owned()]);
+        let db = ring.open_database("dev", &data).unwrap();
+        for (id, k) in &keys {
+            assert_eq!(db.data_key(*id).unwrap().expose_secret(), k.expose_secret());
+        }
+        let info = ring.info();
+        assert_eq!(info.cluster_id, "c1");
+        assert_eq!(info.context.get("cluster-id"), Some("c1"));
+        assert_eq!(info.databases[0].database_key_generation, 1);
+        drop(db);
+        let report = ring.audit().verify().unwrap();
+        assert!(report.records >= 6);
+        let ops: Vec<AuditOp> = ring.audit().records().unwrap().iter().map(|r| r.op).collect();
+        for op in [
+            AuditOp::Wrap,
+            AuditOp::CreateClusterKey,
+            AuditOp::CreateDatabaseKey,
+            AuditOp::GenerateDataKey,
+            AuditOp::Unwrap,
+            AuditOp::UnwrapDataKey,
+        ] {
+            assert!(ops.contains(&op), "{op:?} missing from {ops:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_master_key_is_refused_and_audited() {
+        let (dir, mk) = setup();
+        let ks = dir.path().join("ks");
+        Keyring::create(&ks, mk, "c1").unwrap();
+        let other: Arc<dyn MasterKeyProvider> = Arc::new(LocalKeyFile::create(&dir.path().join("mk2"), None).unwrap());
+        let err = Keyring::open(&ks, other).unwrap_err();
+        assert!(matches!(err, Error::WrongMasterKey { .. }), "{err}");
+        let records = AuditLog::open(&ks).unwrap().records().unwrap();
+        assert!(records.iter().any(|r| r.op == AuditOp::AuthFailure));
+        assert!(
+            records
+                .iter()
+                .any(|r| r.op == AuditOp::Unwrap && r.outcome.starts_with("failed"))
+        );
+    }
+
+    #[test]
+    fn asymmetric_master_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for spec in [
+            KeySpec::Rsa { bits: 2048 },
+            KeySpec::Ec { curve: "P-256".into() },
+            KeySpec::Aes { bits: 128 },
+        ] {
+            let p: Arc<dyn MasterKeyProvider> = Arc::new(InsecureInMemoryProvider::pretending(spec.clone()).unwrap());
+            let err = Keyring::create(&dir.path().join("ks"), p, "c1").unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("master key must be a symmetric AES-256 key; got"),
+                "{err}"
+            );
+            assert!(matches!(err, Error::UnsupportedMasterKey { .. }));
+        }
+    }
+
+    #[test]
+    fn context_tampering_in_the_key_store_is_detected() {
+        let (dir, mk) = setup();
+        let ks = dir.path().join("ks");
+        Keyring::create(&ks, mk.clone(), "c1").unwrap();
+        // Rewrite the record with a different cluster id but a valid checksum: the context the
+        // record implies no longer matches the one the wrap was bound to.
+        let mut file = KeystoreFile::load(&ks).unwrap();
+        file.cluster.cluster_id = "c2".into();
+        file.save(&ks).unwrap();
+        let err = Keyring::open(&ks, mk.clone()).unwrap_err();
+        assert!(
+            matches!(&err, Error::ContextMismatch { field, .. } if field == "cluster-id"),
+            "{err}"
+        );
+        // Consistent but different context: the master-key unwrap itself fails.
+        file.cluster.context = cluster_context("c2", &file.cluster.createtime, 1);
+        file.save(&ks).unwrap();
+        assert!(matches!(
+            Keyring::open(&ks, mk).unwrap_err(),
+            Error::Authentication { .. }
+        ));
+    }
+
+    #[test]
+    fn every_byte_flip_of_the_key_store_fails_open() {
+        let (dir, mk) = setup();
+        let ks = dir.path().join("ks");
+        let ring = Keyring::create(&ks, mk.clone(), "c1").unwrap();
+        ring.create_database("dev", &dir.path().join("d")).unwrap();
+        drop(ring);
+        let path = KeystoreFile::path(&ks);
+        let good = std::fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut b = good.clone();
+            b[i] ^= 0x01;
+            std::fs::write(&path, &b).unwrap();
+            let opened = Keyring::open(&ks, mk.clone()).and_then(|r| r.open_database("dev", &dir.path().join("d")));
+            assert!(opened.is_err(), "flip at byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn names_are_validated() {
+        let (dir, mk) = setup();
+        let ring = Keyring::create(&dir.path().join("ks"), mk, "c1").unwrap();
+        for bad in ["", "../x", ".hidden", "a b", &"x".repeat(65)] {
+            assert!(matches!(
+                ring.create_database(bad, &dir.path().join("d")),
+                Err(Error::InvalidName { .. })
+            ));
+        }
+        assert!(matches!(
+            ring.open_database("nope", &dir.path().join("d")),
+            Err(Error::UnknownDatabase(_))
+        ));
+    }
+}
