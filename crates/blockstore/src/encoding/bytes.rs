@@ -1,0 +1,218 @@
+//! String and binary encodings: plain (bit-packed lengths + data), dictionary, run-length.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, BinaryArray, StringArray};
+use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+
+use super::bitpack::{pack, packed_len, unpack, width_for};
+use super::{Cursor, DecodeError, Encoding};
+use crate::zone::{Scalar, bytes_bounds};
+
+const DICT_MAX: usize = 1 << 16;
+
+/// The values of a Utf8/Binary array as byte slices (null slots as stored, usually empty).
+fn slices(array: &dyn Array) -> Vec<&[u8]> {
+    let (offsets, values): (&[i32], &[u8]) = if let Some(s) = array.as_any().downcast_ref::<StringArray>() {
+        (s.value_offsets(), s.values().as_slice())
+    } else if let Some(b) = array.as_any().downcast_ref::<BinaryArray>() {
+        (b.value_offsets(), b.values().as_slice())
+    } else {
+        (&[0], &[])
+    };
+    offsets
+        .windows(2)
+        .map(|w| &values[w[0] as usize..w[1] as usize])
+        .collect()
+}
+
+pub(super) fn encode(
+    array: &dyn Array,
+    nulls: Option<&NullBuffer>,
+    out: &mut Vec<u8>,
+) -> (Encoding, Option<Scalar>, Option<Scalar>) {
+    let vals = slices(array);
+    let n = vals.len();
+    let valid = |i: usize| nulls.is_none_or(|b| b.is_valid(i));
+    let (mut min, mut max): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+    let mut runs = usize::from(n > 0);
+    let (mut total, mut max_len) = (0usize, 0usize);
+    for (i, v) in vals.iter().enumerate() {
+        total += v.len();
+        max_len = max_len.max(v.len());
+        if i > 0 && vals[i - 1] != *v {
+            runs += 1;
+        }
+        if valid(i) {
+            if min.is_none_or(|m| *v < m) {
+                min = Some(v);
+            }
+            if max.is_none_or(|m| *v > m) {
+                max = Some(v);
+            }
+        }
+    }
+    let (zmin, zmax) = bytes_bounds(min, max);
+    let plain_len = 1 + packed_len(n, width_for(max_len as u64)).unwrap_or(usize::MAX) + total;
+    let rle_len = if runs * 4 < n {
+        4 + runs * 8 + total / n.max(1) * runs
+    } else {
+        usize::MAX
+    };
+    let dict = build_dict(&vals);
+    let dict_len = dict.as_ref().map_or(usize::MAX, |(d, _)| {
+        let dbytes: usize = d.iter().map(|s| s.len()).sum();
+        let dmax = d.iter().map(|s| s.len()).max().unwrap_or(0);
+        4 + 1
+            + packed_len(d.len(), width_for(dmax as u64)).unwrap_or(0)
+            + dbytes
+            + 1
+            + packed_len(n, width_for(d.len().saturating_sub(1) as u64)).unwrap_or(usize::MAX)
+    });
+    let enc = if rle_len < plain_len && rle_len <= dict_len {
+        out.extend_from_slice(&(runs as u32).to_le_bytes());
+        let mut start = 0;
+        for i in 1..=n {
+            if i == n || vals[i] != vals[start] {
+                out.extend_from_slice(&((i - start) as u32).to_le_bytes());
+                out.extend_from_slice(&(vals[start].len() as u32).to_le_bytes());
+                out.extend_from_slice(vals[start]);
+                start = i;
+            }
+        }
+        Encoding::RunLength
+    } else if dict_len < plain_len {
+        let (dict, index) = dict.expect("dictionary computed");
+        write_plain(&dict, out);
+        let iw = width_for(dict.len().saturating_sub(1) as u64);
+        out.push(iw);
+        pack(index.into_iter().map(u64::from), iw, out);
+        Encoding::Dictionary
+    } else {
+        write_plain(&vals, out);
+        Encoding::Plain
+    };
+    (enc, zmin, zmax)
+}
+
+/// Plain layout: u32 count | u8 length width | bit-packed lengths | concatenated bytes.
+fn write_plain(vals: &[&[u8]], out: &mut Vec<u8>) {
+    let max_len = vals.iter().map(|v| v.len()).max().unwrap_or(0);
+    let w = width_for(max_len as u64);
+    out.extend_from_slice(&(vals.len() as u32).to_le_bytes());
+    out.push(w);
+    pack(vals.iter().map(|v| v.len() as u64), w, out);
+    for v in vals {
+        out.extend_from_slice(v);
+    }
+}
+
+/// Dictionary of distinct values in first-seen order and each row's index; `None` when the
+/// column looks high-cardinality.
+fn build_dict<'a>(vals: &[&'a [u8]]) -> Option<(Vec<&'a [u8]>, Vec<u32>)> {
+    let mut ids: HashMap<&[u8], u32> = HashMap::new();
+    let mut dict = Vec::new();
+    let mut index = Vec::with_capacity(vals.len());
+    for (i, v) in vals.iter().enumerate() {
+        let next = dict.len() as u32;
+        let id = *ids.entry(v).or_insert_with(|| {
+            dict.push(*v);
+            next
+        });
+        index.push(id);
+        if dict.len() > DICT_MAX || (i == 1023 && dict.len() > 512) {
+            return None;
+        }
+    }
+    Some((dict, index))
+}
+
+/// Reads the plain layout back as (offsets, data).
+fn read_plain(c: &mut Cursor<'_>) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
+    let n = c.u32()? as usize;
+    if n > super::MAX_PAGE_ROWS.max(DICT_MAX) {
+        return Err(DecodeError("too many values"));
+    }
+    let w = c.u8()?;
+    let packed = c.take(packed_len(n, w).ok_or(DecodeError("length overflow"))?)?;
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0i32);
+    let mut end: usize = 0;
+    let mut overflow = false;
+    unpack(packed, n, w, |len| {
+        end = end.saturating_add(len as usize);
+        overflow |= end > i32::MAX as usize;
+        offsets.push(end as i32);
+    })?;
+    if overflow {
+        return Err(DecodeError("values too long"));
+    }
+    let data = c.take(end)?.to_vec();
+    Ok((offsets, data))
+}
+
+pub(super) fn decode(
+    enc: Encoding,
+    data: &[u8],
+    n: usize,
+    nulls: Option<NullBuffer>,
+    utf8: bool,
+) -> Result<ArrayRef, DecodeError> {
+    let mut c = Cursor::new(data);
+    let (offsets, values) = match enc {
+        Encoding::Plain => read_plain(&mut c)?,
+        Encoding::Dictionary => {
+            let (doff, ddata) = read_plain(&mut c)?;
+            let iw = c.u8()?;
+            let mut offsets = Vec::with_capacity(n + 1);
+            offsets.push(0i32);
+            let mut values = Vec::new();
+            let mut bad = false;
+            unpack(c.rest(), n, iw, |i| {
+                let i = i as usize;
+                if i + 1 >= doff.len() || bad {
+                    bad = true;
+                    offsets.push(values.len() as i32);
+                    return;
+                }
+                values.extend_from_slice(&ddata[doff[i] as usize..doff[i + 1] as usize]);
+                bad |= values.len() > i32::MAX as usize;
+                offsets.push(values.len() as i32);
+            })?;
+            if bad {
+                return Err(DecodeError("dictionary index out of range"));
+            }
+            (offsets, values)
+        }
+        Encoding::RunLength => {
+            let runs = c.u32()?;
+            let mut offsets = Vec::with_capacity(n + 1);
+            offsets.push(0i32);
+            let mut values = Vec::new();
+            for _ in 0..runs {
+                let count = c.u32()? as usize;
+                let len = c.u32()? as usize;
+                let v = c.take(len)?;
+                if offsets.len() - 1 + count > n || values.len() + count.saturating_mul(len) > i32::MAX as usize {
+                    return Err(DecodeError("runs exceed the page"));
+                }
+                for _ in 0..count {
+                    values.extend_from_slice(v);
+                    offsets.push(values.len() as i32);
+                }
+            }
+            (offsets, values)
+        }
+        _ => return Err(DecodeError("encoding not valid for strings")),
+    };
+    if offsets.len() != n + 1 {
+        return Err(DecodeError("value count differs from the page's row count"));
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    let values = Buffer::from_vec(values);
+    Ok(if utf8 {
+        Arc::new(StringArray::try_new(offsets, values, nulls).map_err(|_| DecodeError("invalid UTF-8 string"))?)
+    } else {
+        Arc::new(BinaryArray::try_new(offsets, values, nulls).map_err(|_| DecodeError("invalid binary array"))?)
+    })
+}

@@ -1,0 +1,170 @@
+use std::sync::Arc;
+
+use arrow_array::builder::*;
+use arrow_array::*;
+use proptest::prelude::*;
+
+use super::*;
+use crate::zone::Scalar;
+
+fn round_trip(ty: ColumnType, array: ArrayRef) -> EncodedPage {
+    let page = encode_page(ty, array.as_ref());
+    assert_eq!(page_len(&page.bytes).unwrap(), page.bytes.len());
+    let back = decode_page(ty, &page.bytes).unwrap();
+    assert_eq!(
+        back.as_ref(),
+        array.as_ref(),
+        "{ty:?} via {:?} lz4={}",
+        page.encoding,
+        page.lz4
+    );
+    page
+}
+
+fn opt_strategy<T: std::fmt::Debug + Clone>(s: impl Strategy<Value = T>) -> impl Strategy<Value = Vec<Option<T>>> {
+    proptest::collection::vec(proptest::option::weighted(0.85, s), 0..400)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn int64_round_trips(v in opt_strategy(prop_oneof![any::<i64>(), -50i64..50, 1_000_000i64..1_000_100])) {
+        round_trip(ColumnType::Int64, Arc::new(Int64Array::from(v)));
+    }
+
+    #[test]
+    fn sorted_int64_round_trips(mut v in proptest::collection::vec(any::<i64>(), 1..400)) {
+        v.sort();
+        round_trip(ColumnType::Int64, Arc::new(Int64Array::from(v)));
+    }
+
+    #[test]
+    fn int32_and_date32_round_trip(v in opt_strategy(prop_oneof![any::<i32>(), 0i32..8])) {
+        round_trip(ColumnType::Int32, Arc::new(Int32Array::from(v.clone())));
+        round_trip(ColumnType::Date32, Arc::new(Date32Array::from(v)));
+    }
+
+    #[test]
+    fn timestamps_round_trip(v in opt_strategy(any::<i64>())) {
+        round_trip(ColumnType::TimestampMicros, Arc::new(TimestampMicrosecondArray::from(v)));
+    }
+
+    #[test]
+    fn float64_round_trips(v in opt_strategy(prop_oneof![
+        any::<f64>(),
+        (0i64..1000).prop_map(|i| i as f64 / 100.0),
+        Just(f64::NAN), Just(-0.0f64), Just(f64::INFINITY),
+    ])) {
+        let a = Float64Array::from(v);
+        let page = encode_page(ColumnType::Float64, &a);
+        let back = decode_page(ColumnType::Float64, &page.bytes).unwrap();
+        let back = back.as_any().downcast_ref::<Float64Array>().unwrap();
+        prop_assert_eq!(back.len(), a.len());
+        for i in 0..a.len() {
+            prop_assert_eq!(back.is_null(i), a.is_null(i));
+            if a.is_valid(i) {
+                prop_assert_eq!(back.value(i).to_bits(), a.value(i).to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn booleans_round_trip(v in opt_strategy(any::<bool>())) {
+        round_trip(ColumnType::Boolean, Arc::new(BooleanArray::from(v)));
+    }
+
+    #[test]
+    fn strings_round_trip(v in opt_strategy(prop_oneof!["[a-c]{0,3}", ".{0,40}", Just("same".to_owned())])) {
+        round_trip(ColumnType::Utf8, Arc::new(StringArray::from(v)));
+    }
+
+    #[test]
+    fn binary_round_trips(v in opt_strategy(proptest::collection::vec(any::<u8>(), 0..20))) {
+        let a = BinaryArray::from_iter(v.iter().map(|o| o.as_deref()));
+        round_trip(ColumnType::Binary, Arc::new(a));
+    }
+
+    #[test]
+    fn decoding_garbage_never_panics(ty in 1u8..=8, bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode_page(ColumnType::from_code(ty).unwrap(), &bytes);
+        let _ = page_len(&bytes);
+    }
+}
+
+#[test]
+fn sliced_arrays_encode_their_own_window() {
+    let a = StringArray::from(vec![Some("a"), None, Some("bcd"), Some("e"), None, Some("fg")]);
+    round_trip(ColumnType::Utf8, Arc::new(a.slice(1, 4)));
+    let i = Int32Array::from(vec![Some(1), None, Some(3), Some(4), None]);
+    round_trip(ColumnType::Int32, Arc::new(i.slice(1, 3)));
+    let b = BooleanArray::from(vec![Some(true), None, Some(false), Some(true), Some(true)]);
+    round_trip(ColumnType::Boolean, Arc::new(b.slice(1, 4)));
+}
+
+#[test]
+fn each_encoding_is_chosen_where_it_wins() {
+    let runs = Int64Array::from_iter_values((0..10_000).map(|i| i / 1000));
+    assert_eq!(
+        round_trip(ColumnType::Int64, Arc::new(runs)).encoding,
+        Encoding::RunLength
+    );
+    let sorted = Int64Array::from_iter_values((0..10_000).map(|i| 1_000_000_000 + i * 3 + (i % 2)));
+    assert_eq!(
+        round_trip(ColumnType::Int64, Arc::new(sorted)).encoding,
+        Encoding::DeltaBitPack
+    );
+    let small = Int64Array::from_iter_values((0..10_000u64).map(|i| (i.wrapping_mul(2_654_435_761) % 200_000) as i64));
+    assert_eq!(
+        round_trip(ColumnType::Int64, Arc::new(small)).encoding,
+        Encoding::FrameOfReference
+    );
+    let sparse = Int64Array::from_iter_values((0..10_000).map(|i| [5i64, 1 << 40, -7][i % 3]));
+    assert_eq!(
+        round_trip(ColumnType::Int64, Arc::new(sparse)).encoding,
+        Encoding::Dictionary
+    );
+    let random = Int64Array::from_iter_values((0..1000u64).map(|i| splitmix(i) as i64));
+    assert_eq!(
+        round_trip(ColumnType::Int64, Arc::new(random)).encoding,
+        Encoding::Plain
+    );
+    let prices = Float64Array::from_iter_values((0..10_000).map(|i| (i * 37 % 100_000) as f64 / 100.0));
+    assert_eq!(
+        round_trip(ColumnType::Float64, Arc::new(prices)).encoding,
+        Encoding::DecimalScaled
+    );
+    let flags = StringArray::from_iter_values((0..10_000).map(|i| ["A", "N", "R"][i * 7 % 3]));
+    assert_eq!(
+        round_trip(ColumnType::Utf8, Arc::new(flags)).encoding,
+        Encoding::Dictionary
+    );
+    let words = ["alpha", "bravo", "charlie", "delta", "echo"];
+    let text = StringArray::from_iter_values((0..5000).map(|i| format!("{} {} {i}", words[i % 5], words[i * 3 % 5])));
+    let page = round_trip(ColumnType::Utf8, Arc::new(text));
+    assert_eq!((page.encoding, page.lz4), (Encoding::Plain, true));
+    let mut bools = BooleanBuilder::new();
+    (0..10_000).for_each(|i| bools.append_value(i < 5000));
+    assert_eq!(
+        round_trip(ColumnType::Boolean, Arc::new(bools.finish())).encoding,
+        Encoding::RunLength
+    );
+}
+
+#[test]
+fn zone_maps_ignore_nulls() {
+    let a = Int32Array::from(vec![None, Some(7), Some(-3), None]);
+    let z = encode_page(ColumnType::Int32, &a).zone;
+    assert_eq!((z.rows, z.nulls), (4, 2));
+    assert_eq!((z.min, z.max), (Some(Scalar::Int(-3)), Some(Scalar::Int(7))));
+    let n = StringArray::from(vec![None::<&str>, None]);
+    let z = encode_page(ColumnType::Utf8, &n).zone;
+    assert!(z.all_null() && z.min.is_none() && z.max.is_none());
+}
+
+fn splitmix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
