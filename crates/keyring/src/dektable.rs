@@ -439,6 +439,34 @@ impl DekTable {
         Ok(())
     }
 
+    /// Seals metadata (e.g. a manifest) under the database key. `label` separates the domain from
+    /// DEK wrapping; returns the nonce and tag.
+    pub fn seal_metadata(&self, label: &str, aad: &[u8], buf: &mut [u8]) -> Result<([u8; NONCE_LEN], [u8; TAG_LEN])> {
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::fill_random(&mut nonce)?;
+        let aad = metadata_aad(label, &self.database, self.dk_generation, aad);
+        let tag = self
+            .dk
+            .seal_in_place(&nonce, &aad, buf)
+            .map_err(|_| Error::auth(label.to_owned()))?;
+        Ok((nonce, tag))
+    }
+
+    /// Opens metadata sealed by [`DekTable::seal_metadata`].
+    pub fn open_metadata(
+        &self,
+        label: &str,
+        aad: &[u8],
+        nonce: &[u8; NONCE_LEN],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
+        let aad = metadata_aad(label, &self.database, self.dk_generation, aad);
+        self.dk
+            .open_in_place(nonce, &aad, buf, tag)
+            .map_err(|_| Error::auth(format!("{label} of database `{}`", self.database)))
+    }
+
     /// Number of staged, not yet durable DEKs.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
@@ -596,6 +624,16 @@ impl DekTable {
     pub fn memory_bytes(&self) -> usize {
         (self.entries.capacity() + self.pending.capacity()) * std::mem::size_of::<WrappedDek>()
     }
+}
+
+fn metadata_aad(label: &str, database: &str, dk_generation: u32, aad: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.str("sealstore/metadata/v1")
+        .str(label)
+        .str(database)
+        .u32(dk_generation)
+        .blob(aad);
+    w.buf
 }
 
 /// Writes a complete generation file via temp + fsync + rename + dir fsync; returns it open.

@@ -451,6 +451,23 @@ impl DatabaseKeys {
         self.read().dk_generation()
     }
 
+    /// Seals metadata under the database key (see [`DekTable::seal_metadata`]).
+    pub fn seal_metadata(&self, label: &str, aad: &[u8], buf: &mut [u8]) -> Result<([u8; 12], [u8; 16])> {
+        self.read().seal_metadata(label, aad, buf)
+    }
+
+    /// Opens metadata sealed by [`DatabaseKeys::seal_metadata`].
+    pub fn open_metadata(
+        &self,
+        label: &str,
+        aad: &[u8],
+        nonce: &[u8; 12],
+        buf: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<()> {
+        self.read().open_metadata(label, aad, nonce, buf, tag)
+    }
+
     /// Paths of the DEK table files (for tests and `verify`).
     pub fn table_path(&self) -> PathBuf {
         self.read().current_path()

@@ -32,7 +32,7 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+    pub(crate) fn from_u8(v: u8) -> Result<Self, DecodeError> {
         Ok(match v {
             0 => Self::Plain,
             1 => Self::RunLength,

@@ -1,0 +1,217 @@
+//! Fixed-size sealed blocks.
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic "SSBK"
+//!      4     2  format version (BLOCK_FORMAT_VERSION)
+//!      6     1  column type code
+//!      7     1  encoding of the first page
+//!      8     8  block id
+//!     16     4  table id
+//!     20     4  column id
+//!     24     4  slice id
+//!     28     4  database-key generation
+//!     32     8  first row
+//!     40     4  row count
+//!     44    12  nonce
+//!     56     8  reserved, zero
+//!     64     …  AES-256-GCM ciphertext of: payload length u32 | payload | zero padding
+//! size-16   16  tag
+//! ```
+//! The 64-byte header is the AAD, so moving a block to another slot, table, column or slice, or
+//! replaying an older block, fails authentication.
+use sealstore_keyring::aead::{AeadKey, NONCE_LEN, TAG_LEN};
+
+/// Block magic.
+pub const BLOCK_MAGIC: &[u8; 4] = b"SSBK";
+/// Current block format version.
+pub const BLOCK_FORMAT_VERSION: u16 = 1;
+/// Plaintext header length (the AAD).
+pub const HEADER_LEN: usize = 64;
+/// Smallest block size.
+pub const MIN_BLOCK_SIZE: usize = 64 << 10;
+/// Largest block size.
+pub const MAX_BLOCK_SIZE: usize = 16 << 20;
+/// Default block size.
+pub const DEFAULT_BLOCK_SIZE: usize = 1 << 20;
+
+/// Bytes of encoded payload one block can hold.
+pub fn capacity(block_size: usize) -> usize {
+    block_size - HEADER_LEN - TAG_LEN - 4
+}
+
+/// True for a valid block size.
+pub fn valid_block_size(size: u64) -> bool {
+    size.is_power_of_two() && (MIN_BLOCK_SIZE as u64..=MAX_BLOCK_SIZE as u64).contains(&size)
+}
+
+/// The plaintext header of a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub column_type: u8,
+    pub encoding: u8,
+    pub block_id: u64,
+    pub table_id: u32,
+    pub column_id: u32,
+    pub slice_id: u32,
+    pub dk_generation: u32,
+    pub row_start: u64,
+    pub row_count: u32,
+    pub nonce: [u8; NONCE_LEN],
+}
+
+impl BlockHeader {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(BLOCK_MAGIC);
+        h[4..6].copy_from_slice(&BLOCK_FORMAT_VERSION.to_le_bytes());
+        h[6] = self.column_type;
+        h[7] = self.encoding;
+        h[8..16].copy_from_slice(&self.block_id.to_le_bytes());
+        h[16..20].copy_from_slice(&self.table_id.to_le_bytes());
+        h[20..24].copy_from_slice(&self.column_id.to_le_bytes());
+        h[24..28].copy_from_slice(&self.slice_id.to_le_bytes());
+        h[28..32].copy_from_slice(&self.dk_generation.to_le_bytes());
+        h[32..40].copy_from_slice(&self.row_start.to_le_bytes());
+        h[40..44].copy_from_slice(&self.row_count.to_le_bytes());
+        h[44..56].copy_from_slice(&self.nonce);
+        h
+    }
+
+    pub fn decode(h: &[u8]) -> Result<Self, &'static str> {
+        if h.len() < HEADER_LEN {
+            return Err("block shorter than its header");
+        }
+        if &h[0..4] != BLOCK_MAGIC {
+            return Err("bad block magic");
+        }
+        if u16::from_le_bytes([h[4], h[5]]) != BLOCK_FORMAT_VERSION {
+            return Err("unsupported block format version");
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+        let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
+        Ok(Self {
+            column_type: h[6],
+            encoding: h[7],
+            block_id: u64_at(8),
+            table_id: u32_at(16),
+            column_id: u32_at(20),
+            slice_id: u32_at(24),
+            dk_generation: u32_at(28),
+            row_start: u64_at(32),
+            row_count: u32_at(40),
+            nonce: h[44..56].try_into().expect("12 bytes"),
+        })
+    }
+}
+
+/// Seals `payload` into `slot` (exactly one block long) under `key`.
+pub fn seal(slot: &mut [u8], header: &BlockHeader, payload: &[u8], key: &dyn AeadKey) -> Result<(), &'static str> {
+    let size = slot.len();
+    if payload.len() > capacity(size) {
+        return Err("payload larger than the block capacity");
+    }
+    let header_bytes = header.encode();
+    slot[..HEADER_LEN].copy_from_slice(&header_bytes);
+    let body_end = size - TAG_LEN;
+    slot[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    slot[HEADER_LEN + 4..HEADER_LEN + 4 + payload.len()].copy_from_slice(payload);
+    slot[HEADER_LEN + 4 + payload.len()..body_end].fill(0);
+    let (head, rest) = slot.split_at_mut(HEADER_LEN);
+    let (body, tag_out) = rest.split_at_mut(body_end - HEADER_LEN);
+    let tag = key
+        .seal_in_place(&header.nonce, head, body)
+        .map_err(|_| "sealing failed")?;
+    tag_out.copy_from_slice(&tag);
+    Ok(())
+}
+
+/// Authenticates and decrypts a sealed block in place; returns the payload range.
+pub fn open(slot: &mut [u8], key: &dyn AeadKey) -> Result<std::ops::Range<usize>, &'static str> {
+    let size = slot.len();
+    if size < HEADER_LEN + TAG_LEN + 4 {
+        return Err("block too short");
+    }
+    let header = BlockHeader::decode(slot)?;
+    let body_end = size - TAG_LEN;
+    let tag: [u8; TAG_LEN] = slot[body_end..].try_into().expect("16 bytes");
+    let (head, rest) = slot.split_at_mut(HEADER_LEN);
+    let body = &mut rest[..body_end - HEADER_LEN];
+    key.open_in_place(&header.nonce, head, body, &tag)
+        .map_err(|_| "tag mismatch: the block was modified or does not belong here")?;
+    let len = u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) as usize;
+    if len > capacity(size) {
+        return Err("payload length exceeds the block");
+    }
+    Ok(HEADER_LEN + 4..HEADER_LEN + 4 + len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealstore_keyring::aead::default_backend;
+
+    fn header() -> BlockHeader {
+        BlockHeader {
+            column_type: 3,
+            encoding: 0,
+            block_id: 42,
+            table_id: 1,
+            column_id: 2,
+            slice_id: 0,
+            dk_generation: 1,
+            row_start: 100,
+            row_count: 10,
+            nonce: [7; 12],
+        }
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_every_region_is_authenticated() {
+        let key = default_backend().key(&[1; 32]);
+        let mut slot = vec![0u8; MIN_BLOCK_SIZE];
+        seal(&mut slot, &header(), b"payload bytes", key.as_ref()).unwrap();
+        assert!(!slot.windows(7).any(|w| w == b"payload"));
+        let mut copy = slot.clone();
+        let range = open(&mut copy, key.as_ref()).unwrap();
+        assert_eq!(&copy[range], b"payload bytes");
+        let size = slot.len();
+        for offset in [
+            0,
+            8,
+            40,
+            44,
+            60,
+            HEADER_LEN,
+            HEADER_LEN + 2,
+            HEADER_LEN + 100,
+            size / 2,
+            size - TAG_LEN - 1,
+            size - 1,
+        ] {
+            let mut tampered = slot.clone();
+            tampered[offset] ^= 0x10;
+            assert!(open(&mut tampered, key.as_ref()).is_err(), "flip at {offset}");
+        }
+        let other = default_backend().key(&[2; 32]);
+        assert!(open(&mut slot.clone(), other.as_ref()).is_err());
+    }
+
+    #[test]
+    fn oversized_payload_is_refused() {
+        let key = default_backend().key(&[1; 32]);
+        let mut slot = vec![0u8; MIN_BLOCK_SIZE];
+        let big = vec![0u8; capacity(MIN_BLOCK_SIZE) + 1];
+        assert!(seal(&mut slot, &header(), &big, key.as_ref()).is_err());
+        let fits = vec![9u8; capacity(MIN_BLOCK_SIZE)];
+        seal(&mut slot, &header(), &fits, key.as_ref()).unwrap();
+        let range = open(&mut slot, key.as_ref()).unwrap();
+        assert_eq!(range.len(), fits.len());
+    }
+
+    #[test]
+    fn block_sizes() {
+        assert!(valid_block_size(1 << 16) && valid_block_size(1 << 20) && valid_block_size(1 << 24));
+        assert!(!valid_block_size(1 << 15) && !valid_block_size(1 << 25) && !valid_block_size(100_000));
+    }
+}

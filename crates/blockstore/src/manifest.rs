@@ -1,0 +1,256 @@
+//! The manifest (catalog) of one store: tables, schemas and every column's blocks with their
+//! zone maps, sealed under the database key so nothing in it leaks on disk.
+//!
+//! `manifest-<generation:020>.ssm`:
+//! ```text
+//! "SSMF" | version u16 | flags u16 | generation u64 | slice_id u32 | dk_generation u32
+//!        | nonce[12] | body_len u32 | AES-256-GCM(JSON body) | tag[16]
+//! ```
+//! The 40-byte header is bound as AAD (with the database name, by the keyring). `CURRENT` names
+//! the committed generation: `"SSCU" | generation u64 | crc32 u32`, replaced atomically.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sealstore_keyring::{DatabaseKeys, fsutil};
+use serde::{Deserialize, Serialize};
+
+use crate::types::ColumnType;
+use crate::zone::ZoneMap;
+use crate::{Error, Result};
+
+/// Current manifest format version.
+pub const MANIFEST_VERSION: u16 = 1;
+const MANIFEST_MAGIC: &[u8; 4] = b"SSMF";
+const CURRENT_MAGIC: &[u8; 4] = b"SSCU";
+const HEADER_LEN: usize = 40;
+const SEAL_LABEL: &str = "manifest";
+
+/// One block of a column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    pub block_id: u64,
+    pub slot: u64,
+    pub row_start: u64,
+    pub rows: u32,
+    /// False for the last, partly filled block of a column (rewritten by the next append).
+    pub full: bool,
+    /// Zone map of the whole block.
+    pub zone: ZoneMap,
+    /// Zone map of each page, in order (finer pruning than whole blocks).
+    pub pages: Vec<ZoneMap>,
+}
+
+/// One column and its blocks in row order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnMeta {
+    pub name: String,
+    pub ty: ColumnType,
+    pub blocks: Vec<BlockMeta>,
+}
+
+/// One table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableMeta {
+    pub id: u32,
+    pub name: String,
+    pub rows: u64,
+    pub columns: Vec<ColumnMeta>,
+}
+
+impl TableMeta {
+    /// The Arrow schema of the table.
+    pub fn schema(&self) -> arrow_schema::SchemaRef {
+        Arc::new(arrow_schema::Schema::new(
+            self.columns
+                .iter()
+                .map(|c| arrow_schema::Field::new(&c.name, c.ty.arrow(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Index of a column by name.
+    pub fn column_index(&self, name: &str) -> Result<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| Error::UnknownColumn {
+                table: self.name.clone(),
+                column: name.to_owned(),
+            })
+    }
+
+    /// Every block id of the table.
+    pub fn block_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.columns.iter().flat_map(|c| c.blocks.iter().map(|b| b.block_id))
+    }
+}
+
+/// The catalog at one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Manifest {
+    pub generation: u64,
+    pub next_table_id: u32,
+    pub tables: Vec<TableMeta>,
+}
+
+impl Manifest {
+    pub fn table(&self, name: &str) -> Result<&TableMeta> {
+        self.tables
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::UnknownTable(name.to_owned()))
+    }
+
+    pub fn table_mut(&mut self, name: &str) -> Result<&mut TableMeta> {
+        self.tables
+            .iter_mut()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::UnknownTable(name.to_owned()))
+    }
+
+    /// Every (block id, slot) referenced.
+    pub fn blocks(&self) -> impl Iterator<Item = &BlockMeta> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.columns.iter().flat_map(|c| c.blocks.iter()))
+    }
+}
+
+pub(crate) fn manifest_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("manifest-{generation:020}.ssm"))
+}
+
+fn header(generation: u64, slice_id: u32, dk_generation: u32, nonce: &[u8; 12], body_len: u32) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..4].copy_from_slice(MANIFEST_MAGIC);
+    h[4..6].copy_from_slice(&MANIFEST_VERSION.to_le_bytes());
+    h[8..16].copy_from_slice(&generation.to_le_bytes());
+    h[16..20].copy_from_slice(&slice_id.to_le_bytes());
+    h[20..24].copy_from_slice(&dk_generation.to_le_bytes());
+    h[24..36].copy_from_slice(nonce);
+    h[36..40].copy_from_slice(&body_len.to_le_bytes());
+    h
+}
+
+/// Seals and durably writes a manifest generation (not yet current).
+pub(crate) fn write(dir: &Path, manifest: &Manifest, slice_id: u32, keys: &DatabaseKeys) -> Result<()> {
+    let mut body = serde_json::to_vec(manifest).map_err(|e| Error::corrupt(dir, 0, e.to_string()))?;
+    // The nonce is chosen by the keyring; the header binds generation, slice and length as AAD,
+    // so the AAD excludes the nonce (it is checked by GCM itself).
+    let aad = header(
+        manifest.generation,
+        slice_id,
+        keys.dk_generation(),
+        &[0; 12],
+        body.len() as u32,
+    );
+    let (nonce, tag) = keys.seal_metadata(SEAL_LABEL, &aad, &mut body)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 16);
+    out.extend_from_slice(&header(
+        manifest.generation,
+        slice_id,
+        keys.dk_generation(),
+        &nonce,
+        body.len() as u32,
+    ));
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&tag);
+    fsutil::write_atomic(&manifest_path(dir, manifest.generation), &out, 0o600)?;
+    Ok(())
+}
+
+/// Reads, authenticates and parses one manifest generation.
+pub(crate) fn read(dir: &Path, generation: u64, slice_id: u32, keys: &DatabaseKeys) -> Result<Manifest> {
+    let path = manifest_path(dir, generation);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    if bytes.len() < HEADER_LEN + 16 || &bytes[..4] != MANIFEST_MAGIC {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            "not a sealstore manifest (bad magic or too short)",
+        ));
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != MANIFEST_VERSION {
+        return Err(Error::corrupt(
+            &path,
+            4,
+            format!("unsupported manifest version {version}"),
+        ));
+    }
+    let file_gen = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let file_slice = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+    let dk_gen = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let nonce: [u8; 12] = bytes[24..36].try_into().expect("12 bytes");
+    let body_len = u32::from_le_bytes(bytes[36..40].try_into().expect("4 bytes")) as usize;
+    if bytes.len() != HEADER_LEN + body_len + 16 {
+        return Err(Error::corrupt(&path, 36, "manifest length does not match its header"));
+    }
+    let aad = header(file_gen, file_slice, dk_gen, &[0; 12], body_len as u32);
+    let mut body = bytes[HEADER_LEN..HEADER_LEN + body_len].to_vec();
+    let tag: [u8; 16] = bytes[HEADER_LEN + body_len..].try_into().expect("16 bytes");
+    keys.open_metadata(SEAL_LABEL, &aad, &nonce, &mut body, &tag)
+        .map_err(|e| match e {
+            sealstore_keyring::Error::Authentication { .. } => Error::corrupt(
+                &path,
+                0,
+                "manifest failed authentication (tampered, corrupt, or sealed under another database key)",
+            ),
+            other => Error::Key(other),
+        })?;
+    if file_gen != generation || file_slice != slice_id {
+        return Err(Error::corrupt(
+            &path,
+            8,
+            format!(
+                "manifest is generation {file_gen} of slice {file_slice}, expected {generation} of slice {slice_id}"
+            ),
+        ));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&body).map_err(|e| Error::corrupt(&path, HEADER_LEN as u64, e.to_string()))?;
+    if manifest.generation != generation {
+        return Err(Error::corrupt(
+            &path,
+            HEADER_LEN as u64,
+            "manifest body generation differs",
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Reads `CURRENT`.
+pub(crate) fn read_current(dir: &Path) -> Result<u64> {
+    let path = dir.join("CURRENT");
+    let b = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    if b.len() != 16 || &b[..4] != CURRENT_MAGIC || crc32fast::hash(&b[..12]).to_le_bytes() != b[12..16] {
+        return Err(Error::corrupt(&path, 0, "CURRENT pointer is damaged"));
+    }
+    Ok(u64::from_le_bytes(b[4..12].try_into().expect("8 bytes")))
+}
+
+/// Atomically points `CURRENT` at `generation`.
+pub(crate) fn write_current(dir: &Path, generation: u64) -> Result<()> {
+    let mut b = Vec::with_capacity(16);
+    b.extend_from_slice(CURRENT_MAGIC);
+    b.extend_from_slice(&generation.to_le_bytes());
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    fsutil::write_atomic(&dir.join("CURRENT"), &b, 0o600)?;
+    Ok(())
+}
+
+/// Deletes manifest files older than `keep_from`.
+pub(crate) fn remove_older(dir: &Path, keep_from: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if let Some(g) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("manifest-")?.strip_suffix(".ssm")?.parse::<u64>().ok())
+            && g < keep_from
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

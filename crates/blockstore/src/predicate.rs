@@ -1,0 +1,552 @@
+//! Scan predicates: pruning by zone map, exact row filtering with Arrow kernels, and a parser for
+//! the textual form `col OP literal [AND …]`, `col BETWEEN a AND b`, `col IS [NOT] NULL`.
+use std::cmp::Ordering;
+
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Datum, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_buffer::BooleanBuffer;
+
+use crate::types::ColumnType;
+use crate::zone::{Scalar, ZoneMap};
+use crate::{Error, Result};
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    fn symbol(&self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
+/// One conjunct of a filter. A scan keeps rows for which every predicate is true (SQL semantics:
+/// a comparison with NULL is not true).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    Compare { column: String, op: CmpOp, value: Scalar },
+    Between { column: String, low: Scalar, high: Scalar },
+    IsNull(String),
+    IsNotNull(String),
+}
+
+impl std::fmt::Display for Predicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Predicate::Compare { column, op, value } => write!(f, "{column} {} {value}", op.symbol()),
+            Predicate::Between { column, low, high } => write!(f, "{column} BETWEEN {low} AND {high}"),
+            Predicate::IsNull(c) => write!(f, "{c} IS NULL"),
+            Predicate::IsNotNull(c) => write!(f, "{c} IS NOT NULL"),
+        }
+    }
+}
+
+impl Predicate {
+    /// `column op value`.
+    pub fn compare(column: &str, op: CmpOp, value: Scalar) -> Self {
+        Predicate::Compare {
+            column: column.to_owned(),
+            op,
+            value,
+        }
+    }
+
+    /// `column BETWEEN low AND high` (inclusive).
+    pub fn between(column: &str, low: Scalar, high: Scalar) -> Self {
+        Predicate::Between {
+            column: column.to_owned(),
+            low,
+            high,
+        }
+    }
+
+    /// The column the predicate reads.
+    pub fn column(&self) -> &str {
+        match self {
+            Predicate::Compare { column, .. } | Predicate::Between { column, .. } => column,
+            Predicate::IsNull(c) | Predicate::IsNotNull(c) => c,
+        }
+    }
+
+    /// False only if no row of a block with this zone map can satisfy the predicate.
+    pub fn may_match(&self, zone: &ZoneMap) -> bool {
+        let has_values = !zone.all_null();
+        let ge = |bound: &Option<Scalar>, v: &Scalar, allow_eq: bool| match bound.as_ref().and_then(|b| b.compare(v)) {
+            Some(Ordering::Greater) => true,
+            Some(Ordering::Equal) => allow_eq,
+            Some(Ordering::Less) => false,
+            None => true,
+        };
+        let le = |bound: &Option<Scalar>, v: &Scalar, allow_eq: bool| match bound.as_ref().and_then(|b| b.compare(v)) {
+            Some(Ordering::Less) => true,
+            Some(Ordering::Equal) => allow_eq,
+            Some(Ordering::Greater) => false,
+            None => true,
+        };
+        match self {
+            Predicate::IsNull(_) => zone.nulls > 0,
+            Predicate::IsNotNull(_) => has_values,
+            _ if !has_values => false,
+            Predicate::Compare { op, value, .. } => match op {
+                CmpOp::Eq => le(&zone.min, value, true) && ge(&zone.max, value, true),
+                CmpOp::Ne => !(zone.min.as_ref() == Some(value) && zone.max.as_ref() == Some(value)),
+                CmpOp::Lt => le(&zone.min, value, false),
+                CmpOp::Le => le(&zone.min, value, true),
+                CmpOp::Gt => ge(&zone.max, value, false),
+                CmpOp::Ge => ge(&zone.max, value, true),
+            },
+            Predicate::Between { low, high, .. } => ge(&zone.max, low, true) && le(&zone.min, high, true),
+        }
+    }
+
+    /// Checks that the literal fits the column's type.
+    pub fn check(&self, ty: ColumnType) -> Result<()> {
+        let fits = |v: &Scalar| {
+            matches!(
+                (ty, v),
+                (ColumnType::Boolean, Scalar::Bool(_))
+                    | (
+                        ColumnType::Int32 | ColumnType::Int64 | ColumnType::Date32 | ColumnType::TimestampMicros,
+                        Scalar::Int(_)
+                    )
+                    | (ColumnType::Float64, Scalar::Float(_))
+                    | (ColumnType::Utf8 | ColumnType::Binary, Scalar::Bytes(_))
+            )
+        };
+        let ok = match self {
+            Predicate::Compare { value, .. } => fits(value),
+            Predicate::Between { low, high, .. } => fits(low) && fits(high),
+            _ => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidPredicate(format!(
+                "`{self}`: literal does not match column type {}",
+                ty.name()
+            )))
+        }
+    }
+
+    /// Evaluates the predicate on `array`; NULL results count as false.
+    pub fn evaluate(&self, array: &ArrayRef, ty: ColumnType) -> Result<BooleanBuffer> {
+        use arrow_ord::cmp;
+        let definite = |m: BooleanArray| match m.nulls() {
+            Some(n) => m.values() & n.inner(),
+            None => m.values().clone(),
+        };
+        Ok(match self {
+            Predicate::IsNull(_) => match array.logical_nulls() {
+                Some(n) => !n.inner(),
+                None => BooleanBuffer::new_unset(array.len()),
+            },
+            Predicate::IsNotNull(_) => match array.logical_nulls() {
+                Some(n) => n.inner().clone(),
+                None => BooleanBuffer::new_set(array.len()),
+            },
+            Predicate::Compare { op, value, .. } => {
+                let lit = literal(ty, value)?;
+                let lit = lit.as_ref();
+                definite(match op {
+                    CmpOp::Eq => cmp::eq(array, lit)?,
+                    CmpOp::Ne => cmp::neq(array, lit)?,
+                    CmpOp::Lt => cmp::lt(array, lit)?,
+                    CmpOp::Le => cmp::lt_eq(array, lit)?,
+                    CmpOp::Gt => cmp::gt(array, lit)?,
+                    CmpOp::Ge => cmp::gt_eq(array, lit)?,
+                })
+            }
+            Predicate::Between { low, high, .. } => {
+                let lo = literal(ty, low)?;
+                let hi = literal(ty, high)?;
+                &definite(cmp::gt_eq(array, lo.as_ref())?) & &definite(cmp::lt_eq(array, hi.as_ref())?)
+            }
+        })
+    }
+}
+
+/// A one-element Arrow scalar of the column's type.
+fn literal(ty: ColumnType, v: &Scalar) -> Result<Box<dyn Datum>> {
+    let bad = || Error::InvalidPredicate(format!("literal {v} does not match column type {}", ty.name()));
+    Ok(match (ty, v) {
+        (ColumnType::Int32, Scalar::Int(i)) => Box::new(Int32Array::new_scalar(i32::try_from(*i).map_err(|_| bad())?)),
+        (ColumnType::Date32, Scalar::Int(i)) => {
+            Box::new(Date32Array::new_scalar(i32::try_from(*i).map_err(|_| bad())?))
+        }
+        (ColumnType::Int64, Scalar::Int(i)) => Box::new(Int64Array::new_scalar(*i)),
+        (ColumnType::TimestampMicros, Scalar::Int(i)) => Box::new(TimestampMicrosecondArray::new_scalar(*i)),
+        (ColumnType::Float64, Scalar::Float(f)) => Box::new(Float64Array::new_scalar(*f)),
+        (ColumnType::Boolean, Scalar::Bool(b)) => Box::new(BooleanArray::new_scalar(*b)),
+        (ColumnType::Utf8, Scalar::Bytes(b)) => Box::new(StringArray::new_scalar(
+            String::from_utf8(b.clone()).map_err(|_| bad())?,
+        )),
+        (ColumnType::Binary, Scalar::Bytes(b)) => Box::new(BinaryArray::new_scalar(b.clone())),
+        _ => return Err(bad()),
+    })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DD` into days since the epoch.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let mut it = s.trim().splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    let days_in_month = [
+        31,
+        if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+            29
+        } else {
+            28
+        },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month[m as usize - 1] {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
+/// Parses `YYYY-MM-DD[ T]HH:MM:SS[.ffffff]` (UTC) into microseconds since the epoch.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = s.split_once([' ', 'T']).unwrap_or((s, "00:00:00"));
+    let days = parse_date(date)?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut parts = hms.splitn(3, ':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let mi: i64 = parts.next()?.parse().ok()?;
+    let sec: i64 = parts.next().unwrap_or("0").parse().ok()?;
+    if h > 23 || mi > 59 || sec > 60 || frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let micros: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().ok()?
+    };
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000) + micros)
+}
+
+/// Parses a literal for a column of type `ty`. Strings may be single- or double-quoted.
+pub fn parse_literal(ty: ColumnType, text: &str) -> Result<Scalar> {
+    let t = text.trim();
+    let unquoted = unquote(t);
+    let bad = |what: &str| Error::InvalidPredicate(format!("`{t}` is not {what}"));
+    Ok(match ty {
+        ColumnType::Boolean => match unquoted.to_ascii_lowercase().as_str() {
+            "true" | "t" | "1" => Scalar::Bool(true),
+            "false" | "f" | "0" => Scalar::Bool(false),
+            _ => return Err(bad("a boolean")),
+        },
+        ColumnType::Int32 => Scalar::Int(i64::from(unquoted.parse::<i32>().map_err(|_| bad("a 32-bit integer"))?)),
+        ColumnType::Int64 => Scalar::Int(unquoted.parse::<i64>().map_err(|_| bad("a 64-bit integer"))?),
+        ColumnType::Float64 => Scalar::Float(unquoted.parse::<f64>().map_err(|_| bad("a number"))?),
+        ColumnType::Utf8 => Scalar::Bytes(unquoted.as_bytes().to_vec()),
+        ColumnType::Binary => Scalar::Bytes(match unquoted.strip_prefix("0x") {
+            Some(hex) => decode_hex(hex).ok_or_else(|| bad("hex bytes"))?,
+            None => unquoted.as_bytes().to_vec(),
+        }),
+        ColumnType::Date32 => Scalar::Int(parse_date(unquoted).ok_or_else(|| bad("a date (YYYY-MM-DD)"))?),
+        ColumnType::TimestampMicros => Scalar::Int(
+            parse_timestamp(unquoted)
+                .or_else(|| unquoted.parse().ok())
+                .ok_or_else(|| bad("a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff])"))?,
+        ),
+    })
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn unquote(t: &str) -> &str {
+    for q in ['\'', '"'] {
+        if t.len() >= 2 && t.starts_with(q) && t.ends_with(q) {
+            return &t[1..t.len() - 1];
+        }
+    }
+    t
+}
+
+/// Splits on the keyword `AND` outside quotes (case-insensitive).
+fn split_and(expr: &str) -> Vec<String> {
+    let mut tokens: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for ch in expr.chars() {
+        match quote {
+            Some(q) => {
+                cur.push(ch);
+                if ch == q {
+                    quote = None;
+                }
+            }
+            None if ch == '\'' || ch == '"' => {
+                quote = Some(ch);
+                cur.push(ch);
+            }
+            None if ch.is_whitespace() => {
+                if !cur.is_empty() {
+                    tokens.push(std::mem::take(&mut cur));
+                }
+            }
+            None => cur.push(ch),
+        }
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    // Re-join tokens into conjuncts; the AND right after BETWEEN x belongs to BETWEEN.
+    let mut parts = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut between_pending = false;
+    for tok in tokens {
+        let upper = tok.to_ascii_uppercase();
+        if upper == "AND" && !between_pending {
+            parts.push(current.join(" "));
+            current.clear();
+            continue;
+        }
+        if upper == "AND" {
+            between_pending = false;
+        } else if upper == "BETWEEN" {
+            between_pending = true;
+        }
+        current.push(tok);
+    }
+    parts.push(current.join(" "));
+    parts
+}
+
+/// Parses a filter expression against a table's columns: conjunctions of `col OP literal`
+/// (`= != <> < <= > >=`), `col BETWEEN a AND b`, `col IS NULL`, `col IS NOT NULL`.
+pub fn parse_filter(expr: &str, columns: &[(String, ColumnType)]) -> Result<Vec<Predicate>> {
+    if expr.len() > 64 * 1024 {
+        return Err(Error::InvalidPredicate("expression longer than 64 KiB".into()));
+    }
+    let mut out = Vec::new();
+    for part in split_and(expr) {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(Error::InvalidPredicate(format!("empty condition in `{expr}`")));
+        }
+        out.push(parse_condition(part, columns)?);
+    }
+    Ok(out)
+}
+
+fn parse_condition(part: &str, columns: &[(String, ColumnType)]) -> Result<Predicate> {
+    let err = |why: &str| Error::InvalidPredicate(format!("`{part}`: {why}"));
+    let name_end = part
+        .find(|c: char| c.is_whitespace() || "=!<>".contains(c))
+        .unwrap_or(part.len());
+    let column = &part[..name_end];
+    if column.is_empty() {
+        return Err(err("expected a column name"));
+    }
+    let ty = columns
+        .iter()
+        .find(|(n, _)| n == column)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| err(&format!("unknown column `{column}`")))?;
+    let rest = part[name_end..].trim_start();
+    let upper = rest.to_ascii_uppercase();
+    if upper == "IS NULL" {
+        return Ok(Predicate::IsNull(column.to_owned()));
+    }
+    if upper == "IS NOT NULL" {
+        return Ok(Predicate::IsNotNull(column.to_owned()));
+    }
+    if upper.starts_with("BETWEEN ") {
+        let body = &rest[8..];
+        let tokens: Vec<&str> = body.split_whitespace().collect();
+        let and = tokens
+            .iter()
+            .position(|t| t.eq_ignore_ascii_case("AND"))
+            .ok_or_else(|| err("BETWEEN needs AND"))?;
+        let low = tokens[..and].join(" ");
+        let high = tokens[and + 1..].join(" ");
+        if low.is_empty() || high.is_empty() {
+            return Err(err("BETWEEN needs two values"));
+        }
+        return Ok(Predicate::between(
+            column,
+            parse_literal(ty, &low)?,
+            parse_literal(ty, &high)?,
+        ));
+    }
+    let ops = [
+        ("<=", CmpOp::Le),
+        (">=", CmpOp::Ge),
+        ("!=", CmpOp::Ne),
+        ("<>", CmpOp::Ne),
+        ("=", CmpOp::Eq),
+        ("<", CmpOp::Lt),
+        (">", CmpOp::Gt),
+    ];
+    for (sym, op) in ops {
+        if let Some(lit) = rest.strip_prefix(sym) {
+            let lit = lit.trim();
+            if lit.is_empty() {
+                return Err(err("missing value after the operator"));
+            }
+            return Ok(Predicate::compare(column, op, parse_literal(ty, lit)?));
+        }
+    }
+    Err(err(
+        "expected an operator (= != < <= > >=), BETWEEN, IS NULL or IS NOT NULL",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn cols() -> Vec<(String, ColumnType)> {
+        vec![
+            ("id".into(), ColumnType::Int64),
+            ("name".into(), ColumnType::Utf8),
+            ("day".into(), ColumnType::Date32),
+            ("price".into(), ColumnType::Float64),
+        ]
+    }
+
+    #[test]
+    fn parses_every_form() {
+        let p = parse_filter("id >= 5 AND name = 'a b AND c' AND day BETWEEN 1995-01-01 AND '1995-12-31' AND price IS NOT NULL AND id != 7", &cols()).unwrap();
+        assert_eq!(p.len(), 5);
+        assert_eq!(p[0], Predicate::compare("id", CmpOp::Ge, Scalar::Int(5)));
+        assert_eq!(
+            p[1],
+            Predicate::compare("name", CmpOp::Eq, Scalar::Bytes(b"a b AND c".to_vec()))
+        );
+        assert_eq!(p[2], Predicate::between("day", Scalar::Int(9131), Scalar::Int(9495)));
+        assert_eq!(p[3], Predicate::IsNotNull("price".into()));
+        assert_eq!(p[4], Predicate::compare("id", CmpOp::Ne, Scalar::Int(7)));
+        assert_eq!(
+            parse_filter("id<3", &cols()).unwrap()[0],
+            Predicate::compare("id", CmpOp::Lt, Scalar::Int(3))
+        );
+        assert_eq!(
+            parse_filter("name is null", &cols()).unwrap()[0],
+            Predicate::IsNull("name".into())
+        );
+    }
+
+    #[test]
+    fn rejects_bad_expressions_with_clear_errors() {
+        for bad in [
+            "",
+            "nope = 1",
+            "id = x",
+            "id ~ 3",
+            "id BETWEEN 1",
+            "day = 1995-13-01",
+            "id =",
+            "AND",
+            "id = 1 AND",
+        ] {
+            let err = parse_filter(bad, &cols()).unwrap_err();
+            assert!(matches!(err, Error::InvalidPredicate(_)), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn dates_and_timestamps() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2000-03-01"), Some(11_017));
+        assert_eq!(parse_date("2023-02-29"), None);
+        assert_eq!(parse_timestamp("1970-01-02 00:00:01.5"), Some(86_401_500_000));
+    }
+
+    #[test]
+    fn zone_pruning_is_conservative() {
+        let z = ZoneMap {
+            rows: 10,
+            nulls: 2,
+            min: Some(Scalar::Int(10)),
+            max: Some(Scalar::Int(20)),
+        };
+        let t = |op, v| Predicate::compare("c", op, Scalar::Int(v)).may_match(&z);
+        assert!(t(CmpOp::Eq, 10) && t(CmpOp::Eq, 20) && !t(CmpOp::Eq, 9) && !t(CmpOp::Eq, 21));
+        assert!(t(CmpOp::Lt, 11) && !t(CmpOp::Lt, 10) && t(CmpOp::Le, 10));
+        assert!(t(CmpOp::Gt, 19) && !t(CmpOp::Gt, 20) && t(CmpOp::Ge, 20));
+        assert!(t(CmpOp::Ne, 15));
+        let same = ZoneMap {
+            rows: 3,
+            nulls: 0,
+            min: Some(Scalar::Int(4)),
+            max: Some(Scalar::Int(4)),
+        };
+        assert!(!Predicate::compare("c", CmpOp::Ne, Scalar::Int(4)).may_match(&same));
+        assert!(Predicate::IsNull("c".into()).may_match(&z) && !Predicate::IsNull("c".into()).may_match(&same));
+        assert!(Predicate::between("c", Scalar::Int(0), Scalar::Int(10)).may_match(&z));
+        assert!(!Predicate::between("c", Scalar::Int(21), Scalar::Int(30)).may_match(&z));
+        let unbounded = ZoneMap {
+            rows: 1,
+            nulls: 0,
+            min: Some(Scalar::Bytes(b"a".to_vec())),
+            max: None,
+        };
+        assert!(Predicate::compare("c", CmpOp::Gt, Scalar::Bytes(b"zzz".to_vec())).may_match(&unbounded));
+    }
+
+    #[test]
+    fn evaluation_treats_null_as_false() {
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None, Some(3)]));
+        let m = Predicate::compare("c", CmpOp::Ne, Scalar::Int(1))
+            .evaluate(&a, ColumnType::Int64)
+            .unwrap();
+        assert_eq!(m.iter().collect::<Vec<_>>(), vec![false, false, true]);
+        let m = Predicate::IsNull("c".into()).evaluate(&a, ColumnType::Int64).unwrap();
+        assert_eq!(m.iter().collect::<Vec<_>>(), vec![false, true, false]);
+        let m = Predicate::between("c", Scalar::Int(1), Scalar::Int(2))
+            .evaluate(&a, ColumnType::Int64)
+            .unwrap();
+        assert_eq!(m.iter().collect::<Vec<_>>(), vec![true, false, false]);
+    }
+}

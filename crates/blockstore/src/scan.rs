@@ -1,0 +1,365 @@
+//! Scans: projection, predicates, zone-map pruning before any read, exact filtering after.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow_buffer::BooleanBuffer;
+use arrow_schema::{Schema, SchemaRef};
+use serde::Serialize;
+
+use crate::manifest::{Manifest, TableMeta};
+use crate::predicate::Predicate;
+use crate::store::{Shared, Store};
+use crate::{Error, Result};
+
+/// Counters a scan fills in (shareable across the scans of several slices).
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    /// Blocks of the columns the scan needs.
+    pub blocks_total: AtomicU64,
+    /// Blocks read, authenticated and decrypted.
+    pub blocks_read: AtomicU64,
+    /// Rows returned.
+    pub rows_out: AtomicU64,
+    /// Bytes of block slots read.
+    pub bytes_read: AtomicU64,
+}
+
+/// A plain snapshot of [`ScanStats`].
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ScanCounts {
+    pub blocks_total: u64,
+    pub blocks_read: u64,
+    pub rows_out: u64,
+    pub bytes_read: u64,
+}
+
+impl ScanStats {
+    /// Current values.
+    pub fn counts(&self) -> ScanCounts {
+        ScanCounts {
+            blocks_total: self.blocks_total.load(Ordering::Relaxed),
+            blocks_read: self.blocks_read.load(Ordering::Relaxed),
+            rows_out: self.rows_out.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Builds a scan of one table.
+#[derive(Debug)]
+pub struct ScanBuilder<'a> {
+    store: &'a Store,
+    table: String,
+    columns: Option<Vec<String>>,
+    predicates: Vec<Predicate>,
+    stats: Arc<ScanStats>,
+}
+
+impl Store {
+    /// Starts a scan of `table`.
+    pub fn scan(&self, table: &str) -> ScanBuilder<'_> {
+        ScanBuilder {
+            store: self,
+            table: table.to_owned(),
+            columns: None,
+            predicates: Vec::new(),
+            stats: Arc::default(),
+        }
+    }
+}
+
+impl<'a> ScanBuilder<'a> {
+    /// Returns only these columns, in this order.
+    pub fn columns<S: AsRef<str>>(mut self, cols: &[S]) -> Self {
+        self.columns = Some(cols.iter().map(|c| c.as_ref().to_owned()).collect());
+        self
+    }
+
+    /// Keeps rows where `predicate` holds (conjunction with the others).
+    pub fn filter(mut self, predicate: Predicate) -> Self {
+        self.predicates.push(predicate);
+        self
+    }
+
+    /// Adds several predicates.
+    pub fn filters(mut self, predicates: impl IntoIterator<Item = Predicate>) -> Self {
+        self.predicates.extend(predicates);
+        self
+    }
+
+    /// Counts into `stats`.
+    pub fn stats(mut self, stats: Arc<ScanStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Plans the scan: checks columns and predicates, prunes by zone map.
+    pub fn run(self) -> Result<ScanIter> {
+        let manifest = self.store.manifest();
+        let table_idx = manifest
+            .tables
+            .iter()
+            .position(|t| t.name == self.table)
+            .ok_or_else(|| Error::UnknownTable(self.table.clone()))?;
+        let t = &manifest.tables[table_idx];
+        let out_cols: Vec<usize> = match &self.columns {
+            Some(cols) => cols.iter().map(|c| t.column_index(c)).collect::<Result<_>>()?,
+            None => (0..t.columns.len()).collect(),
+        };
+        let mut preds = Vec::new();
+        for p in self.predicates {
+            let ci = t.column_index(p.column())?;
+            p.check(t.columns[ci].ty)?;
+            preds.push((p, ci));
+        }
+        let mut needed: Vec<usize> = out_cols.clone();
+        for (_, ci) in &preds {
+            if !needed.contains(ci) {
+                needed.push(*ci);
+            }
+        }
+        if needed.is_empty() {
+            needed.push(0);
+        }
+        let mut ranges = vec![(0, t.rows)];
+        for (p, ci) in &preds {
+            let mut matching: Vec<(u64, u64)> = Vec::new();
+            for b in t.columns[*ci].blocks.iter().filter(|b| p.may_match(&b.zone)) {
+                let mut s = b.row_start;
+                for page in &b.pages {
+                    let e = s + page.rows;
+                    if p.may_match(page) {
+                        match matching.last_mut() {
+                            Some(last) if last.1 == s => last.1 = e,
+                            _ => matching.push((s, e)),
+                        }
+                    }
+                    s = e;
+                }
+            }
+            ranges = intersect(&ranges, &matching);
+        }
+        let total: u64 = needed.iter().map(|&c| t.columns[c].blocks.len() as u64).sum();
+        self.stats.blocks_total.fetch_add(total, Ordering::Relaxed);
+        let fields: Vec<_> = out_cols.iter().map(|&c| t.schema().field(c).clone()).collect();
+        Ok(ScanIter {
+            shared: self.store.shared.clone(),
+            schema: Arc::new(Schema::new(fields)),
+            cursors: needed.iter().map(|_| Cursor::default()).collect(),
+            out_cols: out_cols
+                .iter()
+                .map(|c| needed.iter().position(|n| n == c).expect("needed"))
+                .collect(),
+            preds: preds
+                .into_iter()
+                .map(|(p, c)| (p, needed.iter().position(|n| *n == c).expect("needed")))
+                .collect(),
+            needed,
+            manifest,
+            table_idx,
+            ranges,
+            range_idx: 0,
+            pos: 0,
+            buf: Vec::new(),
+            stats: self.stats,
+            failed: false,
+        })
+    }
+}
+
+/// Sorted, disjoint range intersection.
+fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let s = a[i].0.max(b[j].0);
+        let e = a[i].1.min(b[j].1);
+        if s < e {
+            out.push((s, e));
+        }
+        if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Cursor {
+    block: Option<usize>,
+    /// (first row, array) of each page of the loaded block.
+    pages: Vec<(u64, ArrayRef)>,
+}
+
+/// An iterator of record batches; each item is one slice of rows within one page of every
+/// needed column.
+pub struct ScanIter {
+    shared: Arc<Shared>,
+    manifest: Arc<Manifest>,
+    table_idx: usize,
+    schema: SchemaRef,
+    needed: Vec<usize>,
+    out_cols: Vec<usize>,
+    preds: Vec<(Predicate, usize)>,
+    ranges: Vec<(u64, u64)>,
+    range_idx: usize,
+    pos: u64,
+    cursors: Vec<Cursor>,
+    buf: Vec<u8>,
+    stats: Arc<ScanStats>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for ScanIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanIter")
+            .field("schema", &self.schema)
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl ScanIter {
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table(&self) -> &TableMeta {
+        &self.manifest.tables[self.table_idx]
+    }
+
+    /// Ensures cursor `k` holds the page containing row `pos`; returns (array, page start).
+    fn page_at(&mut self, k: usize, pos: u64) -> Result<(ArrayRef, u64)> {
+        let col = self.needed[k];
+        let manifest = self.manifest.clone();
+        let t = &manifest.tables[self.table_idx];
+        let blocks = &t.columns[col].blocks;
+        let bi = blocks.partition_point(|b| b.row_start + u64::from(b.rows) <= pos);
+        let meta = blocks.get(bi).ok_or_else(|| Error::Decode {
+            table: t.name.clone(),
+            column: t.columns[col].name.clone(),
+            block_id: 0,
+            reason: format!("no block covers row {pos}"),
+        })?;
+        if self.cursors[k].block != Some(bi) {
+            let arrays = self.shared.read_block(t, col, meta, &mut self.buf)?;
+            self.stats.blocks_read.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .bytes_read
+                .fetch_add(self.shared.block_size as u64, Ordering::Relaxed);
+            let mut start = meta.row_start;
+            let mut pages = Vec::with_capacity(arrays.len());
+            for a in arrays {
+                let n = a.len() as u64;
+                pages.push((start, a));
+                start += n;
+            }
+            if start != meta.row_start + u64::from(meta.rows) {
+                return Err(Error::Decode {
+                    table: t.name.clone(),
+                    column: t.columns[col].name.clone(),
+                    block_id: meta.block_id,
+                    reason: "pages do not add up to the block's rows".into(),
+                });
+            }
+            self.cursors[k] = Cursor { block: Some(bi), pages };
+        }
+        let pages = &self.cursors[k].pages;
+        let pi = pages.partition_point(|(s, a)| s + a.len() as u64 <= pos);
+        let (s, a) = &pages[pi];
+        Ok((a.clone(), *s))
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            let Some(&(start, end)) = self.ranges.get(self.range_idx) else {
+                return Ok(None);
+            };
+            if self.pos < start {
+                self.pos = start;
+            }
+            if self.pos >= end {
+                self.range_idx += 1;
+                continue;
+            }
+            let pos = self.pos;
+            let mut chunk_end = end;
+            let mut pages = Vec::with_capacity(self.needed.len());
+            for k in 0..self.needed.len() {
+                let (a, s) = self.page_at(k, pos)?;
+                chunk_end = chunk_end.min(s + a.len() as u64);
+                pages.push((a, s));
+            }
+            let len = (chunk_end - pos) as usize;
+            let arrays: Vec<ArrayRef> = pages.iter().map(|(a, s)| a.slice((pos - s) as usize, len)).collect();
+            self.pos = chunk_end;
+            let mut mask: Option<BooleanBuffer> = None;
+            for (p, k) in &self.preds {
+                let ty = self.table().columns[self.needed[*k]].ty;
+                let m = p.evaluate(&arrays[*k], ty)?;
+                mask = Some(match mask {
+                    Some(prev) => &prev & &m,
+                    None => m,
+                });
+            }
+            let mut out: Vec<ArrayRef> = self.out_cols.iter().map(|&k| arrays[k].clone()).collect();
+            let mut rows = len;
+            if let Some(mask) = mask {
+                let selected = mask.count_set_bits();
+                if selected == 0 {
+                    continue;
+                }
+                if selected < len {
+                    let filter = BooleanArray::new(mask, None);
+                    out = out
+                        .iter()
+                        .map(|a| arrow_select::filter::filter(a.as_ref(), &filter))
+                        .collect::<Result<_, _>>()?;
+                    rows = selected;
+                }
+            }
+            self.stats.rows_out.fetch_add(rows as u64, Ordering::Relaxed);
+            let options = RecordBatchOptions::new().with_row_count(Some(rows));
+            return Ok(Some(RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                out,
+                &options,
+            )?));
+        }
+    }
+}
+
+impl Iterator for ScanIter {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_batch() {
+            Ok(Some(b)) => Some(Ok(b)),
+            Ok(None) => {
+                let _ = self.shared.keys.flush_audit();
+                None
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::intersect;
+
+    #[test]
+    fn range_intersection() {
+        assert_eq!(intersect(&[(0, 10), (20, 30)], &[(5, 25)]), vec![(5, 10), (20, 25)]);
+        assert_eq!(intersect(&[(0, 10)], &[]), vec![]);
+        assert_eq!(
+            intersect(&[(0, 100)], &[(0, 5), (7, 9), (99, 120)]),
+            vec![(0, 5), (7, 9), (99, 100)]
+        );
+    }
+}

@@ -1,0 +1,836 @@
+//! One slice's store: tables, transactions and the commit protocol.
+//!
+//! Commit order (DESIGN §3): blocks → fdatasync segments → DEK-table append + fdatasync →
+//! manifest generation N+1 (temp, fsync, rename, fsync dir) → atomic switch of `CURRENT`.
+//! A crash before the switch leaves generation N whole; slots and DEKs that only the unfinished
+//! commit used are unreferenced and reclaimed on open.
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::Schema;
+use parking_lot::RwLock;
+use sealstore_keyring::aead::{AeadBackend, default_backend};
+use sealstore_keyring::{DatabaseKeys, fsutil};
+use serde::Serialize;
+
+use crate::block::{self, BlockHeader};
+use crate::manifest::{self, BlockMeta, ColumnMeta, Manifest, TableMeta};
+use crate::segment::Segments;
+use crate::types::ColumnType;
+use crate::writer::{BlockOut, ColumnWriter, split_pages};
+use crate::{Error, Result};
+
+/// Store layout file: `"SSST" | version u16 | 0 u16 | block_size u32 | slice_id u32 |
+/// slots_per_segment u32 | crc32 u32`.
+const STORE_FILE: &str = "STORE";
+const STORE_MAGIC: &[u8; 4] = b"SSST";
+/// Current store layout version.
+pub const STORE_VERSION: u16 = 1;
+/// Bytes of segment file per segment (slots per segment = this / block size).
+const SEGMENT_BYTES: usize = 64 << 20;
+
+/// How to create a store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Bytes per block: a power of two from 64 KiB to 16 MiB.
+    pub block_size: usize,
+    /// The slice this store is (bound into every block header).
+    pub slice_id: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            block_size: block::DEFAULT_BLOCK_SIZE,
+            slice_id: 0,
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Open this manifest generation instead of the one `CURRENT` names (the cluster passes the
+    /// generation its own commit record holds).
+    pub generation: Option<u64>,
+    /// Remove DEKs no manifest references (only when this store owns its DEK table alone).
+    pub reclaim_keys: bool,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommitInfo {
+    pub generation: u64,
+    pub rows: u64,
+    pub blocks_written: u64,
+}
+
+/// One block that failed verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyFailure {
+    pub table: String,
+    pub column: String,
+    pub block_id: u64,
+    pub path: PathBuf,
+    pub offset: u64,
+    pub error: String,
+}
+
+/// Per-table numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStats {
+    pub name: String,
+    pub rows: u64,
+    pub columns: usize,
+    pub blocks: u64,
+}
+
+/// Storage numbers of a store.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStats {
+    pub generation: u64,
+    pub block_size: usize,
+    pub slots_total: u64,
+    pub slots_used: u64,
+    pub segments: usize,
+    pub bytes_on_disk: u64,
+    pub tables: Vec<TableStats>,
+}
+
+/// What readers share: files, keys, layout.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub block_size: usize,
+    pub slice_id: u32,
+    pub keys: Arc<DatabaseKeys>,
+    pub segments: Segments,
+    pub backend: &'static dyn AeadBackend,
+}
+
+impl Shared {
+    /// Reads, checks and decrypts one block into `buf`; returns the payload range.
+    pub fn open_block(
+        &self,
+        table: &TableMeta,
+        column: usize,
+        meta: &BlockMeta,
+        buf: &mut Vec<u8>,
+    ) -> Result<Range<usize>> {
+        buf.resize(self.block_size, 0);
+        let (path, offset) = self.segments.location(meta.slot);
+        let col = &table.columns[column];
+        let fail = |reason: String| Error::BlockAuthentication {
+            table: table.name.clone(),
+            column: col.name.clone(),
+            block_id: meta.block_id,
+            path: path.clone(),
+            offset,
+            reason,
+        };
+        self.segments.read_slot(meta.slot, buf)?;
+        let header = BlockHeader::decode(buf).map_err(|r| fail(r.to_owned()))?;
+        let expected = (
+            meta.block_id,
+            table.id,
+            column as u32,
+            self.slice_id,
+            meta.row_start,
+            meta.rows,
+            col.ty.code(),
+        );
+        let found = (
+            header.block_id,
+            header.table_id,
+            header.column_id,
+            header.slice_id,
+            header.row_start,
+            header.row_count,
+            header.column_type,
+        );
+        if expected != found {
+            return Err(fail(format!(
+                "header does not match the manifest (block moved, swapped or replayed): found block {} of table {} column {} slice {} rows {}+{}",
+                header.block_id, header.table_id, header.column_id, header.slice_id, header.row_start, header.row_count
+            )));
+        }
+        let dek = self.keys.data_key(meta.block_id).map_err(|e| fail(e.to_string()))?;
+        let key = self.backend.key(dek.expose_secret());
+        drop(dek);
+        block::open(buf, key.as_ref()).map_err(|r| fail(r.to_owned()))
+    }
+
+    fn decode_error(table: &TableMeta, column: usize, meta: &BlockMeta, e: crate::encoding::DecodeError) -> Error {
+        Error::Decode {
+            table: table.name.clone(),
+            column: table.columns[column].name.clone(),
+            block_id: meta.block_id,
+            reason: e.0.to_owned(),
+        }
+    }
+
+    /// Decodes a block into its pages' arrays.
+    pub fn read_block(
+        &self,
+        table: &TableMeta,
+        column: usize,
+        meta: &BlockMeta,
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<arrow_array::ArrayRef>> {
+        let range = self.open_block(table, column, meta, buf)?;
+        crate::writer::decode_block(table.columns[column].ty, &buf[range])
+            .map_err(|e| Self::decode_error(table, column, meta, e))
+    }
+}
+
+/// The block store of one slice of one database.
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) manifest: RwLock<Arc<Manifest>>,
+    /// Slots referenced by the committed manifest.
+    in_use: Vec<bool>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .field("generation", &self.manifest.read().generation)
+            .finish()
+    }
+}
+
+fn write_store_file(dir: &Path, block_size: usize, slice_id: u32, spp: u32) -> Result<()> {
+    let mut b = Vec::with_capacity(24);
+    b.extend_from_slice(STORE_MAGIC);
+    b.extend_from_slice(&STORE_VERSION.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&(block_size as u32).to_le_bytes());
+    b.extend_from_slice(&slice_id.to_le_bytes());
+    b.extend_from_slice(&spp.to_le_bytes());
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    fsutil::write_new(&dir.join(STORE_FILE), &b, 0o600).map_err(|e| match e {
+        sealstore_keyring::Error::AlreadyExists { path } => Error::corrupt(path, 0, "a store already exists here"),
+        other => Error::Key(other),
+    })
+}
+
+fn read_store_file(dir: &Path) -> Result<(usize, u32, u64)> {
+    let path = dir.join(STORE_FILE);
+    let b = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    if b.len() != 24 || &b[..4] != STORE_MAGIC || crc32fast::hash(&b[..20]).to_le_bytes() != b[20..24] {
+        return Err(Error::corrupt(&path, 0, "store layout file is damaged"));
+    }
+    let version = u16::from_le_bytes([b[4], b[5]]);
+    if version != STORE_VERSION {
+        return Err(Error::corrupt(&path, 4, format!("unsupported store version {version}")));
+    }
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+    let block_size = u32_at(8) as usize;
+    if !block::valid_block_size(block_size as u64) || u32_at(16) == 0 {
+        return Err(Error::corrupt(&path, 8, "invalid block size or segment size"));
+    }
+    Ok((block_size, u32_at(12), u64::from(u32_at(16))))
+}
+
+impl Store {
+    /// Creates an empty store in `dir` (which must not hold one).
+    pub fn create(dir: &Path, keys: Arc<DatabaseKeys>, options: StoreOptions) -> Result<Self> {
+        if !block::valid_block_size(options.block_size as u64) {
+            return Err(Error::InvalidBlockSize(options.block_size as u64));
+        }
+        fsutil::create_dir_durable(dir)?;
+        let spp = (SEGMENT_BYTES / options.block_size).max(1) as u32;
+        write_store_file(dir, options.block_size, options.slice_id, spp)?;
+        let m = Manifest {
+            generation: 1,
+            next_table_id: 1,
+            tables: Vec::new(),
+        };
+        manifest::write(dir, &m, options.slice_id, &keys)?;
+        manifest::write_current(dir, 1)?;
+        Self::open(dir, keys, OpenOptions::default())
+    }
+
+    /// Opens a store at its committed generation (or the one given).
+    pub fn open(dir: &Path, keys: Arc<DatabaseKeys>, options: OpenOptions) -> Result<Self> {
+        let (block_size, slice_id, spp) = read_store_file(dir)?;
+        let current = manifest::read_current(dir);
+        let generation = match options.generation {
+            Some(g) => g,
+            None => current
+                .as_ref()
+                .copied()
+                .map_err(|e| Error::corrupt(dir.join("CURRENT"), 0, e.to_string()))?,
+        };
+        let m = manifest::read(dir, generation, slice_id, &keys)?;
+        if options.generation.is_some() && current.ok() != Some(generation) {
+            manifest::write_current(dir, generation)?;
+        }
+        let segments = Segments::open(dir, block_size, spp)?;
+        let max_slot = m.blocks().map(|b| b.slot + 1).max().unwrap_or(0);
+        let mut in_use = vec![false; segments.slot_count().max(max_slot) as usize];
+        for b in m.blocks() {
+            in_use[b.slot as usize] = true;
+        }
+        if options.reclaim_keys {
+            let referenced: std::collections::HashSet<u64> = m.blocks().map(|b| b.block_id).collect();
+            let stale: Vec<u64> = keys
+                .block_ids()
+                .into_iter()
+                .filter(|id| !referenced.contains(id))
+                .collect();
+            keys.remove(&stale)?;
+        }
+        let shared = Shared {
+            dir: dir.to_owned(),
+            block_size,
+            slice_id,
+            keys,
+            segments,
+            backend: default_backend(),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+            manifest: RwLock::new(Arc::new(m)),
+            in_use,
+        })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Bytes per block.
+    pub fn block_size(&self) -> usize {
+        self.shared.block_size
+    }
+
+    /// The database keys this store seals under.
+    pub fn keys(&self) -> &Arc<DatabaseKeys> {
+        &self.shared.keys
+    }
+
+    /// A snapshot of the committed manifest.
+    pub fn manifest(&self) -> Arc<Manifest> {
+        self.manifest.read().clone()
+    }
+
+    /// Committed generation.
+    pub fn generation(&self) -> u64 {
+        self.manifest.read().generation
+    }
+
+    /// Table names.
+    pub fn tables(&self) -> Vec<String> {
+        self.manifest.read().tables.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// A table's schema.
+    pub fn schema(&self, table: &str) -> Result<arrow_schema::SchemaRef> {
+        Ok(self.manifest.read().table(table)?.schema())
+    }
+
+    /// Rows in a table.
+    pub fn row_count(&self, table: &str) -> Result<u64> {
+        Ok(self.manifest.read().table(table)?.rows)
+    }
+
+    /// Starts a transaction; nothing is visible until it commits.
+    pub fn begin(&mut self) -> Transaction<'_> {
+        let manifest = (**self.manifest.read()).clone();
+        Transaction {
+            store: self,
+            manifest,
+            writers: HashMap::new(),
+            allocated: Vec::new(),
+            cursor: 0,
+            freed: Vec::new(),
+            dropped: Vec::new(),
+            seal_buf: Vec::new(),
+            finished: false,
+            rows: 0,
+        }
+    }
+
+    /// Creates a table (one commit).
+    pub fn create_table(&mut self, name: &str, schema: &Schema) -> Result<CommitInfo> {
+        let mut t = self.begin();
+        t.create_table(name, schema)?;
+        t.commit()
+    }
+
+    /// Drops a table and crypto-shreds its blocks' DEKs (one commit).
+    pub fn drop_table(&mut self, name: &str) -> Result<CommitInfo> {
+        let mut t = self.begin();
+        t.drop_table(name)?;
+        t.commit()
+    }
+
+    /// Appends one batch as one commit.
+    pub fn append(&mut self, table: &str, batch: &RecordBatch) -> Result<CommitInfo> {
+        self.append_all(table, std::iter::once(batch.clone()))
+    }
+
+    /// Appends all batches as one atomic commit.
+    pub fn append_all(&mut self, table: &str, batches: impl IntoIterator<Item = RecordBatch>) -> Result<CommitInfo> {
+        let mut t = self.begin();
+        for b in batches {
+            t.append(table, &b)?;
+        }
+        t.commit()
+    }
+
+    /// Seals the new manifest of a prepared commit (durable, not yet current).
+    pub fn write_prepared(&self, prepared: &Prepared) -> Result<()> {
+        manifest::write(
+            &self.shared.dir,
+            &prepared.manifest,
+            self.shared.slice_id,
+            &self.shared.keys,
+        )
+    }
+
+    /// Switches `CURRENT` to a written, prepared commit and releases what it replaced.
+    pub fn publish(&mut self, prepared: Prepared) -> Result<CommitInfo> {
+        let generation = prepared.manifest.generation;
+        manifest::write_current(&self.shared.dir, generation)?;
+        self.install(prepared)
+    }
+
+    /// Makes a prepared commit visible in memory after the caller's own commit point (the
+    /// cluster's commit record); `CURRENT` is updated too.
+    fn install(&mut self, prepared: Prepared) -> Result<CommitInfo> {
+        let generation = prepared.manifest.generation;
+        let max_slot = prepared.allocated.iter().map(|s| s + 1).max().unwrap_or(0) as usize;
+        if self.in_use.len() < max_slot {
+            self.in_use.resize(max_slot, false);
+        }
+        for s in &prepared.allocated {
+            self.in_use[*s as usize] = true;
+        }
+        for (_, s) in prepared.freed.iter().chain(prepared.dropped.iter()) {
+            self.in_use[*s as usize] = false;
+        }
+        *self.manifest.write() = Arc::new(prepared.manifest);
+        manifest::remove_older(&self.shared.dir, generation.saturating_sub(1));
+        let freed: Vec<u64> = prepared.freed.iter().map(|(id, _)| *id).collect();
+        self.shared.keys.remove(&freed)?;
+        if !prepared.dropped.is_empty() {
+            let dropped: Vec<u64> = prepared.dropped.iter().map(|(id, _)| *id).collect();
+            self.shared.keys.shred(&dropped)?;
+        }
+        Ok(CommitInfo {
+            generation,
+            rows: prepared.rows,
+            blocks_written: prepared.allocated.len() as u64,
+        })
+    }
+
+    /// Authenticates and decodes every block; returns every failure found.
+    pub fn verify(&self) -> Vec<VerifyFailure> {
+        let m = self.manifest();
+        let mut failures = Vec::new();
+        let mut buf = Vec::new();
+        for t in &m.tables {
+            for (ci, c) in t.columns.iter().enumerate() {
+                for b in &c.blocks {
+                    if let Err(e) = self.shared.read_block(t, ci, b, &mut buf) {
+                        let (path, offset) = self.shared.segments.location(b.slot);
+                        failures.push(VerifyFailure {
+                            table: t.name.clone(),
+                            column: c.name.clone(),
+                            block_id: b.block_id,
+                            path,
+                            offset,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        failures
+    }
+
+    /// Storage numbers.
+    pub fn stats(&self) -> StoreStats {
+        let m = self.manifest();
+        let bytes_on_disk = self
+            .shared
+            .segments
+            .paths()
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|md| {
+                use std::os::unix::fs::MetadataExt;
+                md.blocks() * 512
+            })
+            .sum();
+        StoreStats {
+            generation: m.generation,
+            block_size: self.shared.block_size,
+            slots_total: self.shared.segments.slot_count(),
+            slots_used: m.blocks().count() as u64,
+            segments: self.shared.segments.segment_count(),
+            bytes_on_disk,
+            tables: m
+                .tables
+                .iter()
+                .map(|t| TableStats {
+                    name: t.name.clone(),
+                    rows: t.rows,
+                    columns: t.columns.len(),
+                    blocks: t.columns.iter().map(|c| c.blocks.len() as u64).sum(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Paths of this store's segment files.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.shared.segments.paths()
+    }
+
+    /// File and offset of a slot (for tests and tools).
+    pub fn slot_location(&self, slot: u64) -> (PathBuf, u64) {
+        self.shared.segments.location(slot)
+    }
+}
+
+/// A commit that wrote its blocks but is not yet visible (see [`Transaction::prepare`]).
+#[derive(Debug)]
+pub struct Prepared {
+    manifest: Manifest,
+    allocated: Vec<u64>,
+    freed: Vec<(u64, u64)>,
+    dropped: Vec<(u64, u64)>,
+    rows: u64,
+}
+
+impl Prepared {
+    /// The generation this commit creates.
+    pub fn generation(&self) -> u64 {
+        self.manifest.generation
+    }
+}
+
+/// Validates an Arrow schema for a new table.
+pub fn table_columns(schema: &Schema) -> Result<Vec<ColumnMeta>> {
+    if schema.fields().is_empty() {
+        return Err(Error::InvalidSchema("a table needs at least one column".into()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name().is_empty() || !seen.insert(f.name().clone()) {
+                return Err(Error::InvalidSchema(format!(
+                    "column names must be unique and non-empty: `{}`",
+                    f.name()
+                )));
+            }
+            let ty = ColumnType::from_arrow(f.data_type()).ok_or_else(|| Error::UnsupportedType {
+                column: f.name().clone(),
+                data_type: f.data_type().to_string(),
+            })?;
+            Ok(ColumnMeta {
+                name: f.name().clone(),
+                ty,
+                blocks: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// Table names: 1–128 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
+pub fn validate_table_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSchema(format!(
+            "invalid table name {name:?}: use 1-128 of [A-Za-z0-9_.-]"
+        )))
+    }
+}
+
+/// A set of changes committed atomically.
+pub struct Transaction<'s> {
+    store: &'s mut Store,
+    manifest: Manifest,
+    writers: HashMap<String, Vec<ColumnWriter>>,
+    allocated: Vec<u64>,
+    cursor: u64,
+    freed: Vec<(u64, u64)>,
+    dropped: Vec<(u64, u64)>,
+    seal_buf: Vec<u8>,
+    finished: bool,
+    rows: u64,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("generation", &self.manifest.generation)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl Transaction<'_> {
+    /// Adds a table.
+    pub fn create_table(&mut self, name: &str, schema: &Schema) -> Result<()> {
+        validate_table_name(name)?;
+        if self.manifest.tables.iter().any(|t| t.name == name) {
+            return Err(Error::TableExists(name.to_owned()));
+        }
+        let columns = table_columns(schema)?;
+        let id = self.manifest.next_table_id;
+        self.manifest.next_table_id += 1;
+        self.manifest.tables.push(TableMeta {
+            id,
+            name: name.to_owned(),
+            rows: 0,
+            columns,
+        });
+        Ok(())
+    }
+
+    /// Removes a table; its DEKs are shredded when the commit is published.
+    pub fn drop_table(&mut self, name: &str) -> Result<()> {
+        let idx = self
+            .manifest
+            .tables
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| Error::UnknownTable(name.to_owned()))?;
+        self.writers.remove(name);
+        let t = self.manifest.tables.remove(idx);
+        let committed: std::collections::HashSet<u64> =
+            self.store.manifest.read().blocks().map(|b| b.block_id).collect();
+        for c in &t.columns {
+            for b in &c.blocks {
+                if committed.contains(&b.block_id) {
+                    self.dropped.push((b.block_id, b.slot));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a batch whose schema matches the table's (names and types, in order).
+    pub fn append(&mut self, table: &str, batch: &RecordBatch) -> Result<()> {
+        let t = self.manifest.table(table)?;
+        check_batch(t, batch)?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if !self.writers.contains_key(table) {
+            let writers = self.open_writers(table)?;
+            self.writers.insert(table.to_owned(), writers);
+        }
+        let writers = self.writers.get_mut(table).expect("inserted above");
+        for (w, col) in writers.iter_mut().zip(batch.columns()) {
+            w.push(col.clone())?;
+        }
+        self.manifest.table_mut(table)?.rows += batch.num_rows() as u64;
+        self.rows += batch.num_rows() as u64;
+        self.seal_ready(table)
+    }
+
+    /// Column writers for a table; each column's partial last block is taken over
+    /// copy-on-write (its pages reused, its slot and DEK freed when this commit publishes).
+    fn open_writers(&mut self, table: &str) -> Result<Vec<ColumnWriter>> {
+        let capacity = block::capacity(self.store.shared.block_size);
+        let t = self.manifest.table(table)?.clone();
+        let mut writers = Vec::with_capacity(t.columns.len());
+        let mut buf = Vec::new();
+        for (ci, c) in t.columns.iter().enumerate() {
+            let mut w = ColumnWriter::new(c.ty, capacity, t.rows, &t.name, &c.name);
+            if let Some(last) = c.blocks.last().filter(|b| !b.full) {
+                let range = self.store.shared.open_block(&t, ci, last, &mut buf)?;
+                let pages: Vec<Vec<u8>> = split_pages(&buf[range])
+                    .map_err(|e| Shared::decode_error(&t, ci, last, e))?
+                    .into_iter()
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                let encoding = pages
+                    .first()
+                    .and_then(|p| p.get(4))
+                    .and_then(|&e| crate::encoding::Encoding::from_u8(e).ok())
+                    .unwrap_or(crate::encoding::Encoding::Plain);
+                w.seed(
+                    pages,
+                    last.pages.clone(),
+                    last.row_start,
+                    u64::from(last.rows),
+                    last.zone.clone(),
+                    encoding,
+                );
+                self.freed.push((last.block_id, last.slot));
+                self.manifest.table_mut(table)?.columns[ci].blocks.pop();
+            }
+            writers.push(w);
+        }
+        Ok(writers)
+    }
+
+    fn alloc_slot(&mut self) -> Result<u64> {
+        let segments = &self.store.shared.segments;
+        loop {
+            let slot = self.cursor;
+            self.cursor += 1;
+            if slot >= segments.slot_count() {
+                segments.grow()?;
+            }
+            if !self.store.in_use.get(slot as usize).copied().unwrap_or(false) {
+                self.allocated.push(slot);
+                return Ok(slot);
+            }
+        }
+    }
+
+    /// Seals and writes the blocks the table's writers finished.
+    fn seal_ready(&mut self, table: &str) -> Result<()> {
+        let ready: Vec<(usize, BlockOut)> = self
+            .writers
+            .get_mut(table)
+            .map(|ws| {
+                ws.iter_mut()
+                    .enumerate()
+                    .flat_map(|(ci, w)| w.ready.drain(..).map(move |b| (ci, b)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (ci, out) in ready {
+            self.write_block(table, ci, out)?;
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self, table: &str, column: usize, out: BlockOut) -> Result<()> {
+        let shared = self.store.shared.clone();
+        let (table_id, ty) = {
+            let t = self.manifest.table(table)?;
+            (t.id, t.columns[column].ty)
+        };
+        let (block_id, dek) = shared.keys.generate(1)?.pop().expect("one key");
+        let slot = self.alloc_slot()?;
+        let mut nonce = [0u8; 12];
+        sealstore_keyring::fill_random(&mut nonce)?;
+        let header = BlockHeader {
+            column_type: ty.code(),
+            encoding: out.encoding as u8,
+            block_id,
+            table_id,
+            column_id: column as u32,
+            slice_id: shared.slice_id,
+            dk_generation: shared.keys.dk_generation(),
+            row_start: out.row_start,
+            row_count: out.rows as u32,
+            nonce,
+        };
+        self.seal_buf.resize(shared.block_size, 0);
+        let key = shared.backend.key(dek.expose_secret());
+        drop(dek);
+        block::seal(&mut self.seal_buf, &header, &out.payload, key.as_ref())
+            .map_err(|r| Error::corrupt(&shared.dir, 0, format!("sealing block {block_id}: {r}")))?;
+        shared.segments.write_slot(slot, &self.seal_buf)?;
+        self.manifest.table_mut(table)?.columns[column].blocks.push(BlockMeta {
+            block_id,
+            slot,
+            row_start: out.row_start,
+            rows: out.rows as u32,
+            full: out.full,
+            zone: out.zone,
+            pages: out.pages,
+        });
+        Ok(())
+    }
+
+    fn prepare_inner(&mut self) -> Result<Prepared> {
+        let tables: Vec<String> = self.writers.keys().cloned().collect();
+        for table in tables {
+            for w in self.writers.get_mut(&table).expect("listed").iter_mut() {
+                w.finish()?;
+            }
+            self.seal_ready(&table)?;
+        }
+        self.store.shared.segments.sync(self.allocated.iter().copied())?;
+        self.manifest.generation = self.store.generation() + 1;
+        Ok(Prepared {
+            manifest: std::mem::take(&mut self.manifest),
+            allocated: std::mem::take(&mut self.allocated),
+            freed: std::mem::take(&mut self.freed),
+            dropped: std::mem::take(&mut self.dropped),
+            rows: self.rows,
+        })
+    }
+
+    /// Finishes every writer and makes the blocks durable; their DEKs stay staged in the
+    /// keyring. The caller then commits the DEK table, writes the manifest
+    /// ([`Store::write_prepared`]) and publishes ([`Store::publish`]) — the cluster does this
+    /// across slices.
+    pub fn prepare(mut self) -> Result<Prepared> {
+        let prepared = self.prepare_inner()?;
+        self.finished = true;
+        Ok(prepared)
+    }
+
+    /// Commits: blocks → DEK table → manifest → `CURRENT`.
+    pub fn commit(mut self) -> Result<CommitInfo> {
+        let prepared = self.prepare_inner()?;
+        self.store.shared.keys.commit()?;
+        self.finished = true;
+        self.store.write_prepared(&prepared)?;
+        self.store.publish(prepared)
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.store.shared.keys.discard_pending();
+        }
+    }
+}
+
+fn check_batch(t: &TableMeta, batch: &RecordBatch) -> Result<()> {
+    let mismatch = |reason: String| Error::SchemaMismatch {
+        table: t.name.clone(),
+        reason,
+    };
+    if batch.num_columns() != t.columns.len() {
+        return Err(mismatch(format!(
+            "{} columns given, the table has {}",
+            batch.num_columns(),
+            t.columns.len()
+        )));
+    }
+    for (field, col) in batch.schema().fields().iter().zip(&t.columns) {
+        if field.name() != &col.name {
+            return Err(mismatch(format!(
+                "column `{}` where `{}` was expected",
+                field.name(),
+                col.name
+            )));
+        }
+        if field.data_type() != &col.ty.arrow() {
+            return Err(mismatch(format!(
+                "column `{}` is {}, the table stores {}",
+                col.name,
+                field.data_type(),
+                col.ty.arrow()
+            )));
+        }
+    }
+    Ok(())
+}

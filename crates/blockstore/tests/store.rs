@@ -1,0 +1,302 @@
+mod common;
+
+use std::sync::Arc;
+
+use arrow_array::*;
+use arrow_schema::{DataType, Field, Schema};
+use common::*;
+use sealstore_blockstore::{CmpOp, Error, Predicate, Scalar, ScanStats, block};
+
+const SMALL: usize = block::MIN_BLOCK_SIZE;
+
+#[test]
+fn append_scan_reopen_round_trip_for_every_type() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    store.create_table("t", &all_types_schema()).unwrap();
+    let batch = all_types_batch(0, 30_000);
+    store.append("t", &batch).unwrap();
+    assert_eq!(collect(&store, "t"), batch);
+    drop(store);
+    let store = env.reopen();
+    assert_eq!(store.row_count("t").unwrap(), 30_000);
+    assert_eq!(collect(&store, "t"), batch);
+    assert!(store.verify().is_empty());
+}
+
+#[test]
+fn many_small_appends_keep_one_partial_block_per_column() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    store.create_table("t", &all_types_schema()).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..40 {
+        let b = all_types_batch(i * 50, 50);
+        store.append("t", &b).unwrap();
+        expected.push(b);
+    }
+    let m = store.manifest();
+    let t = m.table("t").unwrap();
+    for c in &t.columns {
+        assert_eq!(c.blocks.iter().filter(|b| !b.full).count(), 1, "column {}", c.name);
+        assert_eq!(c.blocks.len(), 1, "2000 small rows fit one block: column {}", c.name);
+    }
+    // Slots of replaced partial blocks were freed: 8 columns → 8 slots in use.
+    assert_eq!(store.stats().slots_used, 8);
+    assert_eq!(store.keys().len(), 8, "DEKs of replaced blocks were removed");
+    let all = arrow_select::concat::concat_batches(&Arc::new(all_types_schema()), &expected).unwrap();
+    assert_eq!(collect(&store, "t"), all);
+    drop(store);
+    assert_eq!(collect(&env.reopen(), "t"), all);
+}
+
+#[test]
+fn append_all_is_one_commit_and_schema_mismatch_changes_nothing() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    store.create_table("t", &all_types_schema()).unwrap();
+    let info = store
+        .append_all("t", (0..5).map(|i| all_types_batch(i * 1000, 1000)))
+        .unwrap();
+    assert_eq!(info.rows, 5000);
+    let generation = store.generation();
+    let wrong = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)])),
+        vec![Arc::new(StringArray::from(vec!["x"]))],
+    )
+    .unwrap();
+    assert!(matches!(store.append("t", &wrong), Err(Error::SchemaMismatch { .. })));
+    let mut txn = store.begin();
+    txn.append("t", &all_types_batch(5000, 10)).unwrap();
+    assert!(txn.append("t", &wrong).is_err());
+    drop(txn);
+    assert_eq!(store.generation(), generation);
+    assert_eq!(store.row_count("t").unwrap(), 5000);
+    assert!(store.verify().is_empty());
+}
+
+#[test]
+fn unsupported_types_and_bad_names_are_refused() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    let s = Schema::new(vec![Field::new("x", DataType::Float32, true)]);
+    let err = store.create_table("t", &s).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedType { .. }), "{err}");
+    assert!(err.to_string().contains("Float32"));
+    assert!(store.create_table("../evil", &all_types_schema()).is_err());
+    assert!(store.create_table("t", &Schema::empty()).is_err());
+    store.create_table("t", &all_types_schema()).unwrap();
+    assert!(matches!(
+        store.create_table("t", &all_types_schema()),
+        Err(Error::TableExists(_))
+    ));
+}
+
+fn model_filter(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> Vec<i64> {
+    let ids = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    (0..batch.num_rows())
+        .filter(|&i| keep(i))
+        .map(|i| ids.value(i))
+        .collect()
+}
+
+fn scanned_ids(store: &sealstore_blockstore::Store, preds: Vec<Predicate>) -> Vec<i64> {
+    store
+        .scan("t")
+        .columns(&["id"])
+        .filters(preds)
+        .run()
+        .unwrap()
+        .flat_map(|b| {
+            b.unwrap()
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn predicates_match_a_row_by_row_model() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    store.create_table("t", &all_types_schema()).unwrap();
+    let batch = all_types_batch(0, 20_000);
+    store.append("t", &batch).unwrap();
+    let small = batch.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
+    let name = batch.column(4).as_any().downcast_ref::<StringArray>().unwrap();
+    let price = batch.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
+    let int = |v| Scalar::Int(v);
+    for (op, f) in [
+        (CmpOp::Eq, (|a: i32, b: i32| a == b) as fn(i32, i32) -> bool),
+        (CmpOp::Ne, |a, b| a != b),
+        (CmpOp::Lt, |a, b| a < b),
+        (CmpOp::Le, |a, b| a <= b),
+        (CmpOp::Gt, |a, b| a > b),
+        (CmpOp::Ge, |a, b| a >= b),
+    ] {
+        let got = scanned_ids(&store, vec![Predicate::compare("small", op, int(20))]);
+        let want = model_filter(&batch, |i| small.is_valid(i) && f(small.value(i), 20));
+        assert_eq!(got, want, "{op:?}");
+    }
+    let got = scanned_ids(
+        &store,
+        vec![
+            Predicate::between("id", int(100), int(5000)),
+            Predicate::IsNull("name".into()),
+        ],
+    );
+    assert_eq!(
+        got,
+        model_filter(&batch, |i| (100..=5000).contains(&(i as i64)) && name.is_null(i))
+    );
+    let got = scanned_ids(
+        &store,
+        vec![
+            Predicate::IsNotNull("price".into()),
+            Predicate::compare("price", CmpOp::Gt, Scalar::Float(9.5)),
+        ],
+    );
+    assert_eq!(got, model_filter(&batch, |i| price.is_valid(i) && price.value(i) > 9.5));
+    let got = scanned_ids(
+        &store,
+        vec![Predicate::compare(
+            "name",
+            CmpOp::Eq,
+            Scalar::Bytes(b"name-42".to_vec()),
+        )],
+    );
+    assert_eq!(
+        got,
+        model_filter(&batch, |i| name.is_valid(i) && name.value(i) == "name-42")
+    );
+    let bad = store
+        .scan("t")
+        .filter(Predicate::compare("name", CmpOp::Eq, Scalar::Int(1)))
+        .run();
+    assert!(matches!(bad, Err(Error::InvalidPredicate(_))));
+    assert!(matches!(
+        store.scan("t").columns(&["nope"]).run(),
+        Err(Error::UnknownColumn { .. })
+    ));
+}
+
+#[test]
+fn zone_maps_prune_blocks_before_reading() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    let schema = Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("v", DataType::Float64, false),
+    ]);
+    store.create_table("t", &schema).unwrap();
+    let n = 400_000i64;
+    // Random-looking values so blocks hold fewer rows than a compressible key would.
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(Float64Array::from_iter_values((0..n).map(|i| {
+                f64::from_bits(0x3FF0_0000_0000_0000 | (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 12)
+            }))),
+        ],
+    )
+    .unwrap();
+    store.append("t", &batch).unwrap();
+    let stats = Arc::new(ScanStats::default());
+    let rows: usize = store
+        .scan("t")
+        .filter(Predicate::between("k", Scalar::Int(200_000), Scalar::Int(200_999)))
+        .stats(stats.clone())
+        .run()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows, 1000);
+    let c = stats.counts();
+    assert!(c.blocks_total > 40, "{c:?}");
+    // One 64K-row page of `k` matches; `v` holds ~8K rows per 64 KiB block.
+    assert!(
+        c.blocks_read <= 10,
+        "read {} of {} blocks",
+        c.blocks_read,
+        c.blocks_total
+    );
+    let none = Arc::new(ScanStats::default());
+    let count = store
+        .scan("t")
+        .filter(Predicate::compare("k", CmpOp::Gt, Scalar::Int(n)))
+        .stats(none.clone())
+        .run()
+        .unwrap()
+        .count();
+    assert_eq!((count, none.counts().blocks_read), (0, 0));
+}
+
+#[test]
+fn drop_table_shreds_its_keys_and_frees_slots() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    store.create_table("a", &all_types_schema()).unwrap();
+    store.create_table("b", &all_types_schema()).unwrap();
+    store.append("a", &all_types_batch(0, 5000)).unwrap();
+    store.append("b", &all_types_batch(0, 5000)).unwrap();
+    let a_blocks: Vec<u64> = store.manifest().table("a").unwrap().block_ids().collect();
+    let used_before = store.stats().slots_used;
+    store.drop_table("a").unwrap();
+    for id in &a_blocks {
+        assert!(store.keys().data_key(*id).is_err());
+    }
+    assert!(store.stats().slots_used < used_before);
+    assert!(matches!(store.scan("a").run(), Err(Error::UnknownTable(_))));
+    let slots_total = store.stats().slots_total;
+    store.create_table("c", &all_types_schema()).unwrap();
+    store.append("c", &all_types_batch(0, 5000)).unwrap();
+    assert_eq!(store.stats().slots_total, slots_total, "freed slots are reused");
+    assert_eq!(collect(&store, "b"), all_types_batch(0, 5000));
+}
+
+#[test]
+fn no_plaintext_marker_reaches_any_file() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    let schema = Schema::new(vec![Field::new("s", DataType::Utf8, true)]);
+    store.create_table("secret_table_marker_free", &schema).unwrap();
+    let marker = "PLAINTEXT-MARKER-7c1e";
+    let values: Vec<String> = (0..5000).map(|i| format!("{marker}-{i}")).collect();
+    let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(StringArray::from(values))]).unwrap();
+    store.append("secret_table_marker_free", &batch).unwrap();
+    for f in files_under(env.dir.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "marker found in {}",
+            f.display()
+        );
+        assert!(
+            !bytes.windows(24).any(|w| w == b"secret_table_marker_free"),
+            "table name in {}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn invalid_block_size_is_refused() {
+    let env = Env::new();
+    for bad in [1000usize, 32 << 10, 32 << 20] {
+        let err = sealstore_blockstore::Store::create(
+            &env.data(),
+            env.keys(),
+            sealstore_blockstore::StoreOptions {
+                block_size: bad,
+                slice_id: 0,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidBlockSize(_)));
+    }
+}
