@@ -263,7 +263,8 @@ fn decimal_scale(vals: &[f64]) -> Option<(u8, Vec<i64>)> {
         let mut ints = Vec::with_capacity(vals.len());
         for &v in vals {
             let i = (v * scale).round();
-            if !(i.abs() < EXACT_INT_LIMIT) || (i / scale).to_bits() != v.to_bits() {
+            // Check the exact computation the decoder will do (this also rejects -0.0 and NaN).
+            if !(i.abs() < EXACT_INT_LIMIT) || ((i as i64) as f64 / scale).to_bits() != v.to_bits() {
                 continue 'scale;
             }
             ints.push(i as i64);

@@ -1,0 +1,148 @@
+//! `sealstore.json` in the data directory: layout, key-store path and provider settings.
+//! Never a secret: a passphrase is named by the environment variable that holds it.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sealstore_keyring::provider::LocalKeyFile;
+use sealstore_keyring::{MasterKeyProvider, fsutil};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Name of the configuration file in the data directory.
+pub const CONFIG_FILE: &str = "sealstore.json";
+/// Current configuration format.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Where the master key lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ProviderConfig {
+    /// A local key file (mode 0600), optionally passphrase-protected.
+    LocalKeyFile {
+        path: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passphrase_env: Option<String>,
+    },
+}
+
+impl ProviderConfig {
+    /// Opens the provider (creating a local key file when `create` and it is absent).
+    pub fn open(&self, create: bool) -> Result<Arc<dyn MasterKeyProvider>> {
+        match self {
+            ProviderConfig::LocalKeyFile { path, passphrase_env } => {
+                let passphrase = match passphrase_env {
+                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                        Error::InvalidOption(format!("the passphrase environment variable {var} is not set"))
+                    })?),
+                    None => None,
+                };
+                let p = passphrase.as_deref();
+                let provider = if create {
+                    LocalKeyFile::open_or_create(path, p)?
+                } else {
+                    LocalKeyFile::open(path, p)?
+                };
+                Ok(Arc::new(provider))
+            }
+        }
+    }
+
+    /// A one-line description (no secrets).
+    pub fn describe(&self) -> String {
+        match self {
+            ProviderConfig::LocalKeyFile {
+                path,
+                passphrase_env: None,
+            } => format!("local key file {}", path.display()),
+            ProviderConfig::LocalKeyFile {
+                path,
+                passphrase_env: Some(v),
+            } => {
+                format!("local key file {} (passphrase from ${v})", path.display())
+            }
+        }
+    }
+}
+
+/// The cluster's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    pub format: u32,
+    pub cluster_id: String,
+    pub keystore: PathBuf,
+    pub provider: ProviderConfig,
+    pub nodes: u32,
+    pub slices_per_node: u32,
+    /// One directory per node (default `<data>/node-<n>`).
+    pub node_dirs: Vec<PathBuf>,
+    pub block_size: usize,
+}
+
+impl ClusterConfig {
+    /// Reads `sealstore.json` from `data_dir`.
+    pub fn load(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join(CONFIG_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotACluster {
+                    path: data_dir.to_owned(),
+                });
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let config: ClusterConfig = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if config.format != CONFIG_VERSION {
+            return Err(Error::Config {
+                path,
+                reason: format!("unsupported format {}", config.format),
+            });
+        }
+        config.validate().map_err(|e| Error::Config {
+            path,
+            reason: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks the layout numbers.
+    pub fn validate(&self) -> Result<()> {
+        if self.nodes == 0 || self.nodes > 1024 || self.slices_per_node == 0 || self.slices_per_node > 1024 {
+            return Err(Error::InvalidOption(
+                "nodes and slices per node must be between 1 and 1024".into(),
+            ));
+        }
+        if self.node_dirs.len() != self.nodes as usize {
+            return Err(Error::InvalidOption("one node directory per node is required".into()));
+        }
+        if !sealstore_blockstore::block::valid_block_size(self.block_size as u64) {
+            return Err(Error::InvalidOption(format!(
+                "block size {} is not a power of two between 64 KiB and 16 MiB",
+                self.block_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes `sealstore.json` durably.
+    pub fn save(&self, data_dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::InvalidOption(e.to_string()))?;
+        fsutil::write_atomic(&data_dir.join(CONFIG_FILE), &json, 0o644)?;
+        Ok(())
+    }
+
+    /// Total slices.
+    pub fn slice_count(&self) -> usize {
+        (self.nodes * self.slices_per_node) as usize
+    }
+
+    /// Directory of one database's store on one slice.
+    pub fn slice_dir(&self, slice: usize, database: &str) -> PathBuf {
+        let node = slice / self.slices_per_node as usize;
+        self.node_dirs[node].join(format!("slice-{slice}")).join(database)
+    }
+}

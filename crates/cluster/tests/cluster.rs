@@ -1,0 +1,305 @@
+use std::sync::Arc;
+
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use sealstore_blockstore::{CmpOp, Scalar};
+use sealstore_cluster::datagen::{Lineitem, lineitem_schema};
+use sealstore_cluster::{Cluster, CrashPoint, Distribution, Error, InitOptions, Predicate, ScanStats};
+
+fn init(dir: &std::path::Path, threads: usize) -> Cluster {
+    let options = InitOptions {
+        block_size: 64 << 10,
+        threads: Some(threads),
+        cluster_id: Some("test".into()),
+        ..Default::default()
+    };
+    Cluster::init(&dir.join("data"), options).unwrap()
+}
+
+/// (orderkey, linenumber) of every scanned row, sorted.
+fn keys_of(batches: impl Iterator<Item = sealstore_cluster::Result<RecordBatch>>) -> Vec<(i64, i32)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let b = b.unwrap();
+        let o = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let l = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
+        out.extend((0..b.num_rows()).map(|i| (o.value(i), l.value(i))));
+    }
+    out.sort_unstable();
+    out
+}
+
+fn expected_keys(rows: usize) -> Vec<(i64, i32)> {
+    keys_of(Lineitem::new(rows, 1).map(|b| Ok(b.project(&[0, 3]).unwrap())))
+}
+
+#[test]
+fn load_scan_reopen_with_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = init(dir.path(), 2);
+    let db = cluster.database("dev").unwrap();
+    db.create_table("lineitem", &lineitem_schema(), Distribution::Even)
+        .unwrap();
+    let report = db.append("lineitem", Lineitem::new(150_000, 1)).unwrap();
+    assert_eq!(report.rows, 150_000);
+    assert_eq!(db.row_count("lineitem").unwrap(), 150_000);
+    let want = expected_keys(150_000);
+    assert_eq!(
+        keys_of(
+            db.scan("lineitem")
+                .columns(&["l_orderkey", "l_linenumber"])
+                .run()
+                .unwrap()
+        ),
+        want
+    );
+    drop(db);
+    drop(cluster);
+    let cluster = Cluster::open(&dir.path().join("data"), Some(2)).unwrap();
+    let db = cluster.database("dev").unwrap();
+    assert_eq!(
+        keys_of(
+            db.scan("lineitem")
+                .columns(&["l_orderkey", "l_linenumber"])
+                .run()
+                .unwrap()
+        ),
+        want
+    );
+    let report = cluster.verify();
+    assert!(report.ok(), "{report:?}");
+    assert!(report.blocks_checked > 20);
+}
+
+#[test]
+fn parallel_write_and_scan_equal_serial() {
+    let serial_dir = tempfile::tempdir().unwrap();
+    let parallel_dir = tempfile::tempdir().unwrap();
+    let mut results = Vec::new();
+    for (dir, threads) in [(&serial_dir, 1), (&parallel_dir, 2)] {
+        let cluster = init(dir.path(), threads);
+        let db = cluster.database("dev").unwrap();
+        db.create_table("l", &lineitem_schema(), Distribution::Key("l_partkey".into()))
+            .unwrap();
+        db.append("l", Lineitem::new(80_000, 1)).unwrap();
+        let filter = Predicate::between("l_shipdate", Scalar::Int(9000), Scalar::Int(9100));
+        results.push((
+            db.rows_per_slice("l").unwrap(),
+            keys_of(
+                db.scan("l")
+                    .columns(&["l_orderkey", "l_linenumber"])
+                    .filter(filter)
+                    .run()
+                    .unwrap(),
+            ),
+        ));
+    }
+    assert_eq!(results[0], results[1]);
+    assert!(!results[0].1.is_empty());
+}
+
+#[test]
+fn distribution_styles() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = init(dir.path(), 2);
+    let db = cluster.database("dev").unwrap();
+    let schema = Schema::new(vec![
+        Field::new("k", DataType::Int64, true),
+        Field::new("v", DataType::Utf8, true),
+    ]);
+    let batch = |n: i64| {
+        RecordBatch::try_new(
+            Arc::new(schema.clone()),
+            vec![
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i % 37))),
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("v{i}")))),
+            ],
+        )
+        .unwrap()
+    };
+    db.create_table("even", &schema, Distribution::Even).unwrap();
+    db.create_table("key", &schema, Distribution::Key("k".into())).unwrap();
+    db.create_table("all", &schema, Distribution::All).unwrap();
+    for t in ["even", "key", "all"] {
+        db.append(t, [batch(1001), batch(999)]).unwrap();
+    }
+    let even = db.rows_per_slice("even").unwrap();
+    assert_eq!(even.iter().sum::<u64>(), 2000);
+    assert!(even.iter().max().unwrap() - even.iter().min().unwrap() <= 1, "{even:?}");
+    // KEY: every key value lives on exactly one slice.
+    let mut owner = std::collections::HashMap::new();
+    for s in 0..db.slice_count() {
+        db.with_slice(s, |store| {
+            for b in store.scan("key").columns(&["k"]).run().unwrap() {
+                let b = b.unwrap();
+                for k in b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values() {
+                    assert_eq!(*owner.entry(*k).or_insert(s), s, "key {k} on two slices");
+                }
+            }
+        });
+    }
+    assert_eq!(owner.len(), 37);
+    // ALL: one full copy per node (2 nodes × 2 slices), a scan reads one copy.
+    assert_eq!(db.rows_per_slice("all").unwrap(), vec![2000, 0, 2000, 0]);
+    assert_eq!(db.row_count("all").unwrap(), 2000);
+    let scanned: usize = db.scan("all").run().unwrap().map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(scanned, 2000);
+    assert!(matches!(
+        db.create_table("bad", &schema, Distribution::Key("nope".into())),
+        Err(Error::InvalidOption(_))
+    ));
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_cluster_commit_leaves_every_slice_at_one_commit() {
+    for point in [
+        CrashPoint::AfterSlicesPrepared,
+        CrashPoint::AfterDeksCommitted,
+        CrashPoint::AfterManifestsWritten,
+        CrashPoint::AfterCommitRecord,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = init(dir.path(), 2);
+        let db = cluster.database("dev").unwrap();
+        db.create_table("l", &lineitem_schema(), Distribution::Even).unwrap();
+        db.append("l", Lineitem::new(20_000, 1)).unwrap();
+        let deks = db.keys().len();
+        db.inject_crash(Some(point));
+        assert!(db.append("l", Lineitem::new(30_000, 2)).is_err());
+        drop(db);
+        drop(cluster);
+        let cluster = Cluster::open(&dir.path().join("data"), Some(2)).unwrap();
+        let db = cluster.database("dev").unwrap();
+        let rows = db.row_count("l").unwrap();
+        if point == CrashPoint::AfterCommitRecord {
+            assert_eq!(rows, 50_000, "{point:?}");
+        } else {
+            assert_eq!(rows, 20_000, "{point:?}");
+            assert_eq!(db.keys().len(), deks, "{point:?}: stray DEKs reclaimed");
+        }
+        let scanned: usize = db
+            .scan("l")
+            .columns(&["l_orderkey"])
+            .run()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum();
+        assert_eq!(scanned as u64, rows);
+        assert!(cluster.verify().ok(), "{point:?}");
+        db.append("l", Lineitem::new(1000, 3)).unwrap();
+        assert_eq!(db.row_count("l").unwrap(), rows + 1000);
+    }
+}
+
+#[test]
+fn a_failing_input_stream_commits_nothing_not_even_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = init(dir.path(), 2);
+    let db = cluster.database("dev").unwrap();
+    let batches = Lineitem::new(100_000, 1).enumerate().map(|(i, b)| {
+        if i == 1 {
+            Err(Error::Input("line 70000: bad".into()))
+        } else {
+            Ok(b)
+        }
+    });
+    let err = db
+        .load("l", Some(((*lineitem_schema()).clone(), Distribution::Even)), batches)
+        .unwrap_err();
+    assert!(err.to_string().contains("line 70000"));
+    assert!(db.tables().is_empty());
+    assert_eq!(db.keys().len(), 0);
+    assert!(cluster.verify().ok());
+}
+
+#[test]
+fn wrong_master_key_wrong_keystore_and_tampered_records_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = init(dir.path(), 1);
+    let config = cluster.config().clone();
+    drop(cluster);
+    let data = dir.path().join("data");
+    let sealstore_cluster::ProviderConfig::LocalKeyFile { path: mk, .. } = &config.provider;
+    // Wrong master key: replace the key file with another valid key.
+    let original = std::fs::read(mk).unwrap();
+    std::fs::write(mk, [7u8; 32]).unwrap();
+    let err = Cluster::open(&data, Some(1)).unwrap_err();
+    assert!(
+        matches!(err, Error::Key(sealstore_keyring::Error::WrongMasterKey { .. })),
+        "{err}"
+    );
+    std::fs::write(mk, &original).unwrap();
+    // Wrong key store: another cluster's (under another master key, then under its own).
+    let other = tempfile::tempdir().unwrap();
+    let other_cluster = Cluster::init(
+        &other.path().join("data"),
+        InitOptions {
+            block_size: 64 << 10,
+            threads: Some(1),
+            cluster_id: Some("other".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut swapped = config.clone();
+    swapped.keystore = other_cluster.config().keystore.clone();
+    swapped.save(&data).unwrap();
+    let err = Cluster::open(&data, Some(1)).unwrap_err();
+    assert!(
+        matches!(err, Error::Key(sealstore_keyring::Error::WrongMasterKey { .. })),
+        "{err}"
+    );
+    swapped.provider = other_cluster.config().provider.clone();
+    swapped.save(&data).unwrap();
+    let err = Cluster::open(&data, Some(1)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Key(sealstore_keyring::Error::ContextMismatch { field, .. }) if field == "cluster-id"),
+        "{err}"
+    );
+    // Same cluster id, other hierarchy: the database key cannot open this data.
+    let mut same_id = swapped.clone();
+    same_id.cluster_id = "other".into();
+    same_id.save(&data).unwrap();
+    let err = Cluster::open(&data, Some(1)).unwrap().database("dev").unwrap_err();
+    assert!(err.is_authentication(), "{err}");
+    config.save(&data).unwrap();
+    // Tampered key record.
+    let ks = config.keystore.join("keystore.ssk");
+    let mut bytes = std::fs::read(&ks).unwrap();
+    let n = bytes.len();
+    bytes[n - 40] ^= 1;
+    std::fs::write(&ks, &bytes).unwrap();
+    let err = Cluster::open(&data, Some(1))
+        .and_then(|c| c.database("dev").map(|_| ()))
+        .unwrap_err();
+    assert!(err.is_authentication(), "{err}");
+}
+
+#[test]
+fn selective_scans_prune_blocks_and_drop_table_shreds() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = init(dir.path(), 2);
+    let db = cluster.database("dev").unwrap();
+    db.create_table("l", &lineitem_schema(), Distribution::Even).unwrap();
+    db.append("l", Lineitem::new(200_000, 1)).unwrap();
+    let stats = Arc::new(ScanStats::default());
+    let rows: usize = db
+        .scan("l")
+        .columns(&["l_orderkey", "l_extendedprice"])
+        .filter(Predicate::compare("l_orderkey", CmpOp::Lt, Scalar::Int(500)))
+        .stats(stats.clone())
+        .run()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert!(rows > 1000 && rows < 3000, "{rows}");
+    let c = stats.counts();
+    assert!(c.blocks_read * 5 < c.blocks_total, "{c:?}");
+    let ids: Vec<u64> = db.keys().block_ids();
+    db.drop_table("l").unwrap();
+    assert_eq!(db.keys().len(), 0);
+    for id in ids {
+        assert!(db.keys().data_key(id).is_err());
+    }
+    assert!(matches!(db.scan("l").run(), Err(Error::UnknownTable(_))));
+}
