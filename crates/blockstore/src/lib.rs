@@ -8,6 +8,8 @@
 //! ```
 #![deny(unsafe_code)]
 
+#[doc(hidden)]
+pub mod baseline;
 pub mod block;
 pub mod encoding;
 mod error;

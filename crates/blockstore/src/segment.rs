@@ -170,23 +170,6 @@ impl Segments {
         }
     }
 
-    /// Zero-copy view of a slot (for the unsealed benchmark baseline only).
-    pub fn with_slot<T>(&self, slot: u64, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
-        let (path, offset) = self.location(slot);
-        let files = self.files.read();
-        let end = offset as usize + self.block_size;
-        let m = files
-            .get((slot / self.slots_per_segment) as usize)
-            .and_then(Option::as_ref)
-            .and_then(|s| s.map.as_ref())
-            .filter(|m| m.len() >= end)
-            .ok_or(Error::MissingSegment {
-                path,
-                reason: "missing or truncated".into(),
-            })?;
-        Ok(f(&m[offset as usize..end]))
-    }
-
     /// `fdatasync`s every segment file holding one of `slots`.
     pub fn sync(&self, slots: impl IntoIterator<Item = u64>) -> Result<()> {
         let mut segs: Vec<u64> = slots.into_iter().map(|s| s / self.slots_per_segment).collect();

@@ -1,1 +1,570 @@
-fn main() {}
+//! `sealstore`: the command-line tool. Exit codes: 0 success, 1 data/key/authentication
+//! failure, 2 usage error. Errors are one line on stderr.
+mod bench;
+mod csvload;
+mod demo;
+mod output;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use sealstore_cluster::{Cluster, DEFAULT_DATABASE, Distribution, InitOptions};
+
+/// A failure, classified for the exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad arguments: exit 2.
+    Usage(String),
+    /// Data, key or authentication failure: exit 1.
+    Failure(String),
+}
+
+impl From<sealstore_cluster::Error> for CliError {
+    fn from(e: sealstore_cluster::Error) -> Self {
+        match e {
+            sealstore_cluster::Error::InvalidOption(m) => CliError::Usage(m),
+            other => CliError::Failure(other.to_string()),
+        }
+    }
+}
+
+impl From<sealstore_blockstore::Error> for CliError {
+    fn from(e: sealstore_blockstore::Error) -> Self {
+        match e {
+            sealstore_blockstore::Error::InvalidPredicate(m) => CliError::Usage(format!("--where: {m}")),
+            other => CliError::Failure(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Failure(e.to_string())
+    }
+}
+
+type CliResult<T = ()> = Result<T, CliError>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sealstore",
+    version,
+    about = "Encrypted columnar block storage: every block sealed under its own key"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a cluster: master key file (if absent), cluster key, database `dev`.
+    Init {
+        dir: PathBuf,
+        /// Key-store directory (default: DIR.keys/keystore, outside DIR).
+        #[arg(long)]
+        keystore: Option<PathBuf>,
+        /// Local master key file, created with mode 0600 if absent (default: DIR.keys/master.key).
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+        /// Environment variable holding a passphrase that protects the master key file (Argon2id).
+        #[arg(long)]
+        passphrase_env: Option<String>,
+        #[arg(long, default_value_t = 2)]
+        nodes: u32,
+        #[arg(long, default_value_t = 2)]
+        slices_per_node: u32,
+        /// Block size: a power of two from 64KiB to 16MiB (e.g. 1MiB, 256KiB, 65536).
+        #[arg(long, default_value = "1MiB")]
+        block_size: String,
+        #[arg(long)]
+        cluster_id: Option<String>,
+    },
+    /// Load a CSV file into a table as one atomic commit (creating the table if absent).
+    Load {
+        dir: PathBuf,
+        table: String,
+        file: PathBuf,
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// Distribution of a new table: even, key:COLUMN or all.
+        #[arg(long, default_value = "even")]
+        dist: String,
+        /// Schema of a new table: "col:type,…" (types: bool i32 i64 f64 utf8 binary date timestamp).
+        #[arg(long)]
+        schema: Option<String>,
+    },
+    /// Print rows of a table.
+    Scan {
+        dir: PathBuf,
+        table: String,
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// Columns to print, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        /// Filter: `col OP literal` (= != < <= > >=), `col BETWEEN a AND b`, `col IS [NOT] NULL`, joined by AND.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        #[arg(long)]
+        limit: Option<u64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: output::Format,
+    },
+    /// List tables.
+    Tables {
+        dir: PathBuf,
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Show layout, key hierarchy (ids, generations, contexts; never key bytes) and storage.
+    Info {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Authenticate every block, manifest, DEK table and the audit chain; exit 1 on any failure.
+    Verify { dir: PathBuf },
+    /// Print the audit log.
+    Audit {
+        dir: PathBuf,
+        /// Check the hash chain.
+        #[arg(long)]
+        verify: bool,
+        /// Only records of this operation (e.g. Unwrap, GenerateDataKey).
+        #[arg(long)]
+        op: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The main job: load, scan, verify and tamper with a lineitem-like table on the embedded default.
+    Demo {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Directory to use (must not exist or be empty; default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Measure sealed vs unsealed write/scan throughput and AES-GCM speed.
+    Bench {
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: usize,
+        /// Worker threads (also measured against 1 thread).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        json: bool,
+        /// Directory for the benchmark's files (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Block size.
+        #[arg(long, default_value = "1MiB")]
+        block_size: String,
+    },
+}
+
+/// Parses `1MiB`, `64KiB`, `16M`, `65536`.
+pub fn parse_size(s: &str) -> CliResult<usize> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| CliError::Usage(format!("`{s}` is not a size")))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(CliError::Usage(format!("`{s}`: unknown size unit (use KiB or MiB)"))),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| CliError::Usage(format!("`{s}` is too large")))
+}
+
+fn open(dir: &Path) -> CliResult<Cluster> {
+    Ok(Cluster::open(dir, None)?)
+}
+
+fn init(dir: &Path, options: InitOptions) -> CliResult {
+    let cluster = Cluster::init(dir, options)?;
+    let info = cluster.info()?;
+    println!("initialized sealstore cluster in {}", info.data_dir.display());
+    print_hierarchy(&info);
+    Ok(())
+}
+
+fn print_hierarchy(info: &sealstore_cluster::ClusterInfo) {
+    let h = &info.hierarchy;
+    let c = &info.config;
+    println!(
+        "layout:      {} nodes x {} slices, block size {} bytes",
+        c.nodes, c.slices_per_node, c.block_size
+    );
+    println!("key store:   {}", h.keystore.display());
+    println!(
+        "master key:  {} ({}), id {}",
+        info.provider,
+        if h.provider_secure {
+            "symmetric AES-256"
+        } else {
+            "INSECURE test provider"
+        },
+        h.master_key_id
+    );
+    println!(
+        "cluster key: generation {}, wrapped under context {}",
+        h.cluster_key_generation, h.context
+    );
+    for d in &h.databases {
+        println!(
+            "database key `{}`: generation {}, wrapped under cluster key generation {}",
+            d.name, d.database_key_generation, d.wrapped_under_cluster_key_generation
+        );
+    }
+}
+
+fn load(dir: &Path, table: &str, file: &Path, database: &str, dist: &str, schema: Option<&str>) -> CliResult {
+    let dist = Distribution::parse(dist)?;
+    let explicit = schema.map(csvload::parse_schema).transpose()?;
+    let cluster = open(dir)?;
+    let db = cluster.database(database)?;
+    let exists = db.tables().iter().any(|t| t == table);
+    let (schema, create) = if exists {
+        let s = db.schema(table)?;
+        if let Some(e) = &explicit
+            && e.fields() != s.fields()
+        {
+            return Err(CliError::Usage(format!(
+                "--schema does not match the existing table `{table}`"
+            )));
+        }
+        (s, None)
+    } else {
+        let s = match explicit {
+            Some(s) => s,
+            None => csvload::infer_schema(file)?,
+        };
+        (Arc::new(s.clone()), Some((s, dist)))
+    };
+    let batches = csvload::CsvBatches::open(file, schema)?;
+    let counter = batches.bytes_read.clone();
+    let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let input_error = std::cell::RefCell::new(None);
+    let started = Instant::now();
+    let stream = batches.map(|b| {
+        bar.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
+        b.map_err(|e| {
+            let msg = match &e {
+                CliError::Usage(m) | CliError::Failure(m) => m.clone(),
+            };
+            *input_error.borrow_mut() = Some(e);
+            sealstore_cluster::Error::Input(msg)
+        })
+    });
+    let result = db.load(table, create, stream);
+    bar.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(input_error.into_inner().unwrap_or_else(|| CliError::from(e)));
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "loaded {} rows ({} CSV bytes) into {database}.{table} in {secs:.2} s: {:.1} MB/s, {} blocks sealed, commit generation {}",
+        report.rows,
+        total,
+        total as f64 / 1e6 / secs.max(1e-9),
+        report.blocks_written,
+        report.generation
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan(
+    dir: &Path,
+    table: &str,
+    database: &str,
+    columns: Option<Vec<String>>,
+    filter: Option<&str>,
+    limit: Option<u64>,
+    format: output::Format,
+) -> CliResult {
+    let cluster = open(dir)?;
+    let db = cluster.database(database)?;
+    let schema = db.schema(table)?;
+    let cols: Vec<(String, sealstore_blockstore::ColumnType)> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            (
+                f.name().clone(),
+                sealstore_blockstore::ColumnType::from_arrow(f.data_type()).expect("stored type"),
+            )
+        })
+        .collect();
+    if let Some(cs) = &columns
+        && let Some(bad) = cs.iter().find(|c| !cols.iter().any(|(n, _)| n == *c))
+    {
+        return Err(CliError::Usage(format!(
+            "--columns: table `{table}` has no column `{bad}`"
+        )));
+    }
+    let predicates = match filter {
+        Some(f) => sealstore_blockstore::parse_filter(f, &cols)?,
+        None => Vec::new(),
+    };
+    let mut builder = db.scan(table).filters(predicates);
+    if let Some(cs) = &columns {
+        builder = builder.columns(cs);
+    }
+    let iter = builder.run()?;
+    let headers: Vec<String> = iter.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let stdout = std::io::stdout();
+    let mut printer = output::Printer::new(format, std::io::BufWriter::new(stdout.lock()), headers);
+    let mut remaining = limit.unwrap_or(u64::MAX);
+    for batch in iter {
+        if remaining == 0 {
+            break;
+        }
+        let batch = batch?;
+        let batch = if (batch.num_rows() as u64) > remaining {
+            batch.slice(0, remaining as usize)
+        } else {
+            batch
+        };
+        remaining -= batch.num_rows() as u64;
+        if let Err(e) = printer.batch(&batch) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+    }
+    match printer.finish() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn tables(dir: &Path, database: Option<&str>) -> CliResult {
+    let cluster = open(dir)?;
+    let names = match database {
+        Some(d) => vec![d.to_owned()],
+        None => cluster.databases(),
+    };
+    for name in names {
+        let db = cluster.database(&name)?;
+        for t in db.table_infos()? {
+            let cols: Vec<String> = t.columns.iter().map(|(n, ty)| format!("{n}:{ty}")).collect();
+            println!(
+                "{name}.{}\trows={}\tblocks={}\tdist={}\t{}",
+                t.name,
+                t.rows,
+                t.blocks,
+                t.distribution,
+                cols.join(",")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn info(dir: &Path, json: bool) -> CliResult {
+    let cluster = open(dir)?;
+    let info = cluster.info()?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).map_err(|e| CliError::Failure(e.to_string()))?
+        );
+        return Ok(());
+    }
+    println!("data directory: {}", info.data_dir.display());
+    println!("cluster id:  {}", info.config.cluster_id);
+    for (n, d) in info.config.node_dirs.iter().enumerate() {
+        println!("node {n}:      {}", d.display());
+    }
+    print_hierarchy(&info);
+    for d in &info.databases {
+        println!(
+            "database `{}`: {} tables, {} blocks, {} wrapped DEKs, {} bytes on disk, commit generation {}",
+            d.name, d.tables, d.blocks, d.deks, d.disk_bytes, d.generation
+        );
+    }
+    Ok(())
+}
+
+fn verify(dir: &Path) -> CliResult {
+    let cluster = open(dir)?;
+    let report = cluster.verify();
+    for (db, f) in &report.blocks {
+        println!(
+            "FAIL {db}.{} column {} block {} in {} at offset {}: {}",
+            f.table,
+            f.column,
+            f.block_id,
+            f.path.display(),
+            f.offset,
+            f.error
+        );
+    }
+    for (db, e) in &report.databases {
+        println!("FAIL database {db}: {e}");
+    }
+    match &report.audit {
+        Ok(a) => println!("audit chain intact: {} records", a.records),
+        Err(e) => println!("FAIL audit log: {e}"),
+    }
+    let failures = report.blocks.len() + report.databases.len() + usize::from(report.audit.is_err());
+    println!("{} blocks checked, {failures} failures", report.blocks_checked);
+    if failures > 0 {
+        return Err(CliError::Failure(format!("verification failed: {failures} failures")));
+    }
+    Ok(())
+}
+
+fn audit(dir: &Path, check: bool, op: Option<&str>, json: bool) -> CliResult {
+    let config = sealstore_cluster::ClusterConfig::load(dir)?;
+    let log = sealstore_keyring::AuditLog::open(&config.keystore).map_err(|e| CliError::Failure(e.to_string()))?;
+    let records = log.records().map_err(|e| CliError::Failure(e.to_string()))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for r in records
+        .iter()
+        .filter(|r| op.is_none_or(|o| r.op.name().eq_ignore_ascii_case(o)))
+    {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default())?;
+        } else {
+            let mut line = format!("{:>6} {} {:<18} {:<8}", r.seq, r.time, r.op.name(), r.tier);
+            if let Some(k) = &r.key_id {
+                line.push_str(&format!(" key={k}"));
+            }
+            if let Some(g) = r.generation {
+                line.push_str(&format!(" gen={g}"));
+            }
+            if let Some(d) = &r.database {
+                line.push_str(&format!(" db={d}"));
+            }
+            if let Some(c) = r.count {
+                line.push_str(&format!(" count={c}"));
+            }
+            if let Some(c) = &r.context {
+                line.push_str(&format!(" context={c}"));
+            }
+            if let Some(d) = &r.detail {
+                line.push_str(&format!(" ({d})"));
+            }
+            line.push_str(&format!(" {}", r.outcome));
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    if check {
+        let report = log.verify().map_err(|e| CliError::Failure(e.to_string()))?;
+        println!(
+            "audit chain intact: {} records, last hash {}",
+            report.records, report.last_hash
+        );
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Init {
+            dir,
+            keystore,
+            master_key,
+            passphrase_env,
+            nodes,
+            slices_per_node,
+            block_size,
+            cluster_id,
+        } => {
+            let options = InitOptions {
+                keystore,
+                master_key,
+                passphrase_env,
+                nodes,
+                slices_per_node,
+                block_size: parse_size(&block_size)?,
+                cluster_id,
+                ..Default::default()
+            };
+            init(&dir, options)
+        }
+        Command::Load {
+            dir,
+            table,
+            file,
+            database,
+            dist,
+            schema,
+        } => load(&dir, &table, &file, &database, &dist, schema.as_deref()),
+        Command::Scan {
+            dir,
+            table,
+            database,
+            columns,
+            filter,
+            limit,
+            format,
+        } => scan(&dir, &table, &database, columns, filter.as_deref(), limit, format),
+        Command::Tables { dir, database } => tables(&dir, database.as_deref()),
+        Command::Info { dir, json } => info(&dir, json),
+        Command::Verify { dir } => verify(&dir),
+        Command::Audit { dir, verify, op, json } => audit(&dir, verify, op.as_deref(), json),
+        Command::Demo { rows, dir } => demo::run(rows, dir),
+        Command::Bench {
+            rows,
+            threads,
+            json,
+            dir,
+            block_size,
+        } => bench::run(rows, threads, json, dir, parse_size(&block_size)?),
+    }
+}
+
+fn main() -> ExitCode {
+    // A bug must still end in one readable line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let _ = writeln!(std::io::stderr(), "sealstore: internal error: {msg}");
+        std::process::exit(1);
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Usage(m)) => {
+            eprintln!("sealstore: {m}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Failure(m)) => {
+            eprintln!("sealstore: {}", m.replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
+}

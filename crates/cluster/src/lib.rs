@@ -10,6 +10,8 @@
 //! let rows: usize = db.scan("lineitem").columns(&["l_orderkey"]).run()?.map(|b| b.map(|b| b.num_rows())).sum::<Result<_, _>>()?;
 //! # Ok(()) }
 //! ```
+#[doc(hidden)]
+pub mod baseline;
 mod commit;
 pub mod config;
 mod database;

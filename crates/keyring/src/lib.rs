@@ -34,7 +34,7 @@ pub use keystore::KEYSTORE_VERSION;
 pub use provider::{KeySpec, MasterKeyProvider};
 pub use rng::fill_random;
 pub use secret::{ClusterKey, DataKey, DatabaseKey, MasterKeyMaterial};
-pub use time::now_rfc3339;
+pub use time::{civil_from_days, now_rfc3339};
 
 #[doc(hidden)]
 pub mod fuzzing {
