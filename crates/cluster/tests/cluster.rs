@@ -241,15 +241,17 @@ fn wrong_master_key_wrong_keystore_and_tampered_records_are_refused() {
         },
     )
     .unwrap();
+    let other_config = other_cluster.config().clone();
+    drop(other_cluster);
     let mut swapped = config.clone();
-    swapped.keystore = other_cluster.config().keystore.clone();
+    swapped.keystore = other_config.keystore.clone();
     swapped.save(&data).unwrap();
     let err = Cluster::open(&data, Some(1)).unwrap_err();
     assert!(
         matches!(err, Error::Key(sealstore_keyring::Error::WrongMasterKey { .. })),
         "{err}"
     );
-    swapped.provider = other_cluster.config().provider.clone();
+    swapped.provider = other_config.provider.clone();
     swapped.save(&data).unwrap();
     let err = Cluster::open(&data, Some(1)).unwrap_err();
     assert!(

@@ -55,6 +55,9 @@ pub enum Error {
     /// A file that must not exist yet already exists.
     #[error("{path} already exists")]
     AlreadyExists { path: PathBuf },
+    /// Another process has the key store open.
+    #[error("key store lock {path} is held by another process (is another sealstore running on this cluster?)")]
+    Locked { path: PathBuf },
     /// No key store was found at the path.
     #[error("no key store at {path}")]
     NoKeyStore { path: PathBuf },

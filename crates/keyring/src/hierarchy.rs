@@ -64,8 +64,26 @@ pub struct DatabaseInfo {
     pub bound_generation: u64,
 }
 
+/// Takes the key store's exclusive lock (released when the keyring is dropped), so two
+/// processes never extend the audit chain or rewrite the key store at once.
+fn lock_keystore(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
 /// The open key hierarchy of one cluster.
 pub struct Keyring {
+    _lock: std::fs::File,
     dir: PathBuf,
     provider: Arc<dyn MasterKeyProvider>,
     audit: Arc<AuditLog>,
@@ -93,6 +111,7 @@ impl Keyring {
         if path.exists() {
             return Err(Error::AlreadyExists { path });
         }
+        let lock = lock_keystore(keystore_dir)?;
         let audit = Arc::new(AuditLog::open(keystore_dir)?);
         let createtime = crate::now_rfc3339();
         let context = cluster_context(cluster_id, &createtime, 1);
@@ -125,6 +144,7 @@ impl Keyring {
                 .context(&context),
         )?;
         Ok(Self {
+            _lock: lock,
             dir: keystore_dir.to_owned(),
             provider,
             audit,
@@ -137,6 +157,7 @@ impl Keyring {
     /// and unwraps the cluster key through the provider. Every attempt is audited.
     pub fn open(keystore_dir: &Path, provider: Arc<dyn MasterKeyProvider>) -> Result<Self> {
         let file = KeystoreFile::load(keystore_dir)?;
+        let lock = lock_keystore(keystore_dir)?;
         let audit = Arc::new(AuditLog::open(keystore_dir)?);
         let result = Self::unwrap_cluster_key(&file, provider.as_ref());
         let c = &file.cluster;
@@ -157,6 +178,7 @@ impl Keyring {
         }
         let ck = result?;
         Ok(Self {
+            _lock: lock,
             dir: keystore_dir.to_owned(),
             provider,
             audit,
@@ -605,6 +627,16 @@ mod tests {
             let opened = Keyring::open(&ks, mk.clone()).and_then(|r| r.open_database("dev", &dir.path().join("d")));
             assert!(opened.is_err(), "flip at byte {i} went unnoticed");
         }
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_key_store_is_refused_while_the_first_is_open() {
+        let (dir, mk) = setup();
+        let ks = dir.path().join("ks");
+        let ring = Keyring::create(&ks, mk.clone(), "c1").unwrap();
+        assert!(matches!(Keyring::open(&ks, mk.clone()), Err(Error::Locked { .. })));
+        drop(ring);
+        Keyring::open(&ks, mk).unwrap();
     }
 
     #[test]

@@ -1,0 +1,452 @@
+//! Drives the real `sealstore` binary through every command and its error paths.
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sealstore"));
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{args:?}\nstdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Runs and expects `code`, with exactly one line on stderr (no panic, no backtrace).
+#[track_caller]
+fn fails(args: &[&str], code: i32) -> String {
+    let o = run(args);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{args:?}\nstdout: {}\nstderr: {err}",
+        stdout(&o)
+    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    err
+}
+
+fn sample_csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/orders.csv")
+}
+
+struct Cluster {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    data: String,
+}
+
+fn cluster() -> Cluster {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_owned();
+    let data = root.join("data").to_str().unwrap().to_owned();
+    let out = ok(&["init", &data, "--block-size", "64KiB", "--cluster-id", "cli-test"]);
+    assert!(out.contains("cluster key: generation 1"), "{out}");
+    assert!(out.contains("cluster-id=cli-test"), "{out}");
+    Cluster { _tmp: tmp, root, data }
+}
+
+fn write(path: &Path, text: &str) -> String {
+    std::fs::write(path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn init_creates_a_0600_key_outside_the_data_dir_and_a_config_without_secrets() {
+    let c = cluster();
+    let key = c.root.join("data.keys/master.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let key_bytes = std::fs::read(&key).unwrap();
+    let config = std::fs::read(c.root.join("data/sealstore.json")).unwrap();
+    assert!(!config.windows(32).any(|w| w == key_bytes.as_slice()));
+    let hex: String = key_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!String::from_utf8_lossy(&config).contains(&hex));
+    let err = fails(&["init", &c.data], 1);
+    assert!(err.contains("already"), "{err}");
+}
+
+#[test]
+fn init_usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("d");
+    let d = d.to_str().unwrap();
+    fails(&["init", d, "--block-size", "100000"], 2);
+    fails(&["init", d, "--block-size", "1GiB"], 2);
+    fails(&["init", d, "--block-size", "lots"], 2);
+    fails(&["init", d, "--nodes", "0"], 2);
+    fails(&["init", d, "--nodes", "-3"], 2);
+    fails(&[], 2);
+    fails(&["frobnicate"], 2);
+    fails(&["scan"], 2);
+    assert!(!tmp.path().join("d/sealstore.json").exists());
+}
+
+#[test]
+fn load_then_every_scan_format_tables_info() {
+    let c = cluster();
+    let csv = sample_csv();
+    let out = ok(&[
+        "load",
+        &c.data,
+        "orders",
+        csv.to_str().unwrap(),
+        "--dist",
+        "key:customer",
+    ]);
+    assert!(out.contains("loaded 10 rows"), "{out}");
+    let tables = ok(&["tables", &c.data]);
+    assert!(
+        tables.contains("dev.orders") && tables.contains("rows=10") && tables.contains("dist=key:customer"),
+        "{tables}"
+    );
+    assert!(
+        tables.contains("order_date:Date32") && tables.contains("amount:Float64") && tables.contains("express:Boolean"),
+        "{tables}"
+    );
+    assert_eq!(ok(&["scan", &c.data, "orders", "--format", "count"]).trim(), "10");
+    let csv_out = ok(&[
+        "scan",
+        &c.data,
+        "orders",
+        "--format",
+        "csv",
+        "--where",
+        "order_id = 8",
+        "--columns",
+        "order_id,note",
+    ]);
+    assert_eq!(csv_out, "order_id,note\n8,\"note with \"\"quotes\"\"\"\n");
+    let json = ok(&[
+        "scan",
+        &c.data,
+        "orders",
+        "--format",
+        "json",
+        "--where",
+        "customer = 'alice' AND amount > 100",
+    ]);
+    let lines: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{json}");
+    assert!(lines.iter().all(|v| v["customer"] == "alice"));
+    let nulls = ok(&[
+        "scan",
+        &c.data,
+        "orders",
+        "--format",
+        "count",
+        "--where",
+        "amount IS NULL",
+    ]);
+    assert_eq!(nulls.trim(), "1");
+    let between = ok(&[
+        "scan",
+        &c.data,
+        "orders",
+        "--format",
+        "count",
+        "--where",
+        "order_date BETWEEN 2024-02-01 AND '2024-03-31'",
+    ]);
+    assert_eq!(between.trim(), "5");
+    let table = ok(&[
+        "scan",
+        &c.data,
+        "orders",
+        "--limit",
+        "3",
+        "--columns",
+        "order_id,customer",
+    ]);
+    assert!(
+        table.contains("order_id | customer") && table.contains("(3 rows)"),
+        "{table}"
+    );
+    let info = ok(&["info", &c.data]);
+    assert!(
+        info.contains("master key:") && info.contains("database key `dev`: generation 1"),
+        "{info}"
+    );
+    let info_json: serde_json::Value = serde_json::from_str(&ok(&["info", &c.data, "--json"])).unwrap();
+    assert_eq!(info_json["hierarchy"]["cluster_id"], "cli-test");
+    // Appending the same file again goes to the existing table.
+    ok(&["load", &c.data, "orders", csv.to_str().unwrap()]);
+    assert_eq!(ok(&["scan", &c.data, "orders", "--format", "count"]).trim(), "20");
+}
+
+#[test]
+fn explicit_schema_and_bad_schemas() {
+    let c = cluster();
+    let csv = sample_csv();
+    let csv = csv.to_str().unwrap();
+    ok(&[
+        "load",
+        &c.data,
+        "o2",
+        csv,
+        "--schema",
+        "order_id:i32,customer:utf8,order_date:date,amount:f64,express:bool,note:utf8",
+    ]);
+    assert!(ok(&["tables", &c.data]).contains("order_id:Int32"));
+    fails(&["load", &c.data, "o3", csv, "--schema", "order_id:int128"], 2);
+    fails(&["load", &c.data, "o3", csv, "--schema", "nonsense"], 2);
+    fails(&["load", &c.data, "o3", csv, "--dist", "hash"], 2);
+    let err = fails(&["load", &c.data, "o3", csv, "--dist", "key:nope"], 2);
+    assert!(err.contains("nope"), "{err}");
+    let err = fails(
+        &[
+            "load",
+            &c.data,
+            "o3",
+            csv,
+            "--schema",
+            "a:i64,b:i64,c:i64,d:i64,e:i64,f:i64",
+        ],
+        1,
+    );
+    assert!(err.contains("header"), "{err}");
+}
+
+#[test]
+fn bad_csv_input_is_refused_with_its_line_and_commits_nothing() {
+    let c = cluster();
+    let csv = sample_csv();
+    ok(&["load", &c.data, "orders", csv.to_str().unwrap()]);
+    let good = std::fs::read_to_string(&csv).unwrap();
+    let mut wrong_type = good.clone();
+    wrong_type.push_str("11,zed,2024-05-01,not-a-number,true,x\n");
+    let f = write(&c.root.join("wrong_type.csv"), &wrong_type);
+    let err = fails(&["load", &c.data, "orders", &f], 1);
+    assert!(
+        err.contains("line 12") && err.contains("amount") && err.contains("not-a-number"),
+        "{err}"
+    );
+    let mut short = good.clone();
+    short.push_str("12,zed\n");
+    let f = write(&c.root.join("short.csv"), &short);
+    let err = fails(&["load", &c.data, "orders", &f], 1);
+    assert!(err.contains("line 12") && err.contains("expected 6 fields"), "{err}");
+    let f = write(&c.root.join("date.csv"), &good.replace("2024-03-20", "2024-13-45"));
+    let err = fails(&["load", &c.data, "orders", &f], 1);
+    assert!(err.contains("line 9") && err.contains("date"), "{err}");
+    let f = write(&c.root.join("empty.csv"), "");
+    fails(&["load", &c.data, "orders", &f], 1);
+    let f = write(
+        &c.root.join("utf8.csv"),
+        "order_id,customer,order_date,amount,express,note\n1,\u{0}\u{FFFD},2024-01-01,1,true,x\n",
+    );
+    let _ = run(&["load", &c.data, "orders", &f]);
+    let mut invalid = good.into_bytes();
+    invalid.extend_from_slice(b"13,\xff\xfe,2024-01-01,1,true,x\n");
+    let f = c.root.join("invalid.csv");
+    std::fs::write(&f, invalid).unwrap();
+    let err = fails(&["load", &c.data, "orders", f.to_str().unwrap()], 1);
+    assert!(err.contains("UTF-8"), "{err}");
+    fails(
+        &["load", &c.data, "orders", c.root.join("missing.csv").to_str().unwrap()],
+        1,
+    );
+    fails(&["load", &c.data, "orders", c.root.to_str().unwrap()], 1);
+    // A failed load into a new table leaves no table behind.
+    fails(
+        &["load", &c.data, "fresh", c.root.join("short.csv").to_str().unwrap()],
+        1,
+    );
+    let tables = ok(&["tables", &c.data]);
+    assert!(!tables.contains("fresh"), "{tables}");
+    // The store is unchanged by every failed load.
+    let count = ok(&["scan", &c.data, "orders", "--format", "count"]);
+    assert_eq!(
+        count.trim(),
+        "11",
+        "the utf8 file with a NUL is valid and loaded one row"
+    );
+    ok(&["verify", &c.data]);
+}
+
+#[test]
+fn scan_errors() {
+    let c = cluster();
+    ok(&["load", &c.data, "orders", sample_csv().to_str().unwrap()]);
+    fails(&["scan", &c.data, "nope"], 1);
+    fails(&["scan", &c.data, "orders", "--database", "prod"], 1);
+    fails(&["scan", &c.data, "orders", "--where", "amount >"], 2);
+    fails(&["scan", &c.data, "orders", "--where", "nope = 1"], 2);
+    fails(&["scan", &c.data, "orders", "--where", "amount = abc"], 2);
+    fails(&["scan", &c.data, "orders", "--columns", "order_id,nope"], 2);
+    fails(&["scan", &c.data, "orders", "--format", "xml"], 2);
+    fails(&["scan", &c.data, "orders", "--limit", "-1"], 2);
+    fails(&["scan", c.root.to_str().unwrap(), "orders"], 1);
+}
+
+#[test]
+fn verify_and_audit_detect_tampering() {
+    let c = cluster();
+    ok(&["load", &c.data, "orders", sample_csv().to_str().unwrap()]);
+    let out = ok(&["verify", &c.data]);
+    assert!(
+        out.contains("0 failures") && out.contains("audit chain intact"),
+        "{out}"
+    );
+    let audit = ok(&["audit", &c.data, "--verify"]);
+    assert!(
+        audit.contains("Wrap") && audit.contains("GenerateDataKey") && audit.contains("audit chain intact"),
+        "{audit}"
+    );
+    let unwraps = ok(&["audit", &c.data, "--op", "unwrap"]);
+    assert!(unwraps.lines().all(|l| l.contains("Unwrap")), "{unwraps}");
+    let json = ok(&["audit", &c.data, "--json"]);
+    assert!(
+        json.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+    // Flip a ciphertext byte of some block.
+    let seg = walk(Path::new(&c.data))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "dat"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let pos = bytes.iter().position(|_| true).unwrap() + 200;
+    bytes[pos] ^= 0x80;
+    std::fs::write(&seg, &bytes).unwrap();
+    let o = run(&["verify", &c.data]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("FAIL dev.orders") && stdout(&o).contains("block"),
+        "{}",
+        stdout(&o)
+    );
+    let err = fails(&["scan", &c.data, "orders", "--format", "count"], 1);
+    assert!(err.contains("authentication failed"), "{err}");
+    // An edited audit record breaks the chain.
+    let log = c.root.join("data.keys/keystore/audit.log");
+    let text = std::fs::read_to_string(&log).unwrap().replacen("\"ok\"", "\"OK\"", 1);
+    std::fs::write(&log, text).unwrap();
+    let err = fails(&["audit", &c.data, "--verify"], 1);
+    assert!(err.contains("edited"), "{err}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn passphrase_protected_master_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let data = data.to_str().unwrap();
+    let o = bin()
+        .args(["init", data, "--passphrase-env", "SEALSTORE_TEST_PASS"])
+        .env("SEALSTORE_TEST_PASS", "hunter2 hunter2")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = bin()
+        .args(["info", data])
+        .env("SEALSTORE_TEST_PASS", "hunter2 hunter2")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = bin()
+        .args(["info", data])
+        .env("SEALSTORE_TEST_PASS", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
+    let o = bin()
+        .args(["info", data])
+        .env_remove("SEALSTORE_TEST_PASS")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("SEALSTORE_TEST_PASS"), "{}", stderr(&o));
+}
+
+#[test]
+fn wrong_master_key_is_a_clear_error() {
+    let c = cluster();
+    let key = c.root.join("data.keys/master.key");
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    let err = fails(&["info", &c.data], 1);
+    assert!(err.contains("wrong master key"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = fails(&["info", &c.data], 1);
+    assert!(err.contains("chmod 600"), "{err}");
+    std::fs::remove_file(&key).unwrap();
+    let err = fails(&["info", &c.data], 1);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn demo_and_bench_run_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("demo");
+    let out = ok(&["demo", "--rows", "30000", "--dir", d.to_str().unwrap()]);
+    for needle in [
+        "[7/7] tamper",
+        "scan refused the data: authentication failed",
+        "0 failures",
+        "report",
+    ] {
+        assert!(out.contains(needle), "missing `{needle}` in\n{out}");
+    }
+    fails(&["demo", "--rows", "10", "--dir", d.to_str().unwrap()], 2);
+    fails(&["demo", "--rows", "0"], 2);
+    let json = ok(&[
+        "bench",
+        "--rows",
+        "30000",
+        "--threads",
+        "2",
+        "--json",
+        "--dir",
+        tmp.path().join("b").to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    for key in [
+        "write_mb_s",
+        "scan_mb_s",
+        "write_unsealed_mb_s",
+        "scan_unsealed_mb_s",
+        "aead_seal_gb_s",
+        "aead_open_gb_s",
+        "disk_bytes",
+        "rows",
+        "threads",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {json}");
+    }
+    assert_eq!(v["rows"], 30000);
+    assert_eq!(v["threads"], 2);
+}
