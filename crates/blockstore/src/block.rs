@@ -105,18 +105,30 @@ impl BlockHeader {
     }
 }
 
-/// Seals `payload` into `slot` (exactly one block long) under `key`.
+/// Where the payload starts inside a slot.
+pub const PAYLOAD_OFFSET: usize = HEADER_LEN + 4;
+
+/// Seals `payload` into `slot` (exactly one block long) under `key` (copies the payload; the
+/// writer uses [`seal_in_place`] to avoid that).
 pub fn seal(slot: &mut [u8], header: &BlockHeader, payload: &[u8], key: &dyn AeadKey) -> Result<(), &'static str> {
-    let size = slot.len();
-    if payload.len() > capacity(size) {
+    if payload.len() > capacity(slot.len()) {
         return Err("payload larger than the block capacity");
     }
-    let header_bytes = header.encode();
-    slot[..HEADER_LEN].copy_from_slice(&header_bytes);
+    slot[PAYLOAD_OFFSET..PAYLOAD_OFFSET + payload.len()].copy_from_slice(payload);
+    seal_in_place(slot, header, payload.len(), key)
+}
+
+/// Seals a slot whose payload already sits at [`PAYLOAD_OFFSET`]: writes the header and length,
+/// zeroes the padding, encrypts in place and appends the tag.
+pub fn seal_in_place(slot: &mut [u8], header: &BlockHeader, payload_len: usize, key: &dyn AeadKey) -> Result<(), &'static str> {
+    let size = slot.len();
+    if payload_len > capacity(size) {
+        return Err("payload larger than the block capacity");
+    }
+    slot[..HEADER_LEN].copy_from_slice(&header.encode());
     let body_end = size - TAG_LEN;
-    slot[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    slot[HEADER_LEN + 4..HEADER_LEN + 4 + payload.len()].copy_from_slice(payload);
-    slot[HEADER_LEN + 4 + payload.len()..body_end].fill(0);
+    slot[HEADER_LEN..PAYLOAD_OFFSET].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    slot[PAYLOAD_OFFSET + payload_len..body_end].fill(0);
     let (head, rest) = slot.split_at_mut(HEADER_LEN);
     let (body, tag_out) = rest.split_at_mut(body_end - HEADER_LEN);
     let tag = key
@@ -144,6 +156,25 @@ pub fn open(slot: &mut [u8], key: &dyn AeadKey) -> Result<std::ops::Range<usize>
         return Err("payload length exceeds the block");
     }
     Ok(HEADER_LEN + 4..HEADER_LEN + 4 + len)
+}
+
+/// Authenticates a sealed block as it lies in `sealed` (e.g. a memory map) and decrypts it into
+/// `out` (one block long) without modifying the input; returns the payload range in `out`.
+pub fn open_to(sealed: &[u8], key: &dyn AeadKey, out: &mut [u8]) -> Result<std::ops::Range<usize>, &'static str> {
+    let size = sealed.len();
+    if size < HEADER_LEN + TAG_LEN + 4 || out.len() != size {
+        return Err("block too short");
+    }
+    let header = BlockHeader::decode(sealed)?;
+    let body_end = size - TAG_LEN;
+    let tag: [u8; TAG_LEN] = sealed[body_end..].try_into().expect("16 bytes");
+    key.open_to(&header.nonce, &sealed[..HEADER_LEN], &sealed[HEADER_LEN..body_end], &tag, &mut out[HEADER_LEN..body_end])
+        .map_err(|_| "tag mismatch: the block was modified or does not belong here")?;
+    let len = u32::from_le_bytes(out[HEADER_LEN..PAYLOAD_OFFSET].try_into().expect("4 bytes")) as usize;
+    if len > capacity(size) {
+        return Err("payload length exceeds the block");
+    }
+    Ok(PAYLOAD_OFFSET..PAYLOAD_OFFSET + len)
 }
 
 #[cfg(test)]
@@ -175,6 +206,9 @@ mod tests {
         let mut copy = slot.clone();
         let range = open(&mut copy, key.as_ref()).unwrap();
         assert_eq!(&copy[range], b"payload bytes");
+        let mut out = vec![0u8; slot.len()];
+        let range = open_to(&slot, key.as_ref(), &mut out).unwrap();
+        assert_eq!(&out[range], b"payload bytes");
         let size = slot.len();
         for offset in [
             0,
@@ -191,6 +225,7 @@ mod tests {
         ] {
             let mut tampered = slot.clone();
             tampered[offset] ^= 0x10;
+            assert!(open_to(&tampered, key.as_ref(), &mut out).is_err(), "flip at {offset}");
             assert!(open(&mut tampered, key.as_ref()).is_err(), "flip at {offset}");
         }
         let other = default_backend().key(&[2; 32]);

@@ -292,7 +292,7 @@ pub fn parse_literal(ty: ColumnType, text: &str) -> Result<Scalar> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -46,6 +46,37 @@ impl ScanStats {
     }
 }
 
+/// Where a scan's blocks come from.
+#[derive(Clone)]
+pub(crate) enum Source {
+    /// A store's sealed blocks: authenticate, decrypt, decode.
+    Sealed(Arc<Shared>),
+    /// The benchmark baseline's unsealed slots: decode straight from the map.
+    Unsealed(Arc<crate::baseline::UnsealedFile>),
+}
+
+impl Source {
+    fn read_block(&self, t: &TableMeta, col: usize, meta: &crate::manifest::BlockMeta, buf: &mut Vec<u8>) -> Result<Vec<ArrayRef>> {
+        match self {
+            Source::Sealed(shared) => shared.read_block(t, col, meta, buf),
+            Source::Unsealed(file) => file.read_block(t.columns[col].ty, meta.slot),
+        }
+    }
+
+    fn block_size(&self) -> usize {
+        match self {
+            Source::Sealed(shared) => shared.block_size,
+            Source::Unsealed(file) => file.block_size,
+        }
+    }
+
+    fn finish(&self) {
+        if let Source::Sealed(shared) = self {
+            let _ = shared.keys.flush_audit();
+        }
+    }
+}
+
 /// Builds a scan of one table.
 #[derive(Debug)]
 pub struct ScanBuilder<'a> {
@@ -96,19 +127,32 @@ impl<'a> ScanBuilder<'a> {
 
     /// Plans the scan: checks columns and predicates, prunes by zone map.
     pub fn run(self) -> Result<ScanIter> {
-        let manifest = self.store.manifest();
+        let source = Source::Sealed(self.store.shared.clone());
+        plan(source, self.store.manifest(), &self.table, self.columns, self.predicates, self.stats)
+    }
+}
+
+/// Checks columns and predicates, computes the row ranges zone maps cannot exclude.
+pub(crate) fn plan(
+    source: Source,
+    manifest: Arc<Manifest>,
+    table: &str,
+    columns: Option<Vec<String>>,
+    predicates: Vec<Predicate>,
+    stats: Arc<ScanStats>,
+) -> Result<ScanIter> {
         let table_idx = manifest
             .tables
             .iter()
-            .position(|t| t.name == self.table)
-            .ok_or_else(|| Error::UnknownTable(self.table.clone()))?;
+            .position(|t| t.name == table)
+            .ok_or_else(|| Error::UnknownTable(table.to_owned()))?;
         let t = &manifest.tables[table_idx];
-        let out_cols: Vec<usize> = match &self.columns {
+        let out_cols: Vec<usize> = match &columns {
             Some(cols) => cols.iter().map(|c| t.column_index(c)).collect::<Result<_>>()?,
             None => (0..t.columns.len()).collect(),
         };
         let mut preds = Vec::new();
-        for p in self.predicates {
+        for p in predicates {
             let ci = t.column_index(p.column())?;
             p.check(t.columns[ci].ty)?;
             preds.push((p, ci));
@@ -141,10 +185,10 @@ impl<'a> ScanBuilder<'a> {
             ranges = intersect(&ranges, &matching);
         }
         let total: u64 = needed.iter().map(|&c| t.columns[c].blocks.len() as u64).sum();
-        self.stats.blocks_total.fetch_add(total, Ordering::Relaxed);
+        stats.blocks_total.fetch_add(total, Ordering::Relaxed);
         let fields: Vec<_> = out_cols.iter().map(|&c| t.schema().field(c).clone()).collect();
         Ok(ScanIter {
-            shared: self.store.shared.clone(),
+            source,
             schema: Arc::new(Schema::new(fields)),
             cursors: needed.iter().map(|_| Cursor::default()).collect(),
             out_cols: out_cols
@@ -162,10 +206,9 @@ impl<'a> ScanBuilder<'a> {
             range_idx: 0,
             pos: 0,
             buf: Vec::new(),
-            stats: self.stats,
+            stats,
             failed: false,
         })
-    }
 }
 
 /// Sorted, disjoint range intersection.
@@ -192,7 +235,7 @@ struct Cursor {
 /// An iterator of record batches; each item is one slice of rows within one page of every
 /// needed column.
 pub struct ScanIter {
-    shared: Arc<Shared>,
+    source: Source,
     manifest: Arc<Manifest>,
     table_idx: usize,
     schema: SchemaRef,
@@ -241,11 +284,11 @@ impl ScanIter {
             reason: format!("no block covers row {pos}"),
         })?;
         if self.cursors[k].block != Some(bi) {
-            let arrays = self.shared.read_block(t, col, meta, &mut self.buf)?;
+            let arrays = self.source.read_block(t, col, meta, &mut self.buf)?;
             self.stats.blocks_read.fetch_add(1, Ordering::Relaxed);
             self.stats
                 .bytes_read
-                .fetch_add(self.shared.block_size as u64, Ordering::Relaxed);
+                .fetch_add(self.source.block_size() as u64, Ordering::Relaxed);
             let mut start = meta.row_start;
             let mut pages = Vec::with_capacity(arrays.len());
             for a in arrays {
@@ -338,7 +381,7 @@ impl Iterator for ScanIter {
         match self.next_batch() {
             Ok(Some(b)) => Some(Ok(b)),
             Ok(None) => {
-                let _ = self.shared.keys.flush_audit();
+                self.source.finish();
                 None
             }
             Err(e) => {

@@ -144,29 +144,17 @@ impl Segments {
         seg.file.write_all_at(bytes, offset).map_err(|e| Error::io(&path, e))
     }
 
-    /// Copies a slot's bytes into `out` (one block long).
-    pub fn read_slot(&self, slot: u64, out: &mut [u8]) -> Result<()> {
+    /// Runs `f` on a slot's mapped bytes (one block long), without copying them.
+    pub fn with_slot<T>(&self, slot: u64, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let (path, offset) = self.location(slot);
         let files = self.files.read();
-        let Some(seg) = files
-            .get((slot / self.slots_per_segment) as usize)
-            .and_then(Option::as_ref)
-        else {
-            return Err(Error::MissingSegment {
-                path,
-                reason: "file not found".into(),
-            });
+        let Some(seg) = files.get((slot / self.slots_per_segment) as usize).and_then(Option::as_ref) else {
+            return Err(Error::MissingSegment { path, reason: "file not found".into() });
         };
         let end = offset as usize + self.block_size;
         match seg.map.as_ref().filter(|m| m.len() >= end) {
-            Some(m) => {
-                out.copy_from_slice(&m[offset as usize..end]);
-                Ok(())
-            }
-            None => Err(Error::MissingSegment {
-                path,
-                reason: format!("shorter than {end} bytes"),
-            }),
+            Some(m) => Ok(f(&m[offset as usize..end])),
+            None => Err(Error::MissingSegment { path, reason: format!("shorter than {end} bytes") }),
         }
     }
 

@@ -130,36 +130,21 @@ impl Shared {
             offset,
             reason,
         };
-        self.segments.read_slot(meta.slot, buf)?;
-        let header = BlockHeader::decode(buf).map_err(|r| fail(r.to_owned()))?;
-        let expected = (
-            meta.block_id,
-            table.id,
-            column as u32,
-            self.slice_id,
-            meta.row_start,
-            meta.rows,
-            col.ty.code(),
-        );
-        let found = (
-            header.block_id,
-            header.table_id,
-            header.column_id,
-            header.slice_id,
-            header.row_start,
-            header.row_count,
-            header.column_type,
-        );
-        if expected != found {
-            return Err(fail(format!(
-                "header does not match the manifest (block moved, swapped or replayed): found block {} of table {} column {} slice {} rows {}+{}",
-                header.block_id, header.table_id, header.column_id, header.slice_id, header.row_start, header.row_count
-            )));
-        }
-        let dek = self.keys.data_key(meta.block_id).map_err(|e| fail(e.to_string()))?;
-        let key = self.backend.key(dek.expose_secret());
-        drop(dek);
-        block::open(buf, key.as_ref()).map_err(|r| fail(r.to_owned()))
+        self.segments.with_slot(meta.slot, |sealed| {
+            let header = BlockHeader::decode(sealed).map_err(|r| fail(r.to_owned()))?;
+            let expected = (meta.block_id, table.id, column as u32, self.slice_id, meta.row_start, meta.rows, col.ty.code());
+            let found = (header.block_id, header.table_id, header.column_id, header.slice_id, header.row_start, header.row_count, header.column_type);
+            if expected != found {
+                return Err(fail(format!(
+                    "header does not match the manifest (block moved, swapped or replayed): found block {} of table {} column {} slice {} rows {}+{}",
+                    header.block_id, header.table_id, header.column_id, header.slice_id, header.row_start, header.row_count
+                )));
+            }
+            let dek = self.keys.data_key(meta.block_id).map_err(|e| fail(e.to_string()))?;
+            let key = self.backend.key(dek.expose_secret());
+            drop(dek);
+            block::open_to(sealed, key.as_ref(), buf).map_err(|r| fail(r.to_owned()))
+        })?
     }
 
     fn decode_error(table: &TableMeta, column: usize, meta: &BlockMeta, e: crate::encoding::DecodeError) -> Error {
@@ -351,7 +336,6 @@ impl Store {
             cursor: 0,
             freed: Vec::new(),
             dropped: Vec::new(),
-            seal_buf: Vec::new(),
             finished: false,
             rows: 0,
         }
@@ -402,9 +386,11 @@ impl Store {
         self.install(prepared)
     }
 
-    /// Makes a prepared commit visible in memory after the caller's own commit point (the
-    /// cluster's commit record); `CURRENT` is updated too.
-    fn install(&mut self, prepared: Prepared) -> Result<CommitInfo> {
+    /// Makes a written, prepared commit current after the caller's own commit point (the
+    /// cluster's commit record, which names this store's generation and is what the store is
+    /// opened at), without switching `CURRENT`: one pair of fsyncs less per slice and commit.
+    /// `CURRENT` catches up when the store is next opened at that generation.
+    pub fn install(&mut self, prepared: Prepared) -> Result<CommitInfo> {
         let generation = prepared.manifest.generation;
         let max_slot = prepared.allocated.iter().map(|s| s + 1).max().unwrap_or(0) as usize;
         if self.in_use.len() < max_slot {
@@ -571,7 +557,6 @@ pub struct Transaction<'s> {
     cursor: u64,
     freed: Vec<(u64, u64)>,
     dropped: Vec<(u64, u64)>,
-    seal_buf: Vec<u8>,
     finished: bool,
     rows: u64,
 }
@@ -738,12 +723,14 @@ impl Transaction<'_> {
             row_count: out.rows as u32,
             nonce,
         };
-        self.seal_buf.resize(shared.block_size, 0);
+        let payload_len = out.slot.len() - block::PAYLOAD_OFFSET;
+        let mut sealed = out.slot;
+        sealed.resize(shared.block_size, 0);
         let key = shared.backend.key(dek.expose_secret());
         drop(dek);
-        block::seal(&mut self.seal_buf, &header, &out.payload, key.as_ref())
+        block::seal_in_place(&mut sealed, &header, payload_len, key.as_ref())
             .map_err(|r| Error::corrupt(&shared.dir, 0, format!("sealing block {block_id}: {r}")))?;
-        shared.segments.write_slot(slot, &self.seal_buf)?;
+        shared.segments.write_slot(slot, &sealed)?;
         self.manifest.table_mut(table)?.columns[column].blocks.push(BlockMeta {
             block_id,
             slot,

@@ -8,14 +8,16 @@ use crate::zone::ZoneMap;
 use crate::{Error, Result};
 
 /// Rows per page (a page is the unit of encoding inside a block).
-pub const PAGE_ROWS: usize = 65_536;
+pub const PAGE_ROWS: usize = 16_384;
 /// Plain bytes per page (caps string pages).
 const PAGE_BYTES: usize = 512 << 10;
 
 /// A finished block, ready to be sealed.
 #[derive(Debug)]
 pub(crate) struct BlockOut {
-    pub payload: Vec<u8>,
+    /// The payload laid out where it will sit in the slot (after `PAYLOAD_OFFSET` bytes of
+    /// header space), so sealing needs no extra copy. Capacity is one block.
+    pub slot: Vec<u8>,
     pub row_start: u64,
     pub rows: u64,
     pub zone: ZoneMap,
@@ -205,13 +207,14 @@ impl ColumnWriter {
     }
 
     fn close_block(&mut self, full: bool) {
-        let mut payload = Vec::with_capacity(self.pages_len);
+        let mut payload = Vec::with_capacity(self.capacity + crate::block::PAYLOAD_OFFSET + 4 + sealstore_keyring::aead::TAG_LEN);
+        payload.resize(crate::block::PAYLOAD_OFFSET, 0);
         payload.extend_from_slice(&(self.pages.len() as u32).to_le_bytes());
         for p in self.pages.drain(..) {
             payload.extend_from_slice(&p);
         }
         self.ready.push(BlockOut {
-            payload,
+            slot: payload,
             row_start: self.block_row_start,
             rows: self.block_rows,
             zone: std::mem::take(&mut self.zone),
@@ -222,6 +225,14 @@ impl ColumnWriter {
         self.block_row_start += self.block_rows;
         self.block_rows = 0;
         self.pages_len = 4;
+    }
+}
+
+#[cfg(test)]
+impl BlockOut {
+    /// The encoded payload (page count and pages).
+    pub fn payload(&self) -> &[u8] {
+        &self.slot[crate::block::PAYLOAD_OFFSET..]
     }
 }
 
@@ -269,13 +280,13 @@ mod tests {
         assert!(blocks.len() > 3);
         let mut row = 0;
         for (i, b) in blocks.iter().enumerate() {
-            assert!(b.payload.len() <= capacity);
+            assert!(b.payload().len() <= capacity);
             assert_eq!(b.row_start, row);
             assert_eq!(b.full, i + 1 < blocks.len());
             if b.full {
-                assert!(b.payload.len() * 10 > capacity * 9, "full blocks are at least 90% used");
+                assert!(b.payload().len() * 10 > capacity * 9, "full blocks are at least 90% used");
             }
-            let arrays = decode_block(ColumnType::Utf8, &b.payload).unwrap();
+            let arrays = decode_block(ColumnType::Utf8, b.payload()).unwrap();
             for a in arrays {
                 let s = a.as_any().downcast_ref::<StringArray>().unwrap();
                 for j in 0..s.len() {
@@ -316,7 +327,7 @@ mod tests {
         w.finish().unwrap();
         let first = w.ready.pop().unwrap();
         assert!(!first.full);
-        let pages: Vec<Vec<u8>> = split_pages(&first.payload)
+        let pages: Vec<Vec<u8>> = split_pages(first.payload())
             .unwrap()
             .into_iter()
             .map(<[u8]>::to_vec)
@@ -327,7 +338,7 @@ mod tests {
         w2.finish().unwrap();
         let merged = w2.ready.pop().unwrap();
         assert_eq!((merged.row_start, merged.rows), (0, 250));
-        let all: Vec<i64> = decode_block(ColumnType::Int64, &merged.payload)
+        let all: Vec<i64> = decode_block(ColumnType::Int64, merged.payload())
             .unwrap()
             .iter()
             .flat_map(|a| a.as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec())

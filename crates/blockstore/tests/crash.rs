@@ -9,10 +9,10 @@ const SMALL: usize = block::MIN_BLOCK_SIZE;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum CrashPoint {
-    AfterBlocksWritten,
-    AfterDekTableCommit,
-    AfterManifestWritten,
-    AfterCurrentSwitched,
+    BlocksWritten,
+    DekTableCommitted,
+    ManifestWritten,
+    CurrentSwitched,
 }
 
 fn base(env: &Env) -> Store {
@@ -25,10 +25,10 @@ fn base(env: &Env) -> Store {
 #[test]
 fn crash_at_each_commit_step_leaves_old_or_new_state() {
     for point in [
-        CrashPoint::AfterBlocksWritten,
-        CrashPoint::AfterDekTableCommit,
-        CrashPoint::AfterManifestWritten,
-        CrashPoint::AfterCurrentSwitched,
+        CrashPoint::BlocksWritten,
+        CrashPoint::DekTableCommitted,
+        CrashPoint::ManifestWritten,
+        CrashPoint::CurrentSwitched,
     ] {
         let env = Env::new();
         let mut store = base(&env);
@@ -37,16 +37,16 @@ fn crash_at_each_commit_step_leaves_old_or_new_state() {
         let mut txn = store.begin();
         txn.append("t", &all_types_batch(3000, 20_000)).unwrap();
         let prepared = txn.prepare().unwrap();
-        if point != CrashPoint::AfterBlocksWritten {
+        if point != CrashPoint::BlocksWritten {
             store.keys().commit().unwrap();
         }
         if matches!(
             point,
-            CrashPoint::AfterManifestWritten | CrashPoint::AfterCurrentSwitched
+            CrashPoint::ManifestWritten | CrashPoint::CurrentSwitched
         ) {
             store.write_prepared(&prepared).unwrap();
         }
-        if point == CrashPoint::AfterCurrentSwitched {
+        if point == CrashPoint::CurrentSwitched {
             store.publish(prepared).unwrap();
         } else {
             drop(prepared);
@@ -55,7 +55,7 @@ fn crash_at_each_commit_step_leaves_old_or_new_state() {
         let mut store = env.reopen();
         assert!(store.verify().is_empty(), "{point:?}");
         let after = collect(&store, "t");
-        if point == CrashPoint::AfterCurrentSwitched {
+        if point == CrashPoint::CurrentSwitched {
             assert_eq!(after.num_rows(), 23_000, "{point:?}");
         } else {
             assert_eq!(after, before, "{point:?}");

@@ -151,7 +151,7 @@ enum Command {
     },
     /// Measure sealed vs unsealed write/scan throughput and AES-GCM speed.
     Bench {
-        #[arg(long, default_value_t = 2_000_000)]
+        #[arg(long, default_value_t = 6_000_000)]
         rows: usize,
         /// Worker threads (also measured against 1 thread).
         #[arg(long)]

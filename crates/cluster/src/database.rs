@@ -15,18 +15,18 @@ use crate::config::ClusterConfig;
 use crate::distribute::{Distribution, Splitter};
 use crate::{Error, Result};
 
-/// A point in the cluster commit protocol where a test can simulate a crash.
+/// A point in the cluster commit protocol right after which a test can simulate a crash.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
     /// Blocks written and fsynced on every slice; nothing else.
-    AfterSlicesPrepared,
+    SlicesPrepared,
     /// DEK table appended and fsynced.
-    AfterDeksCommitted,
+    DeksCommitted,
     /// Every slice's manifest N+1 written (not current).
-    AfterManifestsWritten,
+    ManifestsWritten,
     /// The cluster commit record replaced (the commit point), slices not yet switched.
-    AfterCommitRecord,
+    CommitRecordWritten,
 }
 
 /// What an append did.
@@ -378,17 +378,17 @@ impl Database {
             self.pool
                 .install(|| txns.into_par_iter().map(|t| t.prepare()).collect::<Result<Vec<_>, _>>())?
         };
-        self.crash_here(CrashPoint::AfterSlicesPrepared)?;
+        self.crash_here(CrashPoint::SlicesPrepared)?;
         let committed = (|| -> Result<CommitRecord> {
             self.keys.commit()?;
-            self.crash_here(CrashPoint::AfterDeksCommitted)?;
+            self.crash_here(CrashPoint::DeksCommitted)?;
             self.pool.install(|| {
                 stores
                     .par_iter()
                     .zip(&prepared)
                     .try_for_each(|(s, p)| s.write_prepared(p))
             })?;
-            self.crash_here(CrashPoint::AfterManifestsWritten)?;
+            self.crash_here(CrashPoint::ManifestsWritten)?;
             record.generation += 1;
             record.slices = prepared.iter().map(Prepared::generation).collect();
             record.write(&self.dir, &self.keys)?;
@@ -401,11 +401,11 @@ impl Database {
                 return Err(e);
             }
         };
-        self.crash_here(CrashPoint::AfterCommitRecord)?;
+        self.crash_here(CrashPoint::CommitRecordWritten)?;
         // Past the commit point: make it visible everywhere.
         *self.record.write() = record.clone();
         for (store, p) in stores.iter_mut().zip(prepared) {
-            report.blocks_written += store.publish(p)?.blocks_written;
+            report.blocks_written += store.install(p)?.blocks_written;
         }
         report.generation = record.generation;
         Ok(report)
@@ -434,7 +434,7 @@ impl Database {
         record.write(&self.dir, &self.keys)?;
         *self.record.write() = record;
         for (s, p) in stores.iter_mut().zip(prepared) {
-            s.publish(p)?;
+            s.install(p)?;
         }
         Ok(())
     }

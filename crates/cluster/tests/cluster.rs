@@ -153,10 +153,10 @@ fn distribution_styles() {
 #[test]
 fn a_crash_at_any_step_of_a_cluster_commit_leaves_every_slice_at_one_commit() {
     for point in [
-        CrashPoint::AfterSlicesPrepared,
-        CrashPoint::AfterDeksCommitted,
-        CrashPoint::AfterManifestsWritten,
-        CrashPoint::AfterCommitRecord,
+        CrashPoint::SlicesPrepared,
+        CrashPoint::DeksCommitted,
+        CrashPoint::ManifestsWritten,
+        CrashPoint::CommitRecordWritten,
     ] {
         let dir = tempfile::tempdir().unwrap();
         let cluster = init(dir.path(), 2);
@@ -171,7 +171,7 @@ fn a_crash_at_any_step_of_a_cluster_commit_leaves_every_slice_at_one_commit() {
         let cluster = Cluster::open(&dir.path().join("data"), Some(2)).unwrap();
         let db = cluster.database("dev").unwrap();
         let rows = db.row_count("l").unwrap();
-        if point == CrashPoint::AfterCommitRecord {
+        if point == CrashPoint::CommitRecordWritten {
             assert_eq!(rows, 50_000, "{point:?}");
         } else {
             assert_eq!(rows, 20_000, "{point:?}");

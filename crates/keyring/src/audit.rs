@@ -203,7 +203,14 @@ impl AuditLog {
     }
 
     /// Appends a record (assigning its sequence number and chain hash) and syncs it.
-    pub fn append(&self, mut record: AuditRecord) -> Result<u64> {
+    pub fn append(&self, record: AuditRecord) -> Result<u64> {
+        self.append_with(record, true)
+    }
+
+    /// Appends a record; with `durable == false` it is left to the page cache (used for the
+    /// per-scan DEK-unwrap counts, so a read never waits for a disk flush; a crash may lose the
+    /// last such counts but never breaks the chain, since a torn tail line is cut on open).
+    pub fn append_with(&self, mut record: AuditRecord, durable: bool) -> Result<u64> {
         let path = self.path();
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         record.seq = tail.seq + 1;
@@ -214,7 +221,7 @@ impl AuditLog {
         let line = format!("{body}{HASH_FIELD}{hash}\"}}\n");
         tail.file
             .write_all(line.as_bytes())
-            .and_then(|_| tail.file.sync_data())
+            .and_then(|_| if durable { tail.file.sync_data() } else { Ok(()) })
             .map_err(|e| Error::io(&path, e))?;
         tail.seq = record.seq;
         tail.hash = hash.clone();

@@ -264,7 +264,7 @@ fn decimal_scale(vals: &[f64]) -> Option<(u8, Vec<i64>)> {
         for &v in vals {
             let i = (v * scale).round();
             // Check the exact computation the decoder will do (this also rejects -0.0 and NaN).
-            if !(i.abs() < EXACT_INT_LIMIT) || ((i as i64) as f64 / scale).to_bits() != v.to_bits() {
+            if i.is_nan() || i.abs() >= EXACT_INT_LIMIT || ((i as i64) as f64 / scale).to_bits() != v.to_bits() {
                 continue 'scale;
             }
             ints.push(i as i64);

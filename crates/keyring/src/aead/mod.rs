@@ -42,6 +42,9 @@ pub trait AeadKey: Send + Sync {
     /// Verifies `tag` and decrypts `buf` in place. On failure `buf` holds no plaintext
     /// that may be used (it is zeroed).
     fn open_in_place(&self, nonce: &Nonce, aad: &[u8], buf: &mut [u8], tag: &Tag) -> Result<(), AuthFailed>;
+    /// Verifies `tag` and decrypts `ciphertext` into `out` (same length), reading the input once
+    /// (e.g. straight from a memory map). On failure `out` is zeroed.
+    fn open_to(&self, nonce: &Nonce, aad: &[u8], ciphertext: &[u8], tag: &Tag, out: &mut [u8]) -> Result<(), AuthFailed>;
 }
 
 /// The default backend: aws-lc-rs when compiled in, else RustCrypto.
@@ -151,6 +154,13 @@ mod tests {
                 assert_eq!(k.open_in_place(&nonce, b"aad", &mut c, &tag), Err(AuthFailed));
                 assert!(c.iter().all(|&b| b == 0), "failed open must not leave plaintext");
             }
+            let mut out = vec![0u8; buf.len()];
+            k.open_to(&nonce, b"aad", &buf, &tag, &mut out).unwrap();
+            assert_eq!(out, b"the quick brown fox");
+            let mut flipped = buf.clone();
+            flipped[0] ^= 1;
+            assert_eq!(k.open_to(&nonce, b"aad", &flipped, &tag, &mut out), Err(AuthFailed));
+            assert!(out.iter().all(|&b| b == 0));
             let mut bad_tag = tag;
             bad_tag[15] ^= 0x80;
             assert!(k.open_in_place(&nonce, b"aad", &mut buf.clone(), &bad_tag).is_err());
