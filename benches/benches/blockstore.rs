@@ -35,7 +35,8 @@ fn header(nonce: [u8; 12]) -> BlockHeader {
 fn seal_open(c: &mut Criterion) {
     for backend in backends() {
         let mut g = c.benchmark_group(format!("seal-open/{}", backend.name()));
-        g.throughput(Throughput::Bytes(MIB as u64)).measurement_time(Duration::from_secs(3));
+        g.throughput(Throughput::Bytes(MIB as u64))
+            .measurement_time(Duration::from_secs(3));
         let raw_key = backend.key(&[9; 32]);
         let mut buf = vec![0x5au8; MIB];
         g.bench_function("raw_aes_gcm_seal_1mib", |b| {
@@ -63,7 +64,13 @@ fn seal_open(c: &mut Criterion) {
         });
         let dek = DataKey::generate().unwrap();
         slot[PAYLOAD_OFFSET..PAYLOAD_OFFSET + payload_len].fill(0x11);
-        block::seal_in_place(&mut slot, &header([3; 12]), payload_len, backend.key(dek.expose_secret()).as_ref()).unwrap();
+        block::seal_in_place(
+            &mut slot,
+            &header([3; 12]),
+            payload_len,
+            backend.key(dek.expose_secret()).as_ref(),
+        )
+        .unwrap();
         let mut out = vec![0u8; MIB];
         g.bench_function("block_open_1mib", |b| {
             b.iter(|| {
@@ -84,23 +91,88 @@ fn splitmix(i: u64) -> u64 {
 
 fn encodings(c: &mut Criterion) {
     const N: usize = 16_384;
-    let words = ["furiously", "sly", "careful", "blithely", "quickly", "deposits", "requests", "ideas"];
+    let words = [
+        "furiously",
+        "sly",
+        "careful",
+        "blithely",
+        "quickly",
+        "deposits",
+        "requests",
+        "ideas",
+    ];
     let cases: Vec<(&str, ColumnType, ArrayRef)> = vec![
-        ("int64_sorted", ColumnType::Int64, Arc::new(Int64Array::from_iter_values((0..N as i64).map(|i| 1_000_000 + i / 4)))),
-        ("int64_small_range", ColumnType::Int64, Arc::new(Int64Array::from_iter_values((0..N as u64).map(|i| (splitmix(i) % 200_000) as i64)))),
-        ("int64_runs", ColumnType::Int64, Arc::new(Int64Array::from_iter_values((0..N as i64).map(|i| i / 1000)))),
-        ("int64_sparse_values", ColumnType::Int64, Arc::new(Int64Array::from_iter_values((0..N as u64).map(|i| [5i64, 1 << 40, -7][(splitmix(i) % 3) as usize])))),
-        ("int64_random", ColumnType::Int64, Arc::new(Int64Array::from_iter_values((0..N as u64).map(|i| splitmix(i) as i64)))),
-        ("float64_decimal", ColumnType::Float64, Arc::new(Float64Array::from_iter_values((0..N as u64).map(|i| (splitmix(i) % 10_000_000) as f64 / 100.0)))),
-        ("float64_random", ColumnType::Float64, Arc::new(Float64Array::from_iter_values((0..N as u64).map(|i| f64::from_bits(0x3FF0_0000_0000_0000 | splitmix(i) >> 12))))),
-        ("date32", ColumnType::Date32, Arc::new(Date32Array::from_iter_values((0..N as u64).map(|i| 9000 + (i / 40) as i32 + (splitmix(i) % 240) as i32)))),
-        ("utf8_low_cardinality", ColumnType::Utf8, Arc::new(StringArray::from_iter_values((0..N as u64).map(|i| ["REG AIR", "AIR", "RAIL", "SHIP", "TRUCK", "MAIL", "FOB"][(splitmix(i) % 7) as usize])))),
-        ("utf8_short_words", ColumnType::Utf8, Arc::new(StringArray::from_iter_values((0..N as u64).map(|i| {
-            (0..4).map(|k| words[(splitmix(i * 4 + k) % 8) as usize]).collect::<Vec<_>>().join(" ")
-        })))),
+        (
+            "int64_sorted",
+            ColumnType::Int64,
+            Arc::new(Int64Array::from_iter_values((0..N as i64).map(|i| 1_000_000 + i / 4))),
+        ),
+        (
+            "int64_small_range",
+            ColumnType::Int64,
+            Arc::new(Int64Array::from_iter_values(
+                (0..N as u64).map(|i| (splitmix(i) % 200_000) as i64),
+            )),
+        ),
+        (
+            "int64_runs",
+            ColumnType::Int64,
+            Arc::new(Int64Array::from_iter_values((0..N as i64).map(|i| i / 1000))),
+        ),
+        (
+            "int64_sparse_values",
+            ColumnType::Int64,
+            Arc::new(Int64Array::from_iter_values(
+                (0..N as u64).map(|i| [5i64, 1 << 40, -7][(splitmix(i) % 3) as usize]),
+            )),
+        ),
+        (
+            "int64_random",
+            ColumnType::Int64,
+            Arc::new(Int64Array::from_iter_values((0..N as u64).map(|i| splitmix(i) as i64))),
+        ),
+        (
+            "float64_decimal",
+            ColumnType::Float64,
+            Arc::new(Float64Array::from_iter_values(
+                (0..N as u64).map(|i| (splitmix(i) % 10_000_000) as f64 / 100.0),
+            )),
+        ),
+        (
+            "float64_random",
+            ColumnType::Float64,
+            Arc::new(Float64Array::from_iter_values(
+                (0..N as u64).map(|i| f64::from_bits(0x3FF0_0000_0000_0000 | splitmix(i) >> 12)),
+            )),
+        ),
+        (
+            "date32",
+            ColumnType::Date32,
+            Arc::new(Date32Array::from_iter_values(
+                (0..N as u64).map(|i| 9000 + (i / 40) as i32 + (splitmix(i) % 240) as i32),
+            )),
+        ),
+        (
+            "utf8_low_cardinality",
+            ColumnType::Utf8,
+            Arc::new(StringArray::from_iter_values((0..N as u64).map(|i| {
+                ["REG AIR", "AIR", "RAIL", "SHIP", "TRUCK", "MAIL", "FOB"][(splitmix(i) % 7) as usize]
+            }))),
+        ),
+        (
+            "utf8_short_words",
+            ColumnType::Utf8,
+            Arc::new(StringArray::from_iter_values((0..N as u64).map(|i| {
+                (0..4)
+                    .map(|k| words[(splitmix(i * 4 + k) % 8) as usize])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }))),
+        ),
     ];
     let mut g = c.benchmark_group("encoding");
-    g.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
     for (name, ty, array) in &cases {
         let page = encode_page(*ty, array.as_ref());
         eprintln!(
@@ -111,8 +183,12 @@ fn encodings(c: &mut Criterion) {
             page.bytes.len()
         );
         g.throughput(Throughput::Bytes(array.get_buffer_memory_size() as u64));
-        g.bench_function(format!("{name}/{:?}/encode", page.encoding), |b| b.iter(|| black_box(encode_page(*ty, array.as_ref()))));
-        g.bench_function(format!("{name}/{:?}/decode", page.encoding), |b| b.iter(|| black_box(decode_page(*ty, &page.bytes).unwrap())));
+        g.bench_function(format!("{name}/{:?}/encode", page.encoding), |b| {
+            b.iter(|| black_box(encode_page(*ty, array.as_ref())))
+        });
+        g.bench_function(format!("{name}/{:?}/decode", page.encoding), |b| {
+            b.iter(|| black_box(decode_page(*ty, &page.bytes).unwrap()))
+        });
     }
     g.finish();
 }
@@ -122,18 +198,36 @@ fn zone_map_pruning(c: &mut Criterion) {
     let provider: Arc<dyn MasterKeyProvider> = Arc::new(InsecureInMemoryProvider::new().unwrap());
     let ring = Keyring::create(&dir.path().join("ks"), provider, "bench").unwrap();
     let keys = ring.create_database("dev", &dir.path().join("deks")).unwrap();
-    let mut store = Store::create(&dir.path().join("s"), keys, StoreOptions { block_size: 64 << 10, slice_id: 0 }).unwrap();
+    let mut store = Store::create(
+        &dir.path().join("s"),
+        keys,
+        StoreOptions {
+            block_size: 64 << 10,
+            slice_id: 0,
+        },
+    )
+    .unwrap();
     // A sorted key with random gaps (about 2 bytes/row) and a random double: hundreds of blocks.
-    let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false), Field::new("v", DataType::Float64, false)]));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("v", DataType::Float64, false),
+    ]));
     store.create_table("t", &schema).unwrap();
     let n = 2_000_000u64;
     let mut k = 0i64;
-    let keys: Vec<i64> = (0..n).map(|i| { k += 1 + (splitmix(i) % 60_000) as i64; k }).collect();
+    let keys: Vec<i64> = (0..n)
+        .map(|i| {
+            k += 1 + (splitmix(i) % 60_000) as i64;
+            k
+        })
+        .collect();
     let batch = RecordBatch::try_new(
         schema,
         vec![
             Arc::new(Int64Array::from(keys.clone())),
-            Arc::new(Float64Array::from_iter_values((0..n).map(|i| f64::from_bits(0x3FF0_0000_0000_0000 | splitmix(i + n) >> 12)))),
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(|i| f64::from_bits(0x3FF0_0000_0000_0000 | splitmix(i + n) >> 12)),
+            )),
         ],
     )
     .unwrap();

@@ -18,7 +18,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let provider: Arc<dyn MasterKeyProvider> = Arc::new(InsecureInMemoryProvider::new()?);
     let ring = Keyring::create(&dir.path().join("keystore"), provider, "bench")?;
     let keys = ring.create_database("dev", &dir.path().join("deks"))?;
-    let mut store = Store::create(&dir.path().join("slice"), keys, StoreOptions { block_size, slice_id: 0 })?;
+    let mut store = Store::create(
+        &dir.path().join("slice"),
+        keys,
+        StoreOptions {
+            block_size,
+            slice_id: 0,
+        },
+    )?;
     store.create_table("lineitem", &lineitem_schema())?;
     let target = (gib * (1u64 << 30) as f64) as usize;
     let started = Instant::now();
@@ -40,6 +47,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         info.blocks_written,
         bytes as f64 / 1e6 / secs
     );
-    println!("memory budget: 64 MiB + 2 x block_size x parallelism(1) = {} MiB", 64 + 2 * block_size / (1 << 20));
+    println!(
+        "memory budget: 64 MiB + 2 x block_size x parallelism(1) = {} MiB",
+        64 + 2 * block_size / (1 << 20)
+    );
     Ok(())
 }

@@ -32,11 +32,19 @@ pub(crate) struct UnsealedFile {
 
 impl UnsealedFile {
     pub fn read_block(&self, ty: ColumnType, slot: u64) -> Result<Vec<ArrayRef>> {
-        let map = self.map.as_ref().ok_or_else(|| Error::InvalidSchema("empty baseline file".into()))?;
+        let map = self
+            .map
+            .as_ref()
+            .ok_or_else(|| Error::InvalidSchema("empty baseline file".into()))?;
         let start = slot as usize * self.block_size;
         let slot_bytes = &map[start..start + self.block_size];
-        let len = u32::from_le_bytes(slot_bytes[PAYLOAD_OFFSET - 4..PAYLOAD_OFFSET].try_into().expect("4 bytes")) as usize;
-        decode_block(ty, &slot_bytes[PAYLOAD_OFFSET..PAYLOAD_OFFSET + len]).map_err(|e| Error::InvalidSchema(e.0.into()))
+        let len = u32::from_le_bytes(
+            slot_bytes[PAYLOAD_OFFSET - 4..PAYLOAD_OFFSET]
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
+        decode_block(ty, &slot_bytes[PAYLOAD_OFFSET..PAYLOAD_OFFSET + len])
+            .map_err(|e| Error::InvalidSchema(e.0.into()))
     }
 }
 
@@ -44,14 +52,27 @@ const TABLE: &str = "bench";
 
 /// Writes `batches` into `path` as unsealed fixed-size slots and `fdatasync`s it.
 pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<UnsealedTable> {
-    let file =
-        OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
-    let mut table = TableMeta { id: 1, name: TABLE.into(), rows: 0, columns: Vec::new() };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut table = TableMeta {
+        id: 1,
+        name: TABLE.into(),
+        rows: 0,
+        columns: Vec::new(),
+    };
     if let Some(first) = batches.first() {
         table.columns = crate::store::table_columns(&first.schema())?;
     }
-    let mut writers: Vec<ColumnWriter> =
-        table.columns.iter().map(|c| ColumnWriter::new(c.ty, capacity(block_size), 0, TABLE, &c.name)).collect();
+    let mut writers: Vec<ColumnWriter> = table
+        .columns
+        .iter()
+        .map(|c| ColumnWriter::new(c.ty, capacity(block_size), 0, TABLE, &c.name))
+        .collect();
     let mut next_slot = 0u64;
     let mut flush = |w: &mut ColumnWriter, col: &mut ColumnMeta| -> Result<()> {
         for out in w.ready.drain(..) {
@@ -61,7 +82,8 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
             let mut slot_buf = out.slot;
             slot_buf[PAYLOAD_OFFSET - 4..PAYLOAD_OFFSET].copy_from_slice(&(len as u32).to_le_bytes());
             slot_buf.resize(block_size, 0);
-            file.write_all_at(&slot_buf, next_slot * block_size as u64).map_err(|e| Error::io(path, e))?;
+            file.write_all_at(&slot_buf, next_slot * block_size as u64)
+                .map_err(|e| Error::io(path, e))?;
             col.blocks.push(BlockMeta {
                 block_id: next_slot,
                 slot: next_slot,
@@ -87,8 +109,16 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
         flush(w, col)?;
     }
     file.sync_data().map_err(|e| Error::io(path, e))?;
-    let manifest = Manifest { generation: 1, next_table_id: 2, tables: vec![table] };
-    Ok(UnsealedTable { path: path.to_owned(), block_size, manifest })
+    let manifest = Manifest {
+        generation: 1,
+        next_table_id: 2,
+        tables: vec![table],
+    };
+    Ok(UnsealedTable {
+        path: path.to_owned(),
+        block_size,
+        manifest,
+    })
 }
 
 /// Runs the store's scan iterator over the unsealed table; returns the rows.
@@ -100,7 +130,10 @@ pub fn scan(table: &UnsealedTable, stats: Arc<ScanStats>) -> Result<u64> {
     // SAFETY: bench-only file created by `write` above and not modified while mapped.
     #[allow(unsafe_code)]
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&table.path, e))?;
-    let source = Source::Unsealed(Arc::new(UnsealedFile { map: Some(map), block_size: table.block_size }));
+    let source = Source::Unsealed(Arc::new(UnsealedFile {
+        map: Some(map),
+        block_size: table.block_size,
+    }));
     let mut rows = 0;
     for b in plan(source, Arc::new(table.manifest.clone()), TABLE, None, Vec::new(), stats)? {
         rows += b?.num_rows() as u64;

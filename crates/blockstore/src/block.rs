@@ -120,7 +120,12 @@ pub fn seal(slot: &mut [u8], header: &BlockHeader, payload: &[u8], key: &dyn Aea
 
 /// Seals a slot whose payload already sits at [`PAYLOAD_OFFSET`]: writes the header and length,
 /// zeroes the padding, encrypts in place and appends the tag.
-pub fn seal_in_place(slot: &mut [u8], header: &BlockHeader, payload_len: usize, key: &dyn AeadKey) -> Result<(), &'static str> {
+pub fn seal_in_place(
+    slot: &mut [u8],
+    header: &BlockHeader,
+    payload_len: usize,
+    key: &dyn AeadKey,
+) -> Result<(), &'static str> {
     let size = slot.len();
     if payload_len > capacity(size) {
         return Err("payload larger than the block capacity");
@@ -168,8 +173,14 @@ pub fn open_to(sealed: &[u8], key: &dyn AeadKey, out: &mut [u8]) -> Result<std::
     let header = BlockHeader::decode(sealed)?;
     let body_end = size - TAG_LEN;
     let tag: [u8; TAG_LEN] = sealed[body_end..].try_into().expect("16 bytes");
-    key.open_to(&header.nonce, &sealed[..HEADER_LEN], &sealed[HEADER_LEN..body_end], &tag, &mut out[HEADER_LEN..body_end])
-        .map_err(|_| "tag mismatch: the block was modified or does not belong here")?;
+    key.open_to(
+        &header.nonce,
+        &sealed[..HEADER_LEN],
+        &sealed[HEADER_LEN..body_end],
+        &tag,
+        &mut out[HEADER_LEN..body_end],
+    )
+    .map_err(|_| "tag mismatch: the block was modified or does not belong here")?;
     let len = u32::from_le_bytes(out[HEADER_LEN..PAYLOAD_OFFSET].try_into().expect("4 bytes")) as usize;
     if len > capacity(size) {
         return Err("payload length exceeds the block");

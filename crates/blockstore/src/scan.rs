@@ -56,7 +56,13 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    fn read_block(&self, t: &TableMeta, col: usize, meta: &crate::manifest::BlockMeta, buf: &mut Vec<u8>) -> Result<Vec<ArrayRef>> {
+    fn read_block(
+        &self,
+        t: &TableMeta,
+        col: usize,
+        meta: &crate::manifest::BlockMeta,
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<ArrayRef>> {
         match self {
             Source::Sealed(shared) => shared.read_block(t, col, meta, buf),
             Source::Unsealed(file) => file.read_block(t.columns[col].ty, meta.slot),
@@ -128,7 +134,14 @@ impl<'a> ScanBuilder<'a> {
     /// Plans the scan: checks columns and predicates, prunes by zone map.
     pub fn run(self) -> Result<ScanIter> {
         let source = Source::Sealed(self.store.shared.clone());
-        plan(source, self.store.manifest(), &self.table, self.columns, self.predicates, self.stats)
+        plan(
+            source,
+            self.store.manifest(),
+            &self.table,
+            self.columns,
+            self.predicates,
+            self.stats,
+        )
     }
 }
 
@@ -141,74 +154,74 @@ pub(crate) fn plan(
     predicates: Vec<Predicate>,
     stats: Arc<ScanStats>,
 ) -> Result<ScanIter> {
-        let table_idx = manifest
-            .tables
-            .iter()
-            .position(|t| t.name == table)
-            .ok_or_else(|| Error::UnknownTable(table.to_owned()))?;
-        let t = &manifest.tables[table_idx];
-        let out_cols: Vec<usize> = match &columns {
-            Some(cols) => cols.iter().map(|c| t.column_index(c)).collect::<Result<_>>()?,
-            None => (0..t.columns.len()).collect(),
-        };
-        let mut preds = Vec::new();
-        for p in predicates {
-            let ci = t.column_index(p.column())?;
-            p.check(t.columns[ci].ty)?;
-            preds.push((p, ci));
+    let table_idx = manifest
+        .tables
+        .iter()
+        .position(|t| t.name == table)
+        .ok_or_else(|| Error::UnknownTable(table.to_owned()))?;
+    let t = &manifest.tables[table_idx];
+    let out_cols: Vec<usize> = match &columns {
+        Some(cols) => cols.iter().map(|c| t.column_index(c)).collect::<Result<_>>()?,
+        None => (0..t.columns.len()).collect(),
+    };
+    let mut preds = Vec::new();
+    for p in predicates {
+        let ci = t.column_index(p.column())?;
+        p.check(t.columns[ci].ty)?;
+        preds.push((p, ci));
+    }
+    let mut needed: Vec<usize> = out_cols.clone();
+    for (_, ci) in &preds {
+        if !needed.contains(ci) {
+            needed.push(*ci);
         }
-        let mut needed: Vec<usize> = out_cols.clone();
-        for (_, ci) in &preds {
-            if !needed.contains(ci) {
-                needed.push(*ci);
-            }
-        }
-        if needed.is_empty() {
-            needed.push(0);
-        }
-        let mut ranges = vec![(0, t.rows)];
-        for (p, ci) in &preds {
-            let mut matching: Vec<(u64, u64)> = Vec::new();
-            for b in t.columns[*ci].blocks.iter().filter(|b| p.may_match(&b.zone)) {
-                let mut s = b.row_start;
-                for page in &b.pages {
-                    let e = s + page.rows;
-                    if p.may_match(page) {
-                        match matching.last_mut() {
-                            Some(last) if last.1 == s => last.1 = e,
-                            _ => matching.push((s, e)),
-                        }
+    }
+    if needed.is_empty() {
+        needed.push(0);
+    }
+    let mut ranges = vec![(0, t.rows)];
+    for (p, ci) in &preds {
+        let mut matching: Vec<(u64, u64)> = Vec::new();
+        for b in t.columns[*ci].blocks.iter().filter(|b| p.may_match(&b.zone)) {
+            let mut s = b.row_start;
+            for page in &b.pages {
+                let e = s + page.rows;
+                if p.may_match(page) {
+                    match matching.last_mut() {
+                        Some(last) if last.1 == s => last.1 = e,
+                        _ => matching.push((s, e)),
                     }
-                    s = e;
                 }
+                s = e;
             }
-            ranges = intersect(&ranges, &matching);
         }
-        let total: u64 = needed.iter().map(|&c| t.columns[c].blocks.len() as u64).sum();
-        stats.blocks_total.fetch_add(total, Ordering::Relaxed);
-        let fields: Vec<_> = out_cols.iter().map(|&c| t.schema().field(c).clone()).collect();
-        Ok(ScanIter {
-            source,
-            schema: Arc::new(Schema::new(fields)),
-            cursors: needed.iter().map(|_| Cursor::default()).collect(),
-            out_cols: out_cols
-                .iter()
-                .map(|c| needed.iter().position(|n| n == c).expect("needed"))
-                .collect(),
-            preds: preds
-                .into_iter()
-                .map(|(p, c)| (p, needed.iter().position(|n| *n == c).expect("needed")))
-                .collect(),
-            needed,
-            manifest,
-            table_idx,
-            ranges,
-            range_idx: 0,
-            pos: 0,
-            buf: Vec::new(),
-            stats,
-            failed: false,
-        })
+        ranges = intersect(&ranges, &matching);
+    }
+    let total: u64 = needed.iter().map(|&c| t.columns[c].blocks.len() as u64).sum();
+    stats.blocks_total.fetch_add(total, Ordering::Relaxed);
+    let fields: Vec<_> = out_cols.iter().map(|&c| t.schema().field(c).clone()).collect();
+    Ok(ScanIter {
+        source,
+        schema: Arc::new(Schema::new(fields)),
+        cursors: needed.iter().map(|_| Cursor::default()).collect(),
+        out_cols: out_cols
+            .iter()
+            .map(|c| needed.iter().position(|n| n == c).expect("needed"))
+            .collect(),
+        preds: preds
+            .into_iter()
+            .map(|(p, c)| (p, needed.iter().position(|n| *n == c).expect("needed")))
+            .collect(),
+        needed,
+        manifest,
+        table_idx,
+        ranges,
+        range_idx: 0,
+        pos: 0,
+        buf: Vec::new(),
+        stats,
+        failed: false,
+    })
 }
 
 /// Sorted, disjoint range intersection.

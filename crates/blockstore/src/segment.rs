@@ -148,13 +148,22 @@ impl Segments {
     pub fn with_slot<T>(&self, slot: u64, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let (path, offset) = self.location(slot);
         let files = self.files.read();
-        let Some(seg) = files.get((slot / self.slots_per_segment) as usize).and_then(Option::as_ref) else {
-            return Err(Error::MissingSegment { path, reason: "file not found".into() });
+        let Some(seg) = files
+            .get((slot / self.slots_per_segment) as usize)
+            .and_then(Option::as_ref)
+        else {
+            return Err(Error::MissingSegment {
+                path,
+                reason: "file not found".into(),
+            });
         };
         let end = offset as usize + self.block_size;
         match seg.map.as_ref().filter(|m| m.len() >= end) {
             Some(m) => Ok(f(&m[offset as usize..end])),
-            None => Err(Error::MissingSegment { path, reason: format!("shorter than {end} bytes") }),
+            None => Err(Error::MissingSegment {
+                path,
+                reason: format!("shorter than {end} bytes"),
+            }),
         }
     }
 

@@ -207,7 +207,8 @@ impl ColumnWriter {
     }
 
     fn close_block(&mut self, full: bool) {
-        let mut payload = Vec::with_capacity(self.capacity + crate::block::PAYLOAD_OFFSET + 4 + sealstore_keyring::aead::TAG_LEN);
+        let mut payload =
+            Vec::with_capacity(self.capacity + crate::block::PAYLOAD_OFFSET + 4 + sealstore_keyring::aead::TAG_LEN);
         payload.resize(crate::block::PAYLOAD_OFFSET, 0);
         payload.extend_from_slice(&(self.pages.len() as u32).to_le_bytes());
         for p in self.pages.drain(..) {
@@ -284,7 +285,10 @@ mod tests {
             assert_eq!(b.row_start, row);
             assert_eq!(b.full, i + 1 < blocks.len());
             if b.full {
-                assert!(b.payload().len() * 10 > capacity * 9, "full blocks are at least 90% used");
+                assert!(
+                    b.payload().len() * 10 > capacity * 9,
+                    "full blocks are at least 90% used"
+                );
             }
             let arrays = decode_block(ColumnType::Utf8, b.payload()).unwrap();
             for a in arrays {

@@ -40,10 +40,7 @@ fn crash_at_each_commit_step_leaves_old_or_new_state() {
         if point != CrashPoint::BlocksWritten {
             store.keys().commit().unwrap();
         }
-        if matches!(
-            point,
-            CrashPoint::ManifestWritten | CrashPoint::CurrentSwitched
-        ) {
+        if matches!(point, CrashPoint::ManifestWritten | CrashPoint::CurrentSwitched) {
             store.write_prepared(&prepared).unwrap();
         }
         if point == CrashPoint::CurrentSwitched {

@@ -166,7 +166,9 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
         let unsealed_dir = run_dir.join("unsealed");
         std::fs::create_dir_all(&unsealed_dir)?;
         baseline::write(&unsealed_dir, block_size, 4, &pool, &batches[..batches.len().min(2)])?;
-        let (write_unsealed_s, tables) = best_of(2, || Ok(baseline::write(&unsealed_dir, block_size, 4, &pool, &batches)?))?;
+        let (write_unsealed_s, tables) = best_of(2, || {
+            Ok(baseline::write(&unsealed_dir, block_size, 4, &pool, &batches)?)
+        })?;
         let (scan_unsealed_s, unsealed_rows) = best_of(3, || Ok(baseline::scan(&tables, &pool)?))?;
         if unsealed_rows != rows as u64 {
             return Err(fail(format!("unsealed scan returned {unsealed_rows} rows")));

@@ -41,7 +41,12 @@ pub fn write(
 /// Scans every slice's unsealed table with the store's scan iterator, slices in parallel;
 /// returns the rows.
 pub fn scan(tables: &[UnsealedTable], pool: &rayon::ThreadPool) -> Result<u64> {
-    pool.install(|| tables.par_iter().map(|t| baseline::scan(t, Default::default()).map_err(Error::from)).sum())
+    pool.install(|| {
+        tables
+            .par_iter()
+            .map(|t| baseline::scan(t, Default::default()).map_err(Error::from))
+            .sum()
+    })
 }
 
 /// A thread pool of `threads` workers for benchmarks.

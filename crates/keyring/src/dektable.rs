@@ -33,6 +33,21 @@ const MAX_FRAME: usize = 1 << 30;
 /// Entries per random-bytes request when generating DEKs in bulk.
 const RNG_CHUNK: usize = 4096;
 
+/// Longest DEK AAD: label, length, a database name of at most 64 bytes, block id, generation.
+const DEK_AAD_MAX: usize = 16 + 4 + 64 + 8 + 4;
+
+struct DekAad {
+    bytes: [u8; DEK_AAD_MAX],
+    len: usize,
+}
+
+impl std::ops::Deref for DekAad {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// One wrapped data key as stored: 72 bytes, no secret in the clear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WrappedDek {
@@ -274,6 +289,7 @@ fn generations_in(dir: &Path) -> Result<Vec<u64>> {
 impl DekTable {
     /// Creates an empty table (generation 1) in `dir`.
     pub fn create(dir: &Path, database: &str, dk: Box<dyn AeadKey>, dk_generation: u32) -> Result<Self> {
+        crate::hierarchy::validate_name(database)?;
         fsutil::create_dir_durable(dir)?;
         if !generations_in(dir)?.is_empty() {
             return Err(Error::AlreadyExists {
@@ -292,6 +308,7 @@ impl DekTable {
 
     /// Opens the newest complete generation in `dir`, dropping a torn tail and stale generations.
     pub fn open(dir: &Path, database: &str, dk: Box<dyn AeadKey>, dk_generation: u32) -> Result<Self> {
+        crate::hierarchy::validate_name(database)?;
         let gens = generations_in(dir)?;
         let Some(&generation) = gens.last() else {
             return Err(Error::corrupt(
@@ -346,14 +363,23 @@ impl DekTable {
         })
     }
 
-    fn aad(&self, block_id: BlockId, dk_generation: u32) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(DEK_AAD_LABEL.len() + self.database.len() + 16);
-        aad.extend_from_slice(DEK_AAD_LABEL);
-        aad.extend_from_slice(&(self.database.len() as u32).to_le_bytes());
-        aad.extend_from_slice(self.database.as_bytes());
-        aad.extend_from_slice(&block_id.to_le_bytes());
-        aad.extend_from_slice(&dk_generation.to_le_bytes());
-        aad
+    /// AAD of one wrapped DEK, built on the stack (no allocation on the unwrap hot path).
+    fn aad(&self, block_id: BlockId, dk_generation: u32) -> DekAad {
+        let mut a = DekAad {
+            bytes: [0; DEK_AAD_MAX],
+            len: 0,
+        };
+        for part in [
+            DEK_AAD_LABEL,
+            &(self.database.len() as u32).to_le_bytes(),
+            self.database.as_bytes(),
+            &block_id.to_le_bytes(),
+            &dk_generation.to_le_bytes(),
+        ] {
+            a.bytes[a.len..a.len + part.len()].copy_from_slice(part);
+            a.len += part.len();
+        }
+        a
     }
 
     fn wrap(
@@ -496,11 +522,27 @@ impl DekTable {
         Ok(())
     }
 
+    /// Index of a committed entry: O(1) while ids are dense (the common case, ids are
+    /// allocated ascending), else a binary search.
+    fn find(&self, block_id: BlockId) -> Option<usize> {
+        let first = self.entries.first()?.block_id;
+        let guess = block_id
+            .checked_sub(first)
+            .map(|d| d as usize)
+            .filter(|&i| i < self.entries.len());
+        if let Some(i) = guess
+            && self.entries[i].block_id == block_id
+        {
+            return Some(i);
+        }
+        self.entries.binary_search_by_key(&block_id, |e| e.block_id).ok()
+    }
+
     /// Unwraps the DEK of `block_id` (committed or staged).
     pub fn data_key(&self, block_id: BlockId) -> Result<DataKey> {
-        let entry = match self.entries.binary_search_by_key(&block_id, |e| e.block_id) {
-            Ok(i) => &self.entries[i],
-            Err(_) => self
+        let entry = match self.find(block_id) {
+            Some(i) => &self.entries[i],
+            None => self
                 .pending
                 .iter()
                 .find(|e| e.block_id == block_id)
@@ -587,7 +629,7 @@ impl DekTable {
 
     /// True if a committed DEK exists for `block_id`.
     pub fn contains(&self, block_id: BlockId) -> bool {
-        self.entries.binary_search_by_key(&block_id, |e| e.block_id).is_ok()
+        self.find(block_id).is_some()
     }
 
     /// Committed entries, by ascending block id.

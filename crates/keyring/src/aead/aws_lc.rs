@@ -31,11 +31,24 @@ impl AeadKey for Key {
         Ok(out)
     }
 
-    fn open_to(&self, nonce: &Nonce, aad: &[u8], ciphertext: &[u8], tag: &Tag, out: &mut [u8]) -> Result<(), AuthFailed> {
+    fn open_to(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &Tag,
+        out: &mut [u8],
+    ) -> Result<(), AuthFailed> {
         if ciphertext.len() != out.len()
             || self
                 .0
-                .open_separate_gather(AwsNonce::assume_unique_for_key(*nonce), Aad::from(aad), ciphertext, tag, out)
+                .open_separate_gather(
+                    AwsNonce::assume_unique_for_key(*nonce),
+                    Aad::from(aad),
+                    ciphertext,
+                    tag,
+                    out,
+                )
                 .is_err()
         {
             out.fill(0);

@@ -44,7 +44,14 @@ pub trait AeadKey: Send + Sync {
     fn open_in_place(&self, nonce: &Nonce, aad: &[u8], buf: &mut [u8], tag: &Tag) -> Result<(), AuthFailed>;
     /// Verifies `tag` and decrypts `ciphertext` into `out` (same length), reading the input once
     /// (e.g. straight from a memory map). On failure `out` is zeroed.
-    fn open_to(&self, nonce: &Nonce, aad: &[u8], ciphertext: &[u8], tag: &Tag, out: &mut [u8]) -> Result<(), AuthFailed>;
+    fn open_to(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &Tag,
+        out: &mut [u8],
+    ) -> Result<(), AuthFailed>;
 }
 
 /// The default backend: aws-lc-rs when compiled in, else RustCrypto.

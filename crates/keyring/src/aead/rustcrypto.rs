@@ -28,11 +28,22 @@ impl AeadKey for Key {
         Ok(tag.into())
     }
 
-    fn open_to(&self, nonce: &Nonce, aad: &[u8], ciphertext: &[u8], tag: &Tag, out: &mut [u8]) -> Result<(), AuthFailed> {
+    fn open_to(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &Tag,
+        out: &mut [u8],
+    ) -> Result<(), AuthFailed> {
         let Ok(inout) = aes_gcm::aead::inout::InOutBuf::new(ciphertext, out) else {
             return Err(AuthFailed);
         };
-        if self.0.decrypt_inout_detached(&(*nonce).into(), aad, inout, &(*tag).into()).is_err() {
+        if self
+            .0
+            .decrypt_inout_detached(&(*nonce).into(), aad, inout, &(*tag).into())
+            .is_err()
+        {
             out.fill(0);
             return Err(AuthFailed);
         }
