@@ -59,7 +59,7 @@ pub(super) fn encode(
     } else {
         usize::MAX
     };
-    let dict = build_dict(&vals);
+    let dict = build_dict(&vals, plain_len.min(rle_len));
     let dict_len = dict.as_ref().map_or(usize::MAX, |(d, _)| {
         let dbytes: usize = d.iter().map(|s| s.len()).sum();
         let dmax = d.iter().map(|s| s.len()).max().unwrap_or(0);
@@ -108,19 +108,21 @@ fn write_plain(vals: &[&[u8]], out: &mut Vec<u8>) {
 }
 
 /// Dictionary of distinct values in first-seen order and each row's index; `None` when the
-/// column looks high-cardinality.
-fn build_dict<'a>(vals: &[&'a [u8]]) -> Option<(Vec<&'a [u8]>, Vec<u32>)> {
+/// column looks high-cardinality or the dictionary alone would outgrow `budget` bytes.
+fn build_dict<'a>(vals: &[&'a [u8]], budget: usize) -> Option<(Vec<&'a [u8]>, Vec<u32>)> {
     let mut ids: HashMap<&[u8], u32> = HashMap::new();
     let mut dict = Vec::new();
+    let mut dict_bytes = 0usize;
     let mut index = Vec::with_capacity(vals.len());
     for (i, v) in vals.iter().enumerate() {
         let next = dict.len() as u32;
         let id = *ids.entry(v).or_insert_with(|| {
             dict.push(*v);
+            dict_bytes += v.len() + 1;
             next
         });
         index.push(id);
-        if dict.len() > DICT_MAX || (i == 1023 && dict.len() > 512) {
+        if dict.len() > DICT_MAX || dict_bytes >= budget || (i == 1023 && dict.len() > 512) {
             return None;
         }
     }

@@ -56,11 +56,14 @@ pub(super) fn bounds(vals: &[i64], all_null: bool) -> (Option<Scalar>, Option<Sc
     (Some(Scalar::Int(min)), Some(Scalar::Int(max)))
 }
 
-fn distinct_i64(vals: &[i64]) -> Option<Vec<i64>> {
+/// Distinct values, sorted; `None` as soon as a dictionary of them could not be smaller than
+/// `budget` bytes (so a page another encoding already shrinks well is not hashed through).
+fn distinct_i64(vals: &[i64], width: usize, budget: usize) -> Option<Vec<i64>> {
     let mut seen: HashMap<i64, ()> = HashMap::new();
+    let max_entries = DICT_MAX.min(budget.saturating_sub(5) / width);
     for (i, &v) in vals.iter().enumerate() {
         seen.insert(v, ());
-        if seen.len() > DICT_MAX || (i == 1023 && seen.len() > 512) {
+        if seen.len() > max_entries || (i == 1023 && seen.len() > 512) {
             return None;
         }
     }
@@ -108,11 +111,16 @@ pub(super) fn encode(vals: &[i64], width: usize, out: &mut Vec<u8>) -> Encoding 
     let for_len = 9 + packed_len(n, for_width).unwrap_or(usize::MAX);
     let delta_len = 17 + packed_len(n - 1, delta_width).unwrap_or(usize::MAX);
     let rle_len = 4 + runs * (width + 4);
-    let dict = if for_width > 8 { distinct_i64(vals) } else { None };
+    let best_other = plain.min(for_len).min(delta_len).min(rle_len);
+    let dict = if for_width > 8 {
+        distinct_i64(vals, width, best_other)
+    } else {
+        None
+    };
     let dict_len = dict.as_ref().map_or(usize::MAX, |d| {
         5 + d.len() * width + packed_len(n, width_for(d.len() as u64 - 1)).unwrap_or(usize::MAX)
     });
-    let best = plain.min(for_len).min(delta_len).min(rle_len).min(dict_len);
+    let best = best_other.min(dict_len);
     if best == rle_len {
         out.extend_from_slice(&(runs as u32).to_le_bytes());
         let mut start = 0;
