@@ -30,7 +30,8 @@ pub(super) fn encode(
     array: &dyn Array,
     nulls: Option<&NullBuffer>,
     out: &mut Vec<u8>,
-) -> (Encoding, Option<Scalar>, Option<Scalar>) {
+    force: Option<Encoding>,
+) -> Option<(Encoding, Option<Scalar>, Option<Scalar>)> {
     let vals = slices(array);
     let n = vals.len();
     let valid = |i: usize| nulls.is_none_or(|b| b.is_valid(i));
@@ -59,7 +60,11 @@ pub(super) fn encode(
     } else {
         usize::MAX
     };
-    let dict = build_dict(&vals, plain_len.min(rle_len));
+    let dict = match force {
+        Some(Encoding::Dictionary) => build_dict(&vals, None),
+        None => build_dict(&vals, Some(plain_len.min(rle_len))),
+        _ => None,
+    };
     let dict_len = dict.as_ref().map_or(usize::MAX, |(d, _)| {
         let dbytes: usize = d.iter().map(|s| s.len()).sum();
         let dmax = d.iter().map(|s| s.len()).max().unwrap_or(0);
@@ -69,7 +74,15 @@ pub(super) fn encode(
             + 1
             + packed_len(n, width_for(d.len().saturating_sub(1) as u64)).unwrap_or(usize::MAX)
     });
-    let enc = if rle_len < plain_len && rle_len <= dict_len {
+    let choice = match force {
+        Some(Encoding::Dictionary) if dict.is_none() => return None,
+        Some(e @ (Encoding::Plain | Encoding::RunLength | Encoding::Dictionary)) => e,
+        Some(_) => return None,
+        None if rle_len < plain_len && rle_len <= dict_len => Encoding::RunLength,
+        None if dict_len < plain_len => Encoding::Dictionary,
+        None => Encoding::Plain,
+    };
+    let enc = if choice == Encoding::RunLength {
         out.extend_from_slice(&(runs as u32).to_le_bytes());
         let mut start = 0;
         for i in 1..=n {
@@ -81,7 +94,7 @@ pub(super) fn encode(
             }
         }
         Encoding::RunLength
-    } else if dict_len < plain_len {
+    } else if choice == Encoding::Dictionary {
         let (dict, index) = dict.expect("dictionary computed");
         write_plain(&dict, out);
         let iw = width_for(dict.len().saturating_sub(1) as u64);
@@ -92,7 +105,7 @@ pub(super) fn encode(
         write_plain(&vals, out);
         Encoding::Plain
     };
-    (enc, zmin, zmax)
+    Some((enc, zmin, zmax))
 }
 
 /// Plain layout: u32 count | u8 length width | bit-packed lengths | concatenated bytes.
@@ -109,7 +122,7 @@ fn write_plain(vals: &[&[u8]], out: &mut Vec<u8>) {
 
 /// Dictionary of distinct values in first-seen order and each row's index; `None` when the
 /// column looks high-cardinality or the dictionary alone would outgrow `budget` bytes.
-fn build_dict<'a>(vals: &[&'a [u8]], budget: usize) -> Option<(Vec<&'a [u8]>, Vec<u32>)> {
+fn build_dict<'a>(vals: &[&'a [u8]], budget: Option<usize>) -> Option<(Vec<&'a [u8]>, Vec<u32>)> {
     let mut ids: HashMap<&[u8], u32> = HashMap::new();
     let mut dict = Vec::new();
     let mut dict_bytes = 0usize;
@@ -122,7 +135,8 @@ fn build_dict<'a>(vals: &[&'a [u8]], budget: usize) -> Option<(Vec<&'a [u8]>, Ve
             next
         });
         index.push(id);
-        if dict.len() > DICT_MAX || dict_bytes >= budget || (i == 1023 && dict.len() > 512) {
+        let over_budget = budget.is_some_and(|b| dict_bytes >= b || (i == 1023 && dict.len() > 512));
+        if dict.len() > DICT_MAX || over_budget {
             return None;
         }
     }

@@ -58,12 +58,12 @@ pub(super) fn bounds(vals: &[i64], all_null: bool) -> (Option<Scalar>, Option<Sc
 
 /// Distinct values, sorted; `None` as soon as a dictionary of them could not be smaller than
 /// `budget` bytes (so a page another encoding already shrinks well is not hashed through).
-fn distinct_i64(vals: &[i64], width: usize, budget: usize) -> Option<Vec<i64>> {
+fn distinct_i64(vals: &[i64], width: usize, budget: Option<usize>) -> Option<Vec<i64>> {
     let mut seen: HashMap<i64, ()> = HashMap::new();
-    let max_entries = DICT_MAX.min(budget.saturating_sub(5) / width);
+    let max_entries = budget.map_or(DICT_MAX, |b| DICT_MAX.min(b.saturating_sub(5) / width));
     for (i, &v) in vals.iter().enumerate() {
         seen.insert(v, ());
-        if seen.len() > max_entries || (i == 1023 && seen.len() > 512) {
+        if seen.len() > max_entries || (budget.is_some() && i == 1023 && seen.len() > 512) {
             return None;
         }
     }
@@ -87,9 +87,14 @@ fn read_fixed(c: &mut Cursor<'_>, width: usize) -> Result<i64, DecodeError> {
 
 /// Encodes integers (stored `width` bytes wide when plain) with the smallest encoding.
 pub(super) fn encode(vals: &[i64], width: usize, out: &mut Vec<u8>) -> Encoding {
+    encode_with(vals, width, out, None).expect("an unforced choice always exists")
+}
+
+/// Like [`encode`], or with a forced encoding (`None` if it cannot encode these values).
+pub(super) fn encode_with(vals: &[i64], width: usize, out: &mut Vec<u8>, force: Option<Encoding>) -> Option<Encoding> {
     let n = vals.len();
     if n == 0 {
-        return Encoding::Plain;
+        return force.is_none_or(|f| f == Encoding::Plain).then_some(Encoding::Plain);
     }
     let (mut min, mut max, mut runs) = (vals[0], vals[0], 1usize);
     let (mut dmin, mut dmax) = (i64::MAX, i64::MIN);
@@ -112,16 +117,32 @@ pub(super) fn encode(vals: &[i64], width: usize, out: &mut Vec<u8>) -> Encoding 
     let delta_len = 17 + packed_len(n - 1, delta_width).unwrap_or(usize::MAX);
     let rle_len = 4 + runs * (width + 4);
     let best_other = plain.min(for_len).min(delta_len).min(rle_len);
-    let dict = if for_width > 8 {
-        distinct_i64(vals, width, best_other)
-    } else {
-        None
+    let dict = match force {
+        Some(Encoding::Dictionary) => distinct_i64(vals, width, None),
+        None if for_width > 8 => distinct_i64(vals, width, Some(best_other)),
+        _ => None,
     };
     let dict_len = dict.as_ref().map_or(usize::MAX, |d| {
         5 + d.len() * width + packed_len(n, width_for(d.len() as u64 - 1)).unwrap_or(usize::MAX)
     });
-    let best = best_other.min(dict_len);
-    if best == rle_len {
+    let choice = match force {
+        Some(Encoding::Dictionary) if dict.is_none() => return None,
+        Some(Encoding::DecimalScaled) => return None,
+        Some(e) => e,
+        None => {
+            let best = best_other.min(dict_len);
+            [
+                (rle_len, Encoding::RunLength),
+                (for_len, Encoding::FrameOfReference),
+                (delta_len, Encoding::DeltaBitPack),
+                (dict_len, Encoding::Dictionary),
+            ]
+            .into_iter()
+            .find(|(len, _)| *len == best)
+            .map_or(Encoding::Plain, |(_, e)| e)
+        }
+    };
+    Some(if choice == Encoding::RunLength {
         out.extend_from_slice(&(runs as u32).to_le_bytes());
         let mut start = 0;
         for i in 1..=n {
@@ -132,12 +153,12 @@ pub(super) fn encode(vals: &[i64], width: usize, out: &mut Vec<u8>) -> Encoding 
             }
         }
         Encoding::RunLength
-    } else if best == for_len {
+    } else if choice == Encoding::FrameOfReference {
         out.extend_from_slice(&min.to_le_bytes());
         out.push(for_width);
         pack(vals.iter().map(|&v| v.wrapping_sub(min) as u64), for_width, out);
         Encoding::FrameOfReference
-    } else if best == delta_len {
+    } else if choice == Encoding::DeltaBitPack {
         out.extend_from_slice(&vals[0].to_le_bytes());
         let dmin = if n > 1 { dmin } else { 0 };
         out.extend_from_slice(&dmin.to_le_bytes());
@@ -149,7 +170,7 @@ pub(super) fn encode(vals: &[i64], width: usize, out: &mut Vec<u8>) -> Encoding 
             out,
         );
         Encoding::DeltaBitPack
-    } else if best == dict_len {
+    } else if choice == Encoding::Dictionary {
         let d = dict.expect("dictionary computed");
         out.extend_from_slice(&(d.len() as u32).to_le_bytes());
         for &v in &d {
@@ -169,7 +190,7 @@ pub(super) fn encode(vals: &[i64], width: usize, out: &mut Vec<u8>) -> Encoding 
             write_fixed(out, v, width);
         }
         Encoding::Plain
-    }
+    })
 }
 
 /// Decodes `n` integers.
@@ -286,7 +307,8 @@ pub(super) fn encode_floats(
     array: &dyn Array,
     nulls: Option<&NullBuffer>,
     out: &mut Vec<u8>,
-) -> (Encoding, Option<Scalar>, Option<Scalar>) {
+    force: Option<Encoding>,
+) -> Option<(Encoding, Option<Scalar>, Option<Scalar>)> {
     let a = array.as_any().downcast_ref::<Float64Array>().expect("float column");
     let mut vals = a.values().to_vec();
     if let Some(n) = nulls {
@@ -300,16 +322,22 @@ pub(super) fn encode_floats(
         let max = vals.iter().copied().max_by(|a, b| a.total_cmp(b)).expect("non-empty");
         (Some(Scalar::Float(min)), Some(Scalar::Float(max)))
     };
-    if let Some((scale, ints)) = decimal_scale(&vals) {
-        out.push(scale);
-        let pos = out.len();
-        out.push(0);
-        out[pos] = encode(&ints, 8, out) as u8;
-        return (Encoding::DecimalScaled, min, max);
+    if matches!(force, None | Some(Encoding::DecimalScaled)) {
+        match decimal_scale(&vals) {
+            Some((scale, ints)) => {
+                out.push(scale);
+                let pos = out.len();
+                out.push(0);
+                out[pos] = encode(&ints, 8, out) as u8;
+                return Some((Encoding::DecimalScaled, min, max));
+            }
+            None if force.is_some() => return None,
+            None => {}
+        }
     }
     let bits: Vec<i64> = vals.iter().map(|v| v.to_bits() as i64).collect();
-    let enc = encode(&bits, 8, out);
-    (enc, min, max)
+    let enc = encode_with(&bits, 8, out, force)?;
+    Some((enc, min, max))
 }
 
 pub(super) fn decode_floats(

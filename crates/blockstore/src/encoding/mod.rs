@@ -93,28 +93,40 @@ pub fn plain_size(ty: ColumnType, array: &dyn Array) -> usize {
 
 /// Encodes one page of `array` (which must be of `ty`'s Arrow type).
 pub fn encode_page(ty: ColumnType, array: &dyn Array) -> EncodedPage {
+    encode_page_as(ty, array, None, None).expect("an unforced encoding always exists")
+}
+
+/// Encodes a page with a forced encoding and/or LZ4 choice (tests, benches and fuzzing);
+/// `None` when that encoding cannot hold these values (e.g. a dictionary past its size limit).
+#[doc(hidden)]
+pub fn encode_page_as(
+    ty: ColumnType,
+    array: &dyn Array,
+    force: Option<Encoding>,
+    force_lz4: Option<bool>,
+) -> Option<EncodedPage> {
     let rows = array.len();
     let nulls = array.logical_nulls();
     let null_count = nulls.as_ref().map_or(0, |n| n.null_count());
     let mut values = Vec::new();
     let (encoding, min, max) = match ty.physical() {
-        Physical::Bool => encode_bools(array, nulls.as_ref(), &mut values),
+        Physical::Bool => encode_bools(array, nulls.as_ref(), &mut values, force)?,
         Physical::I32 | Physical::I64 => {
             let vals = ints::extract(ty, array, nulls.as_ref());
             let width = if ty.physical() == Physical::I32 { 4 } else { 8 };
-            let enc = ints::encode(&vals, width, &mut values);
+            let enc = ints::encode_with(&vals, width, &mut values, force)?;
             let bounds = ints::bounds(&vals, null_count == rows);
             (enc, bounds.0, bounds.1)
         }
-        Physical::F64 => ints::encode_floats(array, nulls.as_ref(), &mut values),
-        Physical::Bytes => bytes::encode(array, nulls.as_ref(), &mut values),
+        Physical::F64 => ints::encode_floats(array, nulls.as_ref(), &mut values, force)?,
+        Physical::Bytes => bytes::encode(array, nulls.as_ref(), &mut values, force)?,
     };
     let mut lz4 = false;
     let wants_lz4 = matches!(ty.physical(), Physical::Bytes | Physical::F64)
         && matches!(encoding, Encoding::Plain | Encoding::Dictionary);
-    if wants_lz4 && values.len() >= LZ4_MIN {
+    if force_lz4 == Some(true) || (force_lz4.is_none() && wants_lz4 && values.len() >= LZ4_MIN) {
         let compressed = lz4_flex::block::compress_prepend_size(&values);
-        if compressed.len() * 10 < values.len() * 9 {
+        if force_lz4 == Some(true) || compressed.len() * 10 < values.len() * 9 {
             values = compressed;
             lz4 = true;
         }
@@ -128,7 +140,7 @@ pub fn encode_page(ty: ColumnType, array: &dyn Array) -> EncodedPage {
     }
     out.extend_from_slice(&(values.len() as u32).to_le_bytes());
     out.extend_from_slice(&values);
-    EncodedPage {
+    Some(EncodedPage {
         rows: rows as u32,
         encoding,
         lz4,
@@ -139,14 +151,15 @@ pub fn encode_page(ty: ColumnType, array: &dyn Array) -> EncodedPage {
             min,
             max,
         },
-    }
+    })
 }
 
 fn encode_bools(
     array: &dyn Array,
     nulls: Option<&NullBuffer>,
     out: &mut Vec<u8>,
-) -> (Encoding, Option<Scalar>, Option<Scalar>) {
+    force: Option<Encoding>,
+) -> Option<(Encoding, Option<Scalar>, Option<Scalar>)> {
     let b = array.as_any().downcast_ref::<BooleanArray>().expect("boolean column");
     let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
     let (mut any_true, mut any_false) = (false, false);
@@ -167,16 +180,22 @@ fn encode_bools(
     } else {
         (Some(Scalar::Bool(!any_false)), Some(Scalar::Bool(any_true)))
     };
-    if runs.len() * 5 + 4 < b.len().div_ceil(8) {
+    let rle = match force {
+        None => runs.len() * 5 + 4 < b.len().div_ceil(8),
+        Some(Encoding::RunLength) => true,
+        Some(Encoding::Plain) => false,
+        Some(_) => return None,
+    };
+    if rle {
         out.extend_from_slice(&(runs.len() as u32).to_le_bytes());
         for (v, n) in runs {
             out.push(v as u8);
             out.extend_from_slice(&n.to_le_bytes());
         }
-        (Encoding::RunLength, min, max)
+        Some((Encoding::RunLength, min, max))
     } else {
         out.extend_from_slice(b.values().sliced().as_slice());
-        (Encoding::Plain, min, max)
+        Some((Encoding::Plain, min, max))
     }
 }
 

@@ -92,6 +92,80 @@ proptest! {
     }
 }
 
+const ALL_ENCODINGS: [Encoding; 6] = [
+    Encoding::Plain,
+    Encoding::RunLength,
+    Encoding::DeltaBitPack,
+    Encoding::FrameOfReference,
+    Encoding::Dictionary,
+    Encoding::DecimalScaled,
+];
+
+/// Every encoding that accepts the array (each with and without LZ4) must round-trip.
+fn round_trip_forced(ty: ColumnType, array: ArrayRef) -> usize {
+    let mut accepted = 0;
+    for enc in ALL_ENCODINGS {
+        for lz4 in [false, true] {
+            let Some(page) = encode_page_as(ty, array.as_ref(), Some(enc), Some(lz4)) else {
+                continue;
+            };
+            accepted += 1;
+            assert_eq!(page.encoding, enc);
+            assert_eq!(page_len(&page.bytes).unwrap(), page.bytes.len());
+            let back = decode_page(ty, &page.bytes).unwrap();
+            if ty == ColumnType::Float64 {
+                let (a, b) = (
+                    array.as_any().downcast_ref::<Float64Array>().unwrap(),
+                    back.as_any().downcast_ref::<Float64Array>().unwrap(),
+                );
+                assert_eq!(a.nulls(), b.nulls());
+                for i in (0..a.len()).filter(|&i| a.is_valid(i)) {
+                    assert_eq!(a.value(i).to_bits(), b.value(i).to_bits(), "{enc:?} lz4={lz4}");
+                }
+            } else {
+                assert_eq!(back.as_ref(), array.as_ref(), "{ty:?} {enc:?} lz4={lz4}");
+            }
+        }
+    }
+    accepted
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn every_integer_encoding_round_trips(v in opt_strategy(prop_oneof![any::<i64>(), -50i64..50])) {
+        prop_assume!(!v.is_empty());
+        // plain, RLE, delta, FOR and (when ≤ 4096 distinct) dictionary, each ± LZ4
+        prop_assert!(round_trip_forced(ColumnType::Int64, Arc::new(Int64Array::from(v.clone()))) >= 8);
+        let small: Vec<Option<i32>> = v.iter().map(|o| o.map(|x| x as i32)).collect();
+        prop_assert!(round_trip_forced(ColumnType::Int32, Arc::new(Int32Array::from(small.clone()))) >= 8);
+        prop_assert!(round_trip_forced(ColumnType::Date32, Arc::new(Date32Array::from(small))) >= 8);
+        prop_assert!(round_trip_forced(ColumnType::TimestampMicros, Arc::new(TimestampMicrosecondArray::from(v))) >= 8);
+    }
+
+    #[test]
+    fn every_float_encoding_round_trips(v in opt_strategy(prop_oneof![any::<f64>(), (0i64..500).prop_map(|i| i as f64 / 100.0)])) {
+        prop_assume!(!v.is_empty());
+        prop_assert!(round_trip_forced(ColumnType::Float64, Arc::new(Float64Array::from(v))) >= 8);
+    }
+
+    #[test]
+    fn every_string_and_binary_encoding_round_trips(v in opt_strategy(prop_oneof!["[a-c]{0,3}", ".{0,30}"])) {
+        prop_assume!(!v.is_empty());
+        // plain, RLE, dictionary, each ± LZ4
+        prop_assert_eq!(round_trip_forced(ColumnType::Utf8, Arc::new(StringArray::from(v.clone()))), 6);
+        let b = BinaryArray::from_iter(v.iter().map(|o| o.as_ref().map(|s| s.as_bytes())));
+        prop_assert_eq!(round_trip_forced(ColumnType::Binary, Arc::new(b)), 6);
+    }
+
+    #[test]
+    fn every_boolean_encoding_round_trips(v in opt_strategy(any::<bool>())) {
+        prop_assume!(!v.is_empty());
+        prop_assert_eq!(round_trip_forced(ColumnType::Boolean, Arc::new(BooleanArray::from(v))), 4);
+    }
+}
+
 #[test]
 fn sliced_arrays_encode_their_own_window() {
     let a = StringArray::from(vec![Some("a"), None, Some("bcd"), Some("e"), None, Some("fg")]);
