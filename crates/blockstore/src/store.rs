@@ -338,7 +338,17 @@ impl Store {
             dropped: Vec::new(),
             finished: false,
             rows: 0,
+            io: None,
         }
+    }
+
+    /// Starts a transaction whose sealed blocks go to a dedicated writer thread over a channel
+    /// holding at most `in_flight_blocks` blocks (the cluster's write path).
+    pub fn begin_pipelined(&mut self, in_flight_blocks: usize) -> Result<Transaction<'_>> {
+        let io = SlotWriter::spawn(self.shared.clone(), in_flight_blocks)?;
+        let mut t = self.begin();
+        t.io = Some(io);
+        Ok(t)
     }
 
     /// Creates a table (one commit).
@@ -559,6 +569,44 @@ pub struct Transaction<'s> {
     dropped: Vec<(u64, u64)>,
     finished: bool,
     rows: u64,
+    io: Option<SlotWriter>,
+}
+
+/// A writer thread that receives sealed blocks over a bounded channel and `pwrite`s them, so
+/// sealing the next block overlaps with writing the last one; the channel bound caps the sealed
+/// blocks in flight.
+struct SlotWriter {
+    tx: crossbeam_channel::Sender<(u64, Vec<u8>)>,
+    handle: std::thread::JoinHandle<Result<()>>,
+}
+
+impl SlotWriter {
+    fn spawn(shared: Arc<Shared>, in_flight: usize) -> Result<Self> {
+        let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(in_flight.max(1));
+        let handle = std::thread::Builder::new()
+            .name(format!("sealstore-writer-{}", shared.slice_id))
+            .spawn(move || {
+                for (slot, sealed) in rx {
+                    shared.segments.write_slot(slot, &sealed)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::io("writer thread", e))?;
+        Ok(Self { tx, handle })
+    }
+
+    fn send(&self, slot: u64, sealed: Vec<u8>) -> Result<()> {
+        // A closed channel means the writer stopped on an error; `finish` reports it.
+        let _ = self.tx.send((slot, sealed));
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        drop(self.tx);
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(Error::Arrow("the slot writer thread panicked".into())))
+    }
 }
 
 impl std::fmt::Debug for Transaction<'_> {
@@ -730,7 +778,10 @@ impl Transaction<'_> {
         drop(dek);
         block::seal_in_place(&mut sealed, &header, payload_len, key.as_ref())
             .map_err(|r| Error::corrupt(&shared.dir, 0, format!("sealing block {block_id}: {r}")))?;
-        shared.segments.write_slot(slot, &sealed)?;
+        match &self.io {
+            Some(io) => io.send(slot, sealed)?,
+            None => shared.segments.write_slot(slot, &sealed)?,
+        }
         self.manifest.table_mut(table)?.columns[column].blocks.push(BlockMeta {
             block_id,
             slot,
@@ -750,6 +801,9 @@ impl Transaction<'_> {
                 w.finish()?;
             }
             self.seal_ready(&table)?;
+        }
+        if let Some(io) = self.io.take() {
+            io.finish()?;
         }
         self.store.shared.segments.sync(self.allocated.iter().copied())?;
         self.manifest.generation = self.store.generation() + 1;

@@ -83,6 +83,9 @@ enum Command {
         block_size: String,
         #[arg(long)]
         cluster_id: Option<String>,
+        /// Directory of one node, repeated once per node in order (default: DIR/node-N).
+        #[arg(long = "node-dir")]
+        node_dirs: Vec<PathBuf>,
     },
     /// Load a CSV file into a table as one atomic commit (creating the table if absent).
     Load {
@@ -97,6 +100,9 @@ enum Command {
         /// Schema of a new table: "col:type,…" (types: bool i32 i64 f64 utf8 binary date timestamp).
         #[arg(long)]
         schema: Option<String>,
+        /// In-flight memory budget of the load in MiB (Arrow input per step + queued sealed blocks).
+        #[arg(long, default_value_t = 64)]
+        memory_budget: usize,
     },
     /// Print rows of a table.
     Scan {
@@ -227,10 +233,24 @@ fn print_hierarchy(info: &sealstore_cluster::ClusterInfo) {
     }
 }
 
-fn load(dir: &Path, table: &str, file: &Path, database: &str, dist: &str, schema: Option<&str>) -> CliResult {
+fn load(
+    dir: &Path,
+    table: &str,
+    file: &Path,
+    database: &str,
+    dist: &str,
+    schema: Option<&str>,
+    budget_mib: usize,
+) -> CliResult {
     let dist = Distribution::parse(dist)?;
     let explicit = schema.map(csvload::parse_schema).transpose()?;
+    if budget_mib == 0 || budget_mib > 1 << 20 {
+        return Err(CliError::Usage(
+            "--memory-budget must be between 1 and 1048576 MiB".into(),
+        ));
+    }
     let cluster = open(dir)?;
+    cluster.set_memory_budget(budget_mib << 20);
     let db = cluster.database(database)?;
     let exists = db.tables().iter().any(|t| t == table);
     let (schema, create) = if exists {
@@ -491,7 +511,14 @@ fn run(cli: Cli) -> CliResult {
             slices_per_node,
             block_size,
             cluster_id,
+            node_dirs,
         } => {
+            if !node_dirs.is_empty() && node_dirs.len() != nodes as usize {
+                return Err(CliError::Usage(format!(
+                    "--node-dir given {} times for {nodes} nodes",
+                    node_dirs.len()
+                )));
+            }
             let options = InitOptions {
                 keystore,
                 master_key,
@@ -500,6 +527,7 @@ fn run(cli: Cli) -> CliResult {
                 slices_per_node,
                 block_size: parse_size(&block_size)?,
                 cluster_id,
+                node_dirs: (!node_dirs.is_empty()).then_some(node_dirs),
                 ..Default::default()
             };
             init(&dir, options)
@@ -511,7 +539,8 @@ fn run(cli: Cli) -> CliResult {
             database,
             dist,
             schema,
-        } => load(&dir, &table, &file, &database, &dist, schema.as_deref()),
+            memory_budget,
+        } => load(&dir, &table, &file, &database, &dist, schema.as_deref(), memory_budget),
         Command::Scan {
             dir,
             table,

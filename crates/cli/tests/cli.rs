@@ -91,6 +91,19 @@ fn init_creates_a_0600_key_outside_the_data_dir_and_a_config_without_secrets() {
 }
 
 #[test]
+fn node_directories_can_live_elsewhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, n0, n1) = (tmp.path().join("d"), tmp.path().join("vol0"), tmp.path().join("vol1"));
+    let (d, a, b) = (data.to_str().unwrap(), n0.to_str().unwrap(), n1.to_str().unwrap());
+    fails(&["init", d, "--node-dir", a], 2);
+    ok(&["init", d, "--node-dir", a, "--node-dir", b, "--block-size", "64KiB"]);
+    ok(&["load", d, "orders", sample_csv().to_str().unwrap()]);
+    assert!(n0.join("slice-0/dev/STORE").exists() && n1.join("slice-3/dev/STORE").exists());
+    assert!(!data.join("node-0").exists());
+    assert_eq!(ok(&["scan", d, "orders", "--format", "count"]).trim(), "10");
+}
+
+#[test]
 fn init_usage_errors_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("d");
@@ -215,6 +228,8 @@ fn explicit_schema_and_bad_schemas() {
     fails(&["load", &c.data, "o3", csv, "--schema", "order_id:int128"], 2);
     fails(&["load", &c.data, "o3", csv, "--schema", "nonsense"], 2);
     fails(&["load", &c.data, "o3", csv, "--dist", "hash"], 2);
+    fails(&["load", &c.data, "o3", csv, "--memory-budget", "0"], 2);
+    ok(&["load", &c.data, "o4", csv, "--memory-budget", "1"]);
     let err = fails(&["load", &c.data, "o3", csv, "--dist", "key:nope"], 2);
     assert!(err.contains("nope"), "{err}");
     let err = fails(

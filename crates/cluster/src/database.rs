@@ -48,6 +48,13 @@ pub struct TableInfo {
     pub columns: Vec<(String, String)>,
 }
 
+/// What every database of a cluster shares: the worker pool and the load memory budget.
+#[derive(Debug, Clone)]
+pub(crate) struct Runtime {
+    pub pool: Arc<rayon::ThreadPool>,
+    pub budget: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 /// One database, open on every slice.
 pub struct Database {
     name: String,
@@ -59,6 +66,8 @@ pub struct Database {
     pool: Arc<rayon::ThreadPool>,
     commit_lock: Mutex<()>,
     crash_at: Mutex<Option<CrashPoint>>,
+    budget: Arc<std::sync::atomic::AtomicUsize>,
+    block_size: usize,
 }
 
 impl std::fmt::Debug for Database {
@@ -82,7 +91,7 @@ impl Database {
         data_dir: &std::path::Path,
         config: &ClusterConfig,
         keyring: &Keyring,
-        pool: Arc<rayon::ThreadPool>,
+        rt: &Runtime,
     ) -> Result<Self> {
         let dir = database_dir(data_dir, name);
         let keys = keyring.create_database(name, &dir.join("deks"))?;
@@ -104,7 +113,7 @@ impl Database {
             tables: Vec::new(),
         };
         record.write(&dir, &keys)?;
-        Ok(Self::assemble(name, dir, keys, slices, record, config, pool))
+        Ok(Self::assemble(name, dir, keys, slices, record, config, rt))
     }
 
     /// Opens every slice at the generation the commit record names, and reclaims DEKs that no
@@ -114,7 +123,7 @@ impl Database {
         data_dir: &std::path::Path,
         config: &ClusterConfig,
         keyring: &Keyring,
-        pool: Arc<rayon::ThreadPool>,
+        rt: &Runtime,
     ) -> Result<Self> {
         let dir = database_dir(data_dir, name);
         let keys = keyring.open_database(name, &dir.join("deks"))?;
@@ -151,7 +160,7 @@ impl Database {
             .filter(|id| !referenced.contains(id))
             .collect();
         keys.remove(&stale)?;
-        Ok(Self::assemble(name, dir, keys, slices, record, config, pool))
+        Ok(Self::assemble(name, dir, keys, slices, record, config, rt))
     }
 
     fn assemble(
@@ -161,7 +170,7 @@ impl Database {
         slices: Vec<Mutex<Store>>,
         record: CommitRecord,
         config: &ClusterConfig,
-        pool: Arc<rayon::ThreadPool>,
+        rt: &Runtime,
     ) -> Self {
         Self {
             name: name.to_owned(),
@@ -170,9 +179,11 @@ impl Database {
             slices,
             record: RwLock::new(record),
             slices_per_node: config.slices_per_node as usize,
-            pool,
+            pool: rt.pool.clone(),
             commit_lock: Mutex::new(()),
             crash_at: Mutex::new(None),
+            budget: rt.budget.clone(),
+            block_size: config.block_size,
         }
     }
 
@@ -188,6 +199,11 @@ impl Database {
             return Err(Error::Input(format!("injected crash at {point:?}")));
         }
         Ok(())
+    }
+
+    /// The in-flight memory budget of loads, in bytes (shared with the cluster).
+    pub fn memory_budget(&self) -> usize {
+        self.budget.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The database name.
@@ -356,8 +372,18 @@ impl Database {
         let mut splitter = Splitter::new(&distribution, &schema, self.slices.len(), self.slices_per_node)?;
         let mut stores: Vec<_> = self.slices.iter().map(|s| s.lock()).collect();
         let mut report = AppendReport::default();
+        // The in-flight budget: sealed blocks queued per slice writer, and Arrow input per step.
+        let budget = self
+            .budget
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(self.block_size);
+        let queued_blocks = (budget / 2 / (self.slices.len() * self.block_size)).max(1);
+        let step_bytes = (budget / 2).max(1);
         let prepared: Vec<Prepared> = {
-            let mut txns: Vec<_> = stores.iter_mut().map(|s| s.begin()).collect();
+            let mut txns = Vec::with_capacity(stores.len());
+            for s in stores.iter_mut() {
+                txns.push(s.begin_pipelined(queued_blocks)?);
+            }
             if creating {
                 for t in &mut txns {
                     t.create_table(table, &schema)?;
@@ -365,15 +391,22 @@ impl Database {
             }
             for batch in batches {
                 let batch = batch?;
+                let bytes = crate::datagen::arrow_bytes(&batch);
                 report.rows += batch.num_rows() as u64;
-                report.arrow_bytes += crate::datagen::arrow_bytes(&batch) as u64;
-                let parts = splitter.split(&batch)?;
-                self.pool.install(|| {
-                    txns.par_iter_mut().zip(parts).try_for_each(|(txn, part)| match part {
-                        Some(p) => txn.append(table, &p),
-                        None => Ok(()),
-                    })
-                })?;
+                report.arrow_bytes += bytes as u64;
+                // A batch larger than the step budget is handed over in row ranges that fit.
+                let steps = bytes.div_ceil(step_bytes).max(1);
+                let rows_per_step = batch.num_rows().div_ceil(steps).max(1);
+                for start in (0..batch.num_rows()).step_by(rows_per_step) {
+                    let chunk = batch.slice(start, rows_per_step.min(batch.num_rows() - start));
+                    let parts = splitter.split(&chunk)?;
+                    self.pool.install(|| {
+                        txns.par_iter_mut().zip(parts).try_for_each(|(txn, part)| match part {
+                            Some(p) => txn.append(table, &p),
+                            None => Ok(()),
+                        })
+                    })?;
+                }
             }
             self.pool
                 .install(|| txns.into_par_iter().map(|t| t.prepare()).collect::<Result<Vec<_>, _>>())?

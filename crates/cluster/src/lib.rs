@@ -124,7 +124,12 @@ pub struct Cluster {
     keyring: Keyring,
     pool: Arc<rayon::ThreadPool>,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
+    budget: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Default in-flight memory budget of a load: Arrow input handed to the slices per step plus
+/// sealed blocks queued for the slice writers.
+pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -213,6 +218,7 @@ impl Cluster {
             keyring,
             pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
+            budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
         };
         cluster.create_database(DEFAULT_DATABASE)?;
         config.save(&data_dir)?;
@@ -232,6 +238,7 @@ impl Cluster {
             keyring,
             pool: pool(threads)?,
             databases: Mutex::new(BTreeMap::new()),
+            budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
         })
     }
 
@@ -248,6 +255,15 @@ impl Cluster {
     /// The key hierarchy.
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    /// Sets the in-flight memory budget of loads (bytes; at least one block). Loads hand the
+    /// slices at most half of it in Arrow input per step and queue at most the other half as
+    /// sealed blocks for the slice writers; writer state adds about one block and one page per
+    /// column and slice.
+    pub fn set_memory_budget(&self, bytes: usize) {
+        self.budget
+            .store(bytes.max(self.config.block_size), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Worker threads.
@@ -268,7 +284,10 @@ impl Cluster {
             &self.data_dir,
             &self.config,
             &self.keyring,
-            self.pool.clone(),
+            &database::Runtime {
+                pool: self.pool.clone(),
+                budget: self.budget.clone(),
+            },
         )?);
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
@@ -288,7 +307,10 @@ impl Cluster {
             &self.data_dir,
             &self.config,
             &self.keyring,
-            self.pool.clone(),
+            &database::Runtime {
+                pool: self.pool.clone(),
+                budget: self.budget.clone(),
+            },
         )?);
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)

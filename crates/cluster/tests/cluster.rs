@@ -305,3 +305,19 @@ fn selective_scans_prune_blocks_and_drop_table_shreds() {
     }
     assert!(matches!(db.scan("l").run(), Err(Error::UnknownTable(_))));
 }
+
+#[test]
+fn a_tiny_memory_budget_still_loads_everything_through_the_writer_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = init(dir.path(), 2);
+    cluster.set_memory_budget(1);
+    let db = cluster.database("dev").unwrap();
+    assert_eq!(db.memory_budget(), 64 << 10, "the budget is at least one block");
+    db.create_table("l", &lineitem_schema(), Distribution::Even).unwrap();
+    db.append("l", Lineitem::new(140_000, 1)).unwrap();
+    assert_eq!(
+        keys_of(db.scan("l").columns(&["l_orderkey", "l_linenumber"]).run().unwrap()),
+        expected_keys(140_000)
+    );
+    assert!(cluster.verify().ok());
+}
