@@ -73,6 +73,20 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
         .iter()
         .map(|c| ColumnWriter::new(c.ty, capacity(block_size), 0, TABLE, &c.name))
         .collect();
+    // The same hand-off as the sealed write path: blocks go over a bounded channel to a writer
+    // thread that pwrites them.
+    let file = std::sync::Arc::new(file);
+    let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(8);
+    let writer = {
+        let file = file.clone();
+        let path = path.to_owned();
+        std::thread::spawn(move || -> Result<()> {
+            for (slot, bytes) in rx {
+                file.write_all_at(&bytes, slot * bytes.len() as u64).map_err(|e| Error::io(&path, e))?;
+            }
+            Ok(())
+        })
+    };
     let mut next_slot = 0u64;
     let mut flush = |w: &mut ColumnWriter, col: &mut ColumnMeta| -> Result<()> {
         for out in w.ready.drain(..) {
@@ -108,6 +122,9 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
         w.finish()?;
         flush(w, col)?;
     }
+    drop(flush);
+    drop(tx);
+    writer.join().map_err(|_| Error::Arrow("baseline writer panicked".into()))??;
     file.sync_data().map_err(|e| Error::io(path, e))?;
     let manifest = Manifest {
         generation: 1,
