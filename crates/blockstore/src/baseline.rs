@@ -82,7 +82,8 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
         let path = path.to_owned();
         std::thread::spawn(move || -> Result<()> {
             for (slot, bytes) in rx {
-                file.write_all_at(&bytes, slot * bytes.len() as u64).map_err(|e| Error::io(&path, e))?;
+                file.write_all_at(&bytes, slot * bytes.len() as u64)
+                    .map_err(|e| Error::io(&path, e))?;
             }
             Ok(())
         })
@@ -124,7 +125,9 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
     }
     drop(flush);
     drop(tx);
-    writer.join().map_err(|_| Error::Arrow("baseline writer panicked".into()))??;
+    writer
+        .join()
+        .map_err(|_| Error::Arrow("baseline writer panicked".into()))??;
     file.sync_data().map_err(|e| Error::io(path, e))?;
     let manifest = Manifest {
         generation: 1,

@@ -62,7 +62,14 @@ fn distinct_i64(vals: &[i64], width: usize, budget: Option<usize>) -> Option<Vec
     let mut seen: HashMap<i64, ()> = HashMap::new();
     let max_entries = budget.map_or(DICT_MAX, |b| DICT_MAX.min(b.saturating_sub(5) / width));
     for (i, &v) in vals.iter().enumerate() {
-        seen.insert(v, ());
+        if seen.insert(v, ()).is_none() && seen.len().is_power_of_two() {
+            // With this many distinct values the indices alone need log2(len) bits each.
+            let at_least =
+                5 + seen.len() * width + packed_len(vals.len(), width_for(seen.len() as u64 - 1)).unwrap_or(0);
+            if budget.is_some_and(|b| at_least >= b) {
+                return None;
+            }
+        }
         if seen.len() > max_entries || (budget.is_some() && i == 1023 && seen.len() > 512) {
             return None;
         }
