@@ -89,41 +89,42 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
         })
     };
     let mut next_slot = 0u64;
-    let mut flush = |w: &mut ColumnWriter, col: &mut ColumnMeta| -> Result<()> {
-        for out in w.ready.drain(..) {
-            // Same slot shape as a sealed block (header space, length, payload, zero padding),
-            // written as it is.
-            let len = out.slot.len() - PAYLOAD_OFFSET;
-            let mut slot_buf = out.slot;
-            slot_buf[PAYLOAD_OFFSET - 4..PAYLOAD_OFFSET].copy_from_slice(&(len as u32).to_le_bytes());
-            slot_buf.resize(block_size, 0);
-            file.write_all_at(&slot_buf, next_slot * block_size as u64)
-                .map_err(|e| Error::io(path, e))?;
-            col.blocks.push(BlockMeta {
-                block_id: next_slot,
-                slot: next_slot,
-                row_start: out.row_start,
-                rows: out.rows as u32,
-                full: out.full,
-                zone: out.zone,
-                pages: out.pages,
-            });
-            next_slot += 1;
+    {
+        let mut flush = |w: &mut ColumnWriter, col: &mut ColumnMeta| -> Result<()> {
+            for out in w.ready.drain(..) {
+                // Same slot shape as a sealed block (header space, length, payload, zero padding),
+                // written as it is.
+                let len = out.slot.len() - PAYLOAD_OFFSET;
+                let mut slot_buf = out.slot;
+                slot_buf[PAYLOAD_OFFSET - 4..PAYLOAD_OFFSET].copy_from_slice(&(len as u32).to_le_bytes());
+                slot_buf.resize(block_size, 0);
+                file.write_all_at(&slot_buf, next_slot * block_size as u64)
+                    .map_err(|e| Error::io(path, e))?;
+                col.blocks.push(BlockMeta {
+                    block_id: next_slot,
+                    slot: next_slot,
+                    row_start: out.row_start,
+                    rows: out.rows as u32,
+                    full: out.full,
+                    zone: out.zone,
+                    pages: out.pages,
+                });
+                next_slot += 1;
+            }
+            Ok(())
+        };
+        for b in batches {
+            table.rows += b.num_rows() as u64;
+            for (i, (w, col)) in writers.iter_mut().zip(table.columns.iter_mut()).enumerate() {
+                w.push(b.column(i).clone())?;
+                flush(w, col)?;
+            }
         }
-        Ok(())
-    };
-    for b in batches {
-        table.rows += b.num_rows() as u64;
-        for (i, (w, col)) in writers.iter_mut().zip(table.columns.iter_mut()).enumerate() {
-            w.push(b.column(i).clone())?;
+        for (w, col) in writers.iter_mut().zip(table.columns.iter_mut()) {
+            w.finish()?;
             flush(w, col)?;
         }
     }
-    for (w, col) in writers.iter_mut().zip(table.columns.iter_mut()) {
-        w.finish()?;
-        flush(w, col)?;
-    }
-    drop(flush);
     drop(tx);
     writer
         .join()
