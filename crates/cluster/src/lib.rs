@@ -276,6 +276,13 @@ impl Cluster {
         self.keyring.databases()
     }
 
+    fn runtime(&self) -> database::Runtime {
+        database::Runtime {
+            pool: self.pool.clone(),
+            budget: self.budget.clone(),
+        }
+    }
+
     /// Creates a database on every slice.
     pub fn create_database(&self, name: &str) -> Result<Arc<Database>> {
         let mut dbs = self.databases.lock();
@@ -284,10 +291,7 @@ impl Cluster {
             &self.data_dir,
             &self.config,
             &self.keyring,
-            &database::Runtime {
-                pool: self.pool.clone(),
-                budget: self.budget.clone(),
-            },
+            &self.runtime(),
         )?);
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
@@ -307,10 +311,7 @@ impl Cluster {
             &self.data_dir,
             &self.config,
             &self.keyring,
-            &database::Runtime {
-                pool: self.pool.clone(),
-                budget: self.budget.clone(),
-            },
+            &self.runtime(),
         )?);
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)

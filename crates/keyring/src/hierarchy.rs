@@ -143,14 +143,7 @@ impl Keyring {
                 .generation(1)
                 .context(&context),
         )?;
-        Ok(Self {
-            _lock: lock,
-            dir: keystore_dir.to_owned(),
-            provider,
-            audit,
-            state: Mutex::new(file),
-            ck: default_backend().key(ck.expose_secret()),
-        })
+        Ok(Self::assemble(lock, keystore_dir, provider, audit, file, &ck))
     }
 
     /// Opens an existing hierarchy: checks the provider's key type and id, the stored context,
@@ -177,14 +170,25 @@ impl Keyring {
             )?;
         }
         let ck = result?;
-        Ok(Self {
+        Ok(Self::assemble(lock, keystore_dir, provider, audit, file, &ck))
+    }
+
+    fn assemble(
+        lock: std::fs::File,
+        dir: &Path,
+        provider: Arc<dyn MasterKeyProvider>,
+        audit: Arc<AuditLog>,
+        file: KeystoreFile,
+        ck: &ClusterKey,
+    ) -> Self {
+        Self {
             _lock: lock,
-            dir: keystore_dir.to_owned(),
+            dir: dir.to_owned(),
             provider,
             audit,
             state: Mutex::new(file),
             ck: default_backend().key(ck.expose_secret()),
-        })
+        }
     }
 
     fn unwrap_cluster_key(file: &KeystoreFile, provider: &dyn MasterKeyProvider) -> Result<ClusterKey> {
