@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch};
 
 use crate::block::{PAYLOAD_OFFSET, capacity};
-use crate::manifest::{BlockMeta, ColumnMeta, Manifest, TableMeta};
+use crate::manifest::{BlockMeta, Manifest, TableMeta};
 use crate::scan::{ScanStats, Source, plan};
 use crate::types::ColumnType;
 use crate::writer::{ColumnWriter, decode_block};
@@ -50,96 +50,137 @@ impl UnsealedFile {
 
 const TABLE: &str = "bench";
 
+/// Writes one unsealed table incrementally, with the same shape as a sealed transaction:
+/// column writers cut blocks, a writer thread `pwrite`s them from a bounded channel.
+pub struct UnsealedWriter {
+    path: std::path::PathBuf,
+    block_size: usize,
+    file: Arc<File>,
+    table: TableMeta,
+    writers: Vec<ColumnWriter>,
+    tx: Option<crossbeam_channel::Sender<(u64, Vec<u8>)>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+    next_slot: u64,
+}
+
+impl std::fmt::Debug for UnsealedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsealedWriter").field("path", &self.path).finish()
+    }
+}
+
+impl UnsealedWriter {
+    /// Creates `path` for a table of `schema`.
+    pub fn create(path: &Path, block_size: usize, schema: &arrow_schema::Schema) -> Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let file = Arc::new(file);
+        let columns = crate::store::table_columns(schema)?;
+        let writers = columns
+            .iter()
+            .map(|c| ColumnWriter::new(c.ty, capacity(block_size), 0, TABLE, &c.name))
+            .collect();
+        let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(8);
+        let thread = {
+            let (file, path) = (file.clone(), path.to_owned());
+            std::thread::spawn(move || -> Result<()> {
+                for (slot, bytes) in rx {
+                    file.write_all_at(&bytes, slot * bytes.len() as u64)
+                        .map_err(|e| Error::io(&path, e))?;
+                }
+                Ok(())
+            })
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            block_size,
+            file,
+            table: TableMeta {
+                id: 1,
+                name: TABLE.into(),
+                rows: 0,
+                columns,
+            },
+            writers,
+            tx: Some(tx),
+            thread: Some(thread),
+            next_slot: 0,
+        })
+    }
+
+    /// Appends a batch.
+    pub fn append(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.table.rows += batch.num_rows() as u64;
+        for i in 0..self.writers.len() {
+            self.writers[i].push(batch.column(i).clone())?;
+            self.flush(i);
+        }
+        Ok(())
+    }
+
+    /// Hands finished blocks of column `i` to the writer thread, as they are (no sealing).
+    fn flush(&mut self, i: usize) {
+        for out in self.writers[i].ready.drain(..) {
+            let len = out.slot.len() - PAYLOAD_OFFSET;
+            let mut slot_buf = out.slot;
+            slot_buf[PAYLOAD_OFFSET - 4..PAYLOAD_OFFSET].copy_from_slice(&(len as u32).to_le_bytes());
+            slot_buf.resize(self.block_size, 0);
+            if let Some(tx) = &self.tx {
+                let _ = tx.send((self.next_slot, slot_buf));
+            }
+            self.table.columns[i].blocks.push(BlockMeta {
+                block_id: self.next_slot,
+                slot: self.next_slot,
+                row_start: out.row_start,
+                rows: out.rows as u32,
+                full: out.full,
+                zone: out.zone,
+                pages: out.pages,
+            });
+            self.next_slot += 1;
+        }
+    }
+
+    /// Writes the partial blocks, waits for the writer and `fdatasync`s the file.
+    pub fn finish(mut self) -> Result<UnsealedTable> {
+        for i in 0..self.writers.len() {
+            self.writers[i].finish()?;
+            self.flush(i);
+        }
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            t.join()
+                .map_err(|_| Error::Arrow("baseline writer panicked".into()))??;
+        }
+        self.file.sync_data().map_err(|e| Error::io(&self.path, e))?;
+        let manifest = Manifest {
+            generation: 1,
+            next_table_id: 2,
+            tables: vec![self.table],
+        };
+        Ok(UnsealedTable {
+            path: self.path,
+            block_size: self.block_size,
+            manifest,
+        })
+    }
+}
+
 /// Writes `batches` into `path` as unsealed fixed-size slots and `fdatasync`s it.
 pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<UnsealedTable> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    let mut table = TableMeta {
-        id: 1,
-        name: TABLE.into(),
-        rows: 0,
-        columns: Vec::new(),
+    let Some(first) = batches.first() else {
+        return Err(Error::InvalidSchema("no batches".into()));
     };
-    if let Some(first) = batches.first() {
-        table.columns = crate::store::table_columns(&first.schema())?;
+    let mut w = UnsealedWriter::create(path, block_size, &first.schema())?;
+    for b in batches {
+        w.append(b)?;
     }
-    let mut writers: Vec<ColumnWriter> = table
-        .columns
-        .iter()
-        .map(|c| ColumnWriter::new(c.ty, capacity(block_size), 0, TABLE, &c.name))
-        .collect();
-    // The same hand-off as the sealed write path: blocks go over a bounded channel to a writer
-    // thread that pwrites them.
-    let file = std::sync::Arc::new(file);
-    let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(8);
-    let writer = {
-        let file = file.clone();
-        let path = path.to_owned();
-        std::thread::spawn(move || -> Result<()> {
-            for (slot, bytes) in rx {
-                file.write_all_at(&bytes, slot * bytes.len() as u64)
-                    .map_err(|e| Error::io(&path, e))?;
-            }
-            Ok(())
-        })
-    };
-    let mut next_slot = 0u64;
-    {
-        let mut flush = |w: &mut ColumnWriter, col: &mut ColumnMeta| -> Result<()> {
-            for out in w.ready.drain(..) {
-                // Same slot shape as a sealed block (header space, length, payload, zero padding),
-                // written as it is.
-                let len = out.slot.len() - PAYLOAD_OFFSET;
-                let mut slot_buf = out.slot;
-                slot_buf[PAYLOAD_OFFSET - 4..PAYLOAD_OFFSET].copy_from_slice(&(len as u32).to_le_bytes());
-                slot_buf.resize(block_size, 0);
-                file.write_all_at(&slot_buf, next_slot * block_size as u64)
-                    .map_err(|e| Error::io(path, e))?;
-                col.blocks.push(BlockMeta {
-                    block_id: next_slot,
-                    slot: next_slot,
-                    row_start: out.row_start,
-                    rows: out.rows as u32,
-                    full: out.full,
-                    zone: out.zone,
-                    pages: out.pages,
-                });
-                next_slot += 1;
-            }
-            Ok(())
-        };
-        for b in batches {
-            table.rows += b.num_rows() as u64;
-            for (i, (w, col)) in writers.iter_mut().zip(table.columns.iter_mut()).enumerate() {
-                w.push(b.column(i).clone())?;
-                flush(w, col)?;
-            }
-        }
-        for (w, col) in writers.iter_mut().zip(table.columns.iter_mut()) {
-            w.finish()?;
-            flush(w, col)?;
-        }
-    }
-    drop(tx);
-    writer
-        .join()
-        .map_err(|_| Error::Arrow("baseline writer panicked".into()))??;
-    file.sync_data().map_err(|e| Error::io(path, e))?;
-    let manifest = Manifest {
-        generation: 1,
-        next_table_id: 2,
-        tables: vec![table],
-    };
-    Ok(UnsealedTable {
-        path: path.to_owned(),
-        block_size,
-        manifest,
-    })
+    w.finish()
 }
 
 /// Runs the store's scan iterator over the unsealed table; returns the rows.

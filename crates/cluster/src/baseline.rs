@@ -4,12 +4,13 @@ use std::path::Path;
 
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
-use sealstore_blockstore::baseline::{self, UnsealedTable};
+use sealstore_blockstore::baseline::{self, UnsealedTable, UnsealedWriter};
 
 use crate::distribute::{Distribution, Splitter};
 use crate::{Error, Result};
 
-/// Splits `batches` EVEN over `slices` and writes each slice's rows unsealed, in parallel.
+/// Splits `batches` EVEN over `slices` and writes each slice's rows unsealed, advancing all
+/// slices one batch at a time on the pool exactly as `Database::load` does.
 pub fn write(
     dir: &Path,
     block_size: usize,
@@ -20,20 +21,26 @@ pub fn write(
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
-    let mut splitter = Splitter::new(&Distribution::Even, &first.schema(), slices, slices)?;
-    let mut per_slice: Vec<Vec<RecordBatch>> = vec![Vec::new(); slices];
+    let schema = first.schema();
+    let mut splitter = Splitter::new(&Distribution::Even, &schema, slices, slices)?;
+    let mut writers = (0..slices)
+        .map(|s| {
+            UnsealedWriter::create(&dir.join(format!("unsealed-{s}.dat")), block_size, &schema).map_err(Error::from)
+        })
+        .collect::<Result<Vec<_>>>()?;
     for b in batches {
-        for (s, part) in splitter.split(b)?.into_iter().enumerate() {
-            per_slice[s].extend(part);
-        }
+        let parts = splitter.split(b)?;
+        pool.install(|| {
+            writers.par_iter_mut().zip(parts).try_for_each(|(w, part)| match part {
+                Some(p) => w.append(&p).map_err(Error::from),
+                None => Ok(()),
+            })
+        })?;
     }
     pool.install(|| {
-        per_slice
-            .par_iter()
-            .enumerate()
-            .map(|(s, parts)| {
-                baseline::write(&dir.join(format!("unsealed-{s}.dat")), block_size, parts).map_err(Error::from)
-            })
+        writers
+            .into_par_iter()
+            .map(|w| w.finish().map_err(Error::from))
             .collect()
     })
 }
