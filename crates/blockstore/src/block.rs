@@ -244,6 +244,33 @@ mod tests {
     }
 
     #[test]
+    fn the_same_plaintext_in_two_blocks_gives_unrelated_ciphertext() {
+        let payload = vec![0x41u8; 4096];
+        let mut sealed = Vec::new();
+        for _ in 0..2 {
+            let dek = sealstore_keyring::DataKey::generate().unwrap();
+            let mut nonce = [0u8; 12];
+            sealstore_keyring::fill_random(&mut nonce).unwrap();
+            let mut slot = vec![0u8; MIN_BLOCK_SIZE];
+            seal(
+                &mut slot,
+                &BlockHeader { nonce, ..header() },
+                &payload,
+                default_backend().key(dek.expose_secret()).as_ref(),
+            )
+            .unwrap();
+            sealed.push(slot);
+        }
+        let (a, b) = (&sealed[0][HEADER_LEN..], &sealed[1][HEADER_LEN..]);
+        // No 8-byte run of one ciphertext appears at the same place in the other, and the
+        // ciphertext of a constant plaintext is not itself repetitive.
+        let same_words = a.chunks(8).zip(b.chunks(8)).filter(|(x, y)| x == y).count();
+        assert_eq!(same_words, 0);
+        let first = &a[..16];
+        assert!(!a[16..].windows(16).any(|w| w == first));
+    }
+
+    #[test]
     fn oversized_payload_is_refused() {
         let key = default_backend().key(&[1; 32]);
         let mut slot = vec![0u8; MIN_BLOCK_SIZE];

@@ -300,6 +300,23 @@ impl Keyring {
         Ok(Arc::new(DatabaseKeys::new(name, table, self.audit.clone())))
     }
 
+    /// **Tests only** (feature `insecure-test-hooks`): the cluster key and every database key,
+    /// unwrapped again, so a test can scan files for their bytes.
+    #[cfg(feature = "insecure-test-hooks")]
+    pub fn insecure_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>> {
+        let state = self.state();
+        let ck = Self::unwrap_cluster_key(&state, self.provider.as_ref())?;
+        let mut keys = vec![*ck.expose_secret()];
+        for record in &state.databases {
+            keys.push(
+                *record
+                    .open(self.ck.as_ref(), &state.cluster.cluster_id)?
+                    .expose_secret(),
+            );
+        }
+        Ok(keys)
+    }
+
     /// Describes the hierarchy (no secrets).
     pub fn info(&self) -> HierarchyInfo {
         let state = self.state();
