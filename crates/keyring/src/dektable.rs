@@ -409,6 +409,7 @@ impl DekTable {
             .dk
             .open_in_place(&e.nonce, &self.aad(e.block_id, e.dk_generation), &mut buf, &e.tag);
         let key = DataKey::from_bytes(buf);
+        zeroize::Zeroize::zeroize(&mut buf); // `from_bytes` copied the array; wipe the stack copy too
         result.map_err(|_| {
             Error::auth(format!(
                 "wrapped DEK of block {} in database `{}`",

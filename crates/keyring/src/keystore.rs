@@ -100,6 +100,7 @@ impl DatabaseRecord {
         let mut buf = self.wrapped;
         let result = ck.open_in_place(&self.nonce, &self.aad(cluster_id), &mut buf, &self.tag);
         let key = DatabaseKey::from_bytes(buf);
+        zeroize::Zeroize::zeroize(&mut buf); // `from_bytes` copied the array; wipe the stack copy too
         result.map_err(|_| {
             Error::auth(format!(
                 "database key record `{}` (generation {})",
