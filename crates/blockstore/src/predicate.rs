@@ -218,6 +218,9 @@ pub fn parse_date(s: &str) -> Option<i64> {
     let y: i64 = it.next()?.parse().ok()?;
     let m: u32 = it.next()?.parse().ok()?;
     let d: u32 = it.next()?.parse().ok()?;
+    if !(-1_000_000..=1_000_000).contains(&y) {
+        return None;
+    }
     let days_in_month = [
         31,
         if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
@@ -252,7 +255,12 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     let h: i64 = parts.next()?.parse().ok()?;
     let mi: i64 = parts.next()?.parse().ok()?;
     let sec: i64 = parts.next().unwrap_or("0").parse().ok()?;
-    if h > 23 || mi > 59 || sec > 60 || frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if !(0..=23).contains(&h)
+        || !(0..=59).contains(&mi)
+        || !(0..=60).contains(&sec)
+        || frac.len() > 6
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let micros: i64 = if frac.is_empty() {
@@ -260,7 +268,8 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     } else {
         format!("{frac:0<6}").parse().ok()?
     };
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000) + micros)
+    let secs = days.checked_mul(86_400)?.checked_add(h * 3600 + mi * 60 + sec)?;
+    secs.checked_mul(1_000_000)?.checked_add(micros)
 }
 
 /// Parses a literal for a column of type `ty`. Strings may be single- or double-quoted.
@@ -493,6 +502,21 @@ mod tests {
             let err = parse_filter(bad, &cols()).unwrap_err();
             assert!(matches!(err, Error::InvalidPredicate(_)), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn huge_dates_are_refused_not_overflowed() {
+        // Found by the filter_parse fuzz target (an arithmetic overflow panic).
+        let cols = [
+            ("e".to_owned(), ColumnType::TimestampMicros),
+            ("c".to_owned(), ColumnType::Date32),
+        ];
+        assert!(parse_filter("e = '71444444451912024-02-01 0:0.06c >='", &cols).is_err());
+        assert!(parse_filter("e = '300000-01-01 00:00:00'", &cols).is_err());
+        assert!(parse_filter("c = 99999999999-01-01", &cols).is_err());
+        assert!(parse_date("1000000-01-01").is_some() && parse_date("1000001-01-01").is_none());
+        assert_eq!(parse_timestamp("295000-01-01 00:00:00"), None); // past i64 microseconds (year ~294247)
+        assert!(parse_timestamp("294000-01-01 00:00:00").is_some());
     }
 
     #[test]
