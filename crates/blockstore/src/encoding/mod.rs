@@ -59,8 +59,8 @@ impl Encoding {
 
 const FLAG_NULLS: u8 = 1;
 const FLAG_LZ4: u8 = 2;
-/// Most rows one page may hold (the writer uses 65 536).
-pub const MAX_PAGE_ROWS: usize = 1 << 20;
+/// Most rows a page may claim when decoded (the writer writes at most 16,384).
+pub const MAX_PAGE_ROWS: usize = 1 << 17;
 /// Largest decompressed values section accepted.
 const MAX_RAW_VALUES: usize = 256 << 20;
 /// Values sections smaller than this are not worth an LZ4 attempt.
