@@ -1,5 +1,5 @@
-//! Page encodings. A block holds a sequence of pages; each page encodes up to
-//! [`MAX_PAGE_ROWS`] values of one column with the encoding that makes it smallest:
+//! Page encodings. A block holds a sequence of pages; each page encodes up to 16,384 (at most
+//! [`MAX_PAGE_ROWS`] when decoded) values of one column with the encoding that makes it smallest:
 //! plain, run-length, delta + bit-packing, frame-of-reference + bit-packing, dictionary, or
 //! decimal-scaled floats; optionally LZ4 on top. See `docs/format.md` for the byte layouts.
 pub mod bitpack;
