@@ -35,7 +35,7 @@ impl UnsealedFile {
         let map = self
             .map
             .as_ref()
-            .ok_or_else(|| Error::InvalidSchema("empty baseline file".into()))?;
+            .ok_or_else(|| Error::Internal("empty baseline file".into()))?;
         let start = slot as usize * self.block_size;
         let slot_bytes = &map[start..start + self.block_size];
         let len = u32::from_le_bytes(
@@ -44,7 +44,7 @@ impl UnsealedFile {
                 .expect("4 bytes"),
         ) as usize;
         decode_block(ty, &slot_bytes[PAYLOAD_OFFSET..PAYLOAD_OFFSET + len])
-            .map_err(|e| Error::InvalidSchema(e.0.into()))
+            .map_err(|e| Error::Internal(format!("baseline block undecodable: {}", e.0)))
     }
 }
 
@@ -155,7 +155,7 @@ impl UnsealedWriter {
         drop(self.tx.take());
         if let Some(t) = self.thread.take() {
             t.join()
-                .map_err(|_| Error::Arrow("baseline writer panicked".into()))??;
+                .map_err(|_| Error::Internal("baseline writer panicked".into()))??;
         }
         self.file.sync_data().map_err(|e| Error::io(&self.path, e))?;
         let manifest = Manifest {

@@ -80,6 +80,9 @@ pub enum Error {
     /// An Arrow error while filtering or assembling batches.
     #[error("arrow: {0}")]
     Arrow(String),
+    /// An internal invariant failed (a bug, not bad input): e.g. a writer thread panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

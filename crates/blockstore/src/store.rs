@@ -595,17 +595,16 @@ impl SlotWriter {
         Ok(Self { tx, handle })
     }
 
-    fn send(&self, slot: u64, sealed: Vec<u8>) -> Result<()> {
+    fn send(&self, slot: u64, sealed: Vec<u8>) {
         // A closed channel means the writer stopped on an error; `finish` reports it.
         let _ = self.tx.send((slot, sealed));
-        Ok(())
     }
 
     fn finish(self) -> Result<()> {
         drop(self.tx);
         self.handle
             .join()
-            .unwrap_or_else(|_| Err(Error::Arrow("the slot writer thread panicked".into())))
+            .unwrap_or_else(|_| Err(Error::Internal("the slot writer thread panicked".into())))
     }
 }
 
@@ -777,9 +776,9 @@ impl Transaction<'_> {
         let key = shared.backend.key(dek.expose_secret());
         drop(dek);
         block::seal_in_place(&mut sealed, &header, payload_len, key.as_ref())
-            .map_err(|r| Error::corrupt(&shared.dir, 0, format!("sealing block {block_id}: {r}")))?;
+            .map_err(|r| Error::Internal(format!("sealing block {block_id}: {r}")))?;
         match &self.io {
-            Some(io) => io.send(slot, sealed)?,
+            Some(io) => io.send(slot, sealed),
             None => shared.segments.write_slot(slot, &sealed)?,
         }
         self.manifest.table_mut(table)?.columns[column].blocks.push(BlockMeta {
