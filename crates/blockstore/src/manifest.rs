@@ -19,7 +19,7 @@ use crate::zone::ZoneMap;
 use crate::{Error, Result};
 
 /// Current manifest format version.
-pub const MANIFEST_VERSION: u16 = 1;
+pub const MANIFEST_VERSION: u16 = 2;
 const MANIFEST_MAGIC: &[u8; 4] = b"SSMF";
 const CURRENT_MAGIC: &[u8; 4] = b"SSCU";
 const HEADER_LEN: usize = 40;
@@ -120,13 +120,13 @@ pub(crate) fn manifest_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("manifest-{generation:020}.ssm"))
 }
 
-fn header(generation: u64, slice_id: u32, dk_generation: u32, nonce: &[u8; 12], body_len: u32) -> [u8; HEADER_LEN] {
+fn header(generation: u64, slice_id: u32, key_id: u32, nonce: &[u8; 12], body_len: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..4].copy_from_slice(MANIFEST_MAGIC);
     h[4..6].copy_from_slice(&MANIFEST_VERSION.to_le_bytes());
     h[8..16].copy_from_slice(&generation.to_le_bytes());
     h[16..20].copy_from_slice(&slice_id.to_le_bytes());
-    h[20..24].copy_from_slice(&dk_generation.to_le_bytes());
+    h[20..24].copy_from_slice(&key_id.to_le_bytes());
     h[24..36].copy_from_slice(nonce);
     h[36..40].copy_from_slice(&body_len.to_le_bytes());
     h
@@ -137,19 +137,14 @@ pub(crate) fn write(dir: &Path, manifest: &Manifest, slice_id: u32, keys: &Datab
     let mut body = serde_json::to_vec(manifest).map_err(|e| Error::corrupt(dir, 0, e.to_string()))?;
     // The nonce is chosen by the keyring; the header binds generation, slice and length as AAD,
     // so the AAD excludes the nonce (it is checked by GCM itself).
-    let aad = header(
-        manifest.generation,
-        slice_id,
-        keys.dk_generation(),
-        &[0; 12],
-        body.len() as u32,
-    );
-    let (nonce, tag) = keys.seal_metadata(SEAL_LABEL, &aad, &mut body)?;
+    let key_id = keys.metadata_key_id();
+    let aad = header(manifest.generation, slice_id, key_id, &[0; 12], body.len() as u32);
+    let (nonce, tag) = keys.seal_metadata(SEAL_LABEL, key_id, &aad, &mut body)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 16);
     out.extend_from_slice(&header(
         manifest.generation,
         slice_id,
-        keys.dk_generation(),
+        key_id,
         &nonce,
         body.len() as u32,
     ));
@@ -180,16 +175,16 @@ pub(crate) fn read(dir: &Path, generation: u64, slice_id: u32, keys: &DatabaseKe
     }
     let file_gen = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     let file_slice = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
-    let dk_gen = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let key_id = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
     let nonce: [u8; 12] = bytes[24..36].try_into().expect("12 bytes");
     let body_len = u32::from_le_bytes(bytes[36..40].try_into().expect("4 bytes")) as usize;
     if bytes.len() != HEADER_LEN + body_len + 16 {
         return Err(Error::corrupt(&path, 36, "manifest length does not match its header"));
     }
-    let aad = header(file_gen, file_slice, dk_gen, &[0; 12], body_len as u32);
+    let aad = header(file_gen, file_slice, key_id, &[0; 12], body_len as u32);
     let mut body = bytes[HEADER_LEN..HEADER_LEN + body_len].to_vec();
     let tag: [u8; 16] = bytes[HEADER_LEN + body_len..].try_into().expect("16 bytes");
-    keys.open_metadata(SEAL_LABEL, &aad, &nonce, &mut body, &tag)
+    keys.open_metadata(SEAL_LABEL, key_id, &aad, &nonce, &mut body, &tag)
         .map_err(|e| match e {
             sealstore_keyring::Error::Authentication { .. } => Error::corrupt(
                 &path,
@@ -198,6 +193,12 @@ pub(crate) fn read(dir: &Path, generation: u64, slice_id: u32, keys: &DatabaseKe
             ),
             other => Error::Key(other),
         })?;
+    if file_slice == slice_id && file_gen < generation {
+        return Err(Error::Key(sealstore_keyring::Error::RollbackDetected {
+            what: format!("manifest {}", path.display()),
+            detail: format!("it is generation {file_gen}, the commit record names generation {generation}"),
+        }));
+    }
     if file_gen != generation || file_slice != slice_id {
         return Err(Error::corrupt(
             &path,

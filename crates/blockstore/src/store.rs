@@ -174,8 +174,19 @@ impl Shared {
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
     pub(crate) manifest: RwLock<Arc<Manifest>>,
-    /// Slots referenced by the committed manifest.
+    /// Slots referenced by the committed manifest or by a retired one a reader still holds.
     in_use: Vec<bool>,
+    /// Replaced manifests, oldest first, with the slots and DEKs their successor released.
+    retired: std::collections::VecDeque<Retired>,
+}
+
+/// A replaced manifest and what its successor freed: released only once no scan holds the
+/// manifest (or an older one), so a scan that started before a commit reads a consistent
+/// snapshot even while re-keying, compaction of the last block or a drop reuses slots.
+struct Retired {
+    manifest: Arc<Manifest>,
+    freed: Vec<(u64, u64)>,
+    dropped: Vec<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -282,6 +293,7 @@ impl Store {
             shared: Arc::new(shared),
             manifest: RwLock::new(Arc::new(m)),
             in_use,
+            retired: Default::default(),
         })
     }
 
@@ -327,6 +339,9 @@ impl Store {
 
     /// Starts a transaction; nothing is visible until it commits.
     pub fn begin(&mut self) -> Transaction<'_> {
+        // Scans that finished since the last commit release their snapshot's slots now. A
+        // failure only leaves unreferenced DEKs behind, which the next open reclaims.
+        let _ = self.reclaim();
         let manifest = (**self.manifest.read()).clone();
         Transaction {
             store: self,
@@ -409,22 +424,79 @@ impl Store {
         for s in &prepared.allocated {
             self.in_use[*s as usize] = true;
         }
-        for (_, s) in prepared.freed.iter().chain(prepared.dropped.iter()) {
-            self.in_use[*s as usize] = false;
-        }
-        *self.manifest.write() = Arc::new(prepared.manifest);
+        let old = std::mem::replace(&mut *self.manifest.write(), Arc::new(prepared.manifest));
         manifest::remove_older(&self.shared.dir, generation.saturating_sub(1));
-        let freed: Vec<u64> = prepared.freed.iter().map(|(id, _)| *id).collect();
-        self.shared.keys.remove(&freed)?;
-        if !prepared.dropped.is_empty() {
-            let dropped: Vec<u64> = prepared.dropped.iter().map(|(id, _)| *id).collect();
-            self.shared.keys.shred(&dropped)?;
-        }
+        self.retired.push_back(Retired {
+            manifest: old,
+            freed: prepared.freed,
+            dropped: prepared.dropped,
+        });
+        self.reclaim()?;
         Ok(CommitInfo {
             generation,
             rows: prepared.rows,
             blocks_written: prepared.allocated.len() as u64,
         })
+    }
+
+    /// Releases the slots and DEKs of retired manifests no scan holds any more, oldest first
+    /// (a slot freed by commit N+1 may still be read through manifest N or older). Freed DEKs
+    /// are removed; those of dropped tables are crypto-shredded.
+    pub fn reclaim(&mut self) -> Result<()> {
+        while self
+            .retired
+            .front()
+            .is_some_and(|r| Arc::strong_count(&r.manifest) == 1)
+        {
+            let r = self.retired.pop_front().expect("checked");
+            for (_, s) in r.freed.iter().chain(r.dropped.iter()) {
+                self.in_use[*s as usize] = false;
+            }
+            let freed: Vec<u64> = r.freed.iter().map(|(id, _)| *id).collect();
+            self.shared.keys.remove(&freed)?;
+            if !r.dropped.is_empty() {
+                let dropped: Vec<u64> = r.dropped.iter().map(|(id, _)| *id).collect();
+                self.shared.keys.shred(&dropped)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks, without decrypting, that every referenced slot still holds the block the manifest
+    /// names. A slot holding an *older* block (block ids only grow) or never written at all means
+    /// the segment file was restored from an older copy: a rollback. Other mismatches are left to
+    /// scans and `verify`, which report them as authentication failures.
+    pub fn check_segments(&self) -> Result<()> {
+        let m = self.manifest();
+        for b in m.blocks() {
+            let found = self.shared.segments.with_slot(b.slot, |s| {
+                let never_written = s[..block::HEADER_LEN].iter().all(|&x| x == 0);
+                (never_written, BlockHeader::decode(s).map(|h| h.block_id).ok())
+            });
+            let (path, offset) = self.shared.segments.location(b.slot);
+            let stale = |detail: String| {
+                Error::Key(sealstore_keyring::Error::RollbackDetected {
+                    what: format!("segment file {}", path.display()),
+                    detail,
+                })
+            };
+            match found {
+                Ok((true, _)) => {
+                    return Err(stale(format!(
+                        "offset {offset} was never written, the manifest names block {} there",
+                        b.block_id
+                    )));
+                }
+                Ok((false, Some(id))) if id < b.block_id => {
+                    return Err(stale(format!(
+                        "offset {offset} holds block {id}, the manifest names the newer block {}",
+                        b.block_id
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Authenticates and decodes every block; returns every failure found.
@@ -713,6 +785,58 @@ impl Transaction<'_> {
             writers.push(w);
         }
         Ok(writers)
+    }
+
+    /// Re-encrypts up to `limit` blocks whose id is below `below_block_id` (of `table`, or of
+    /// every table) under fresh DEKs into new slots. Each block is authenticated and decrypted,
+    /// then sealed again as it was (same payload, rows and zone map) with a new block id, DEK and
+    /// nonce; the old slot and DEK are freed when the commit is installed. One block buffer at a
+    /// time. Returns how many blocks were re-sealed.
+    pub fn rekey(&mut self, table: Option<&str>, below_block_id: u64, limit: usize) -> Result<usize> {
+        let shared = self.store.shared.clone();
+        let mut buf = Vec::new();
+        let mut done = 0;
+        for ti in 0..self.manifest.tables.len() {
+            if table.is_some_and(|t| t != self.manifest.tables[ti].name) {
+                continue;
+            }
+            for ci in 0..self.manifest.tables[ti].columns.len() {
+                for bi in 0..self.manifest.tables[ti].columns[ci].blocks.len() {
+                    if done == limit {
+                        return Ok(done);
+                    }
+                    let t = &self.manifest.tables[ti];
+                    let meta = &t.columns[ci].blocks[bi];
+                    if meta.block_id >= below_block_id {
+                        continue;
+                    }
+                    let (old_id, old_slot) = (meta.block_id, meta.slot);
+                    let payload = shared.open_block(t, ci, meta, &mut buf)?;
+                    let old_header = shared
+                        .segments
+                        .with_slot(old_slot, |s| BlockHeader::decode(s).map_err(str::to_owned))?
+                        .map_err(Error::Internal)?;
+                    let (block_id, dek) = shared.keys.generate(1)?.pop().expect("one key");
+                    let slot = self.alloc_slot()?;
+                    let mut header = old_header;
+                    header.block_id = block_id;
+                    header.dk_generation = shared.keys.dk_generation();
+                    sealstore_keyring::fill_random(&mut header.nonce)?;
+                    let key = shared.backend.key(dek.expose_secret());
+                    drop(dek);
+                    block::seal_in_place(&mut buf, &header, payload.len(), key.as_ref())
+                        .map_err(|r| Error::Internal(format!("re-sealing block {old_id}: {r}")))?;
+                    shared.segments.write_slot(slot, &buf)?;
+                    let meta = &mut self.manifest.tables[ti].columns[ci].blocks[bi];
+                    meta.block_id = block_id;
+                    meta.slot = slot;
+                    self.freed.push((old_id, old_slot));
+                    done += 1;
+                }
+            }
+        }
+        buf.fill(0);
+        Ok(done)
     }
 
     fn alloc_slot(&mut self) -> Result<u64> {

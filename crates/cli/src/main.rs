@@ -56,9 +56,16 @@ type CliResult<T = ()> = Result<T, CliError>;
     about = "Encrypted columnar block storage: every block sealed under its own key"
 )]
 struct Cli {
+    /// Accept data files older than the generation bound into the key store (a deliberate
+    /// restore from backup); recorded in the audit log.
+    #[arg(long, global = true)]
+    accept_rollback: bool,
     #[command(subcommand)]
     command: Command,
 }
+
+/// Set once from `--accept-rollback` before any command opens the cluster.
+static ACCEPT_ROLLBACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -147,6 +154,45 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rotate keys without re-encrypting data. Default: the cluster key and every database key
+    /// (the warehouse's "rotate encryption key").
+    Rotate {
+        dir: PathBuf,
+        /// Rotate the master key: a new local key file (FILE given by --new-master-key, default
+        /// the next version beside the current one) re-wraps the cluster key.
+        #[arg(long)]
+        master: bool,
+        /// The new master key file for --master (created with mode 0600 if absent).
+        #[arg(long, requires = "master")]
+        new_master_key: Option<PathBuf>,
+        /// Rotate the cluster key (every database key re-wrapped).
+        #[arg(long)]
+        cluster: bool,
+        /// Rotate this database's key (every DEK re-wrapped); repeatable.
+        #[arg(long)]
+        database: Vec<String>,
+        /// Rotate every tier: master, cluster and every database key.
+        #[arg(long, conflicts_with_all = ["master", "cluster", "database"])]
+        all: bool,
+    },
+    /// Re-encrypt every block under fresh DEKs (resumable after a crash: run it again).
+    Rekey {
+        dir: PathBuf,
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// Only this table (default: the whole database, metadata key included).
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Drop a table and crypto-shred its DEKs.
+    Drop {
+        dir: PathBuf,
+        table: String,
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+    },
+    /// Drop a database and crypto-shred its database key.
+    DropDatabase { dir: PathBuf, database: String },
     /// The main job: load, scan, verify and tamper with a lineitem-like table on the embedded default.
     Demo {
         #[arg(long, default_value_t = 1_000_000)]
@@ -192,7 +238,85 @@ pub fn parse_size(s: &str) -> CliResult<usize> {
 }
 
 fn open(dir: &Path) -> CliResult<Cluster> {
-    Ok(Cluster::open(dir, None)?)
+    let options = sealstore_cluster::OpenOptions {
+        threads: None,
+        accept_rollback: ACCEPT_ROLLBACK.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    Ok(Cluster::open_with(dir, options)?)
+}
+
+fn rotate(
+    dir: &Path,
+    master: bool,
+    new_master_key: Option<PathBuf>,
+    cluster_key: bool,
+    databases: Vec<String>,
+    all: bool,
+) -> CliResult {
+    let cluster = open(dir)?;
+    let default = !master && !cluster_key && databases.is_empty();
+    let mut options = sealstore_cluster::RotateOptions {
+        master: None,
+        cluster: cluster_key || all || default,
+        databases: if all || default { cluster.databases() } else { databases },
+    };
+    if master || all {
+        let current = cluster.config().provider;
+        options.master = Some(match new_master_key {
+            Some(path) => {
+                let sealstore_cluster::ProviderConfig::LocalKeyFile { passphrase_env, .. } = current;
+                sealstore_cluster::ProviderConfig::LocalKeyFile {
+                    path: std::path::absolute(&path)?,
+                    passphrase_env,
+                }
+            }
+            None => current.next_version(),
+        });
+    }
+    let report = cluster.rotate(&options)?;
+    if let Some((old, new)) = &report.master_key {
+        println!(
+            "master key rotated: {old} -> {new} (cluster key re-wrapped; keep the old key until no key-store backup needs it)"
+        );
+    }
+    if let Some(g) = report.cluster_key_generation {
+        println!("cluster key rotated: now generation {g} (every database key re-wrapped)");
+    }
+    for (name, g, deks) in &report.databases {
+        println!("database key `{name}` rotated: now generation {g}, {deks} DEKs re-wrapped, old key destroyed");
+    }
+    println!("rotation done in {:.3} s; no block was re-encrypted", report.seconds);
+    Ok(())
+}
+
+fn rekey(dir: &Path, database: &str, table: Option<&str>) -> CliResult {
+    let cluster = open(dir)?;
+    let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} blocks re-encrypted, eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let report = cluster.rekey(database, table, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "re-keyed {} blocks of {database}{} in {secs:.2} s ({:.1} MB/s, {} commits{}); old DEKs removed and shredded",
+        report.blocks,
+        table.map(|t| format!(".{t}")).unwrap_or_default(),
+        report.bytes as f64 / 1e6 / secs.max(1e-9),
+        report.commits,
+        if report.resumed {
+            ", resumed an interrupted re-key"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 fn init(dir: &Path, options: InitOptions) -> CliResult {
@@ -501,6 +625,7 @@ fn audit(dir: &Path, check: bool, op: Option<&str>, json: bool) -> CliResult {
 }
 
 fn run(cli: Cli) -> CliResult {
+    ACCEPT_ROLLBACK.store(cli.accept_rollback, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Init {
             dir,
@@ -554,6 +679,25 @@ fn run(cli: Cli) -> CliResult {
         Command::Info { dir, json } => info(&dir, json),
         Command::Verify { dir } => verify(&dir),
         Command::Audit { dir, verify, op, json } => audit(&dir, verify, op.as_deref(), json),
+        Command::Rotate {
+            dir,
+            master,
+            new_master_key,
+            cluster,
+            database,
+            all,
+        } => rotate(&dir, master, new_master_key, cluster, database, all),
+        Command::Rekey { dir, database, table } => rekey(&dir, &database, table.as_deref()),
+        Command::Drop { dir, table, database } => {
+            open(&dir)?.database(&database)?.drop_table(&table)?;
+            println!("dropped {database}.{table}; its DEKs are shredded");
+            Ok(())
+        }
+        Command::DropDatabase { dir, database } => {
+            open(&dir)?.drop_database(&database)?;
+            println!("dropped database `{database}`; its database key is destroyed");
+            Ok(())
+        }
         Command::Demo { rows, dir } => demo::run(rows, dir),
         Command::Bench {
             rows,

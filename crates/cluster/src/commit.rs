@@ -2,7 +2,8 @@
 //! table catalog (distribution styles), sealed under the database key. Replacing it atomically
 //! is the commit point of a cluster-wide commit.
 //!
-//! `COMMIT`: `"SSCC" | version u16 | 0 u16 | generation u64 | nonce[12] | len u32 | sealed JSON | tag[16]`.
+//! `COMMIT`: `"SSCC" | version u16 | 0 u16 | generation u64 | metadata_key_id u32 | nonce[12] | len u32
+//! | sealed JSON | tag[16]`.
 use std::path::Path;
 
 use sealstore_keyring::{DatabaseKeys, fsutil};
@@ -13,8 +14,8 @@ use crate::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"SSCC";
 /// Current commit-record version.
-pub const COMMIT_VERSION: u16 = 1;
-const HEADER_LEN: usize = 32;
+pub const COMMIT_VERSION: u16 = 2;
+const HEADER_LEN: usize = 36;
 const LABEL: &str = "cluster-commit";
 
 /// One table in the cluster catalog.
@@ -31,15 +32,31 @@ pub struct CommitRecord {
     /// Manifest generation of each slice, by slice index.
     pub slices: Vec<u64>,
     pub tables: Vec<TableEntry>,
+    /// The DEK table's (generation, file length) right after this commit's DEKs were made
+    /// durable: an older DEK table file is a rollback.
+    pub dek_table: (u64, u64),
+    /// A data re-key in progress, so a restart resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey: Option<RekeyState>,
 }
 
-fn header(generation: u64, nonce: &[u8; 12], len: u32) -> [u8; HEADER_LEN] {
+/// A re-key in progress: every block with an id below `below_block_id` (of `table`, or of every
+/// table) is still sealed under its old DEK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RekeyState {
+    pub below_block_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+fn header(generation: u64, key_id: u32, nonce: &[u8; 12], len: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..4].copy_from_slice(MAGIC);
     h[4..6].copy_from_slice(&COMMIT_VERSION.to_le_bytes());
     h[8..16].copy_from_slice(&generation.to_le_bytes());
-    h[16..28].copy_from_slice(nonce);
-    h[28..32].copy_from_slice(&len.to_le_bytes());
+    h[16..20].copy_from_slice(&key_id.to_le_bytes());
+    h[20..32].copy_from_slice(nonce);
+    h[32..36].copy_from_slice(&len.to_le_bytes());
     h
 }
 
@@ -47,9 +64,10 @@ impl CommitRecord {
     /// Seals and atomically replaces `COMMIT` in `dir`.
     pub fn write(&self, dir: &Path, keys: &DatabaseKeys) -> Result<()> {
         let mut body = serde_json::to_vec(self).map_err(|e| Error::InvalidOption(e.to_string()))?;
-        let aad = header(self.generation, &[0; 12], body.len() as u32);
-        let (nonce, tag) = keys.seal_metadata(LABEL, &aad, &mut body)?;
-        let mut out = header(self.generation, &nonce, body.len() as u32).to_vec();
+        let key_id = keys.metadata_key_id();
+        let aad = header(self.generation, key_id, &[0; 12], body.len() as u32);
+        let (nonce, tag) = keys.seal_metadata(LABEL, key_id, &aad, &mut body)?;
+        let mut out = header(self.generation, key_id, &nonce, body.len() as u32).to_vec();
         out.extend_from_slice(&body);
         out.extend_from_slice(&tag);
         fsutil::write_atomic(&dir.join("COMMIT"), &out, 0o600)?;
@@ -71,8 +89,9 @@ impl CommitRecord {
             return Err(corrupt("unsupported commit record version"));
         }
         let generation = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-        let nonce: [u8; 12] = bytes[16..28].try_into().expect("12 bytes");
-        let len = u32::from_le_bytes(bytes[28..32].try_into().expect("4 bytes")) as usize;
+        let key_id = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+        let nonce: [u8; 12] = bytes[20..32].try_into().expect("12 bytes");
+        let len = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes")) as usize;
         if bytes.len() != HEADER_LEN + len + 16 {
             return Err(corrupt("length does not match the header"));
         }
@@ -80,7 +99,8 @@ impl CommitRecord {
         let tag: [u8; 16] = bytes[HEADER_LEN + len..].try_into().expect("16 bytes");
         keys.open_metadata(
             LABEL,
-            &header(generation, &[0; 12], len as u32),
+            key_id,
+            &header(generation, key_id, &[0; 12], len as u32),
             &nonce,
             &mut body,
             &tag,

@@ -48,6 +48,31 @@ impl ProviderConfig {
         }
     }
 
+    /// The provider a master-key rotation switches to by default: for a local key file, a new
+    /// file beside it with the next version suffix (`master.key` → `master.v2.key` → …).
+    pub fn next_version(&self) -> Self {
+        match self {
+            ProviderConfig::LocalKeyFile { path, passphrase_env } => {
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("master");
+                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("key");
+                let (base, version) = match stem.rsplit_once(".v") {
+                    Some((b, v)) if v.parse::<u32>().is_ok() => (b, v.parse::<u32>().unwrap_or(1)),
+                    _ => (stem, 1),
+                };
+                let mut next = version + 1;
+                let mut candidate = path.with_file_name(format!("{base}.v{next}.{ext}"));
+                while candidate.exists() {
+                    next += 1;
+                    candidate = path.with_file_name(format!("{base}.v{next}.{ext}"));
+                }
+                ProviderConfig::LocalKeyFile {
+                    path: candidate,
+                    passphrase_env: passphrase_env.clone(),
+                }
+            }
+        }
+    }
+
     /// A one-line description (no secrets).
     pub fn describe(&self) -> String {
         match self {
@@ -72,6 +97,10 @@ pub struct ClusterConfig {
     pub cluster_id: String,
     pub keystore: PathBuf,
     pub provider: ProviderConfig,
+    /// The provider being rotated away from, present only while a master-key rotation is in
+    /// progress (a crash there is settled on the next open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_provider: Option<ProviderConfig>,
     pub nodes: u32,
     pub slices_per_node: u32,
     /// One directory per node (default `<data>/node-<n>`).

@@ -27,6 +27,23 @@ pub enum CrashPoint {
     ManifestsWritten,
     /// The cluster commit record replaced (the commit point), slices not yet switched.
     CommitRecordWritten,
+    /// Slices switched; the new generation not yet bound into the key store.
+    SlicesInstalled,
+    /// A re-key batch committed (the re-key is part done).
+    RekeyBatchCommitted,
+}
+
+/// What a re-key did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RekeyReport {
+    /// Blocks re-encrypted under fresh DEKs.
+    pub blocks: u64,
+    /// Cluster commits it took.
+    pub commits: u64,
+    /// Bytes of sealed blocks re-encrypted.
+    pub bytes: u64,
+    /// True when an interrupted re-key was resumed.
+    pub resumed: bool,
 }
 
 /// What an append did.
@@ -59,6 +76,7 @@ pub(crate) struct Runtime {
 pub struct Database {
     name: String,
     dir: PathBuf,
+    keyring: Arc<Keyring>,
     keys: Arc<DatabaseKeys>,
     slices: Vec<Mutex<Store>>,
     record: RwLock<CommitRecord>,
@@ -90,7 +108,7 @@ impl Database {
         name: &str,
         data_dir: &std::path::Path,
         config: &ClusterConfig,
-        keyring: &Keyring,
+        keyring: &Arc<Keyring>,
         rt: &Runtime,
     ) -> Result<Self> {
         let dir = database_dir(data_dir, name);
@@ -111,23 +129,53 @@ impl Database {
             generation: 1,
             slices: vec![1; slices.len()],
             tables: Vec::new(),
+            dek_table: keys.position(),
+            rekey: None,
         };
         record.write(&dir, &keys)?;
-        Ok(Self::assemble(name, dir, keys, slices, record, config, rt))
+        keyring.bind_generation(name, record.generation, false)?;
+        Ok(Self::assemble(name, dir, keyring, keys, slices, record, config, rt))
     }
 
     /// Opens every slice at the generation the commit record names, and reclaims DEKs that no
     /// slice references (left by a crash between the DEK-table append and the commit point).
+    ///
+    /// Rollback detection: the commit record's generation must not be older than the one bound
+    /// into the key store, the DEK table not older than the commit record says, each slice's
+    /// manifest not older than the commit record names, and no referenced slot may hold an older
+    /// block. `accept_rollback` accepts a consistently older state (a deliberate restore of the
+    /// whole data directory) and re-binds it, audited.
     pub(crate) fn open(
         name: &str,
         data_dir: &std::path::Path,
         config: &ClusterConfig,
-        keyring: &Keyring,
+        keyring: &Arc<Keyring>,
         rt: &Runtime,
+        accept_rollback: bool,
     ) -> Result<Self> {
         let dir = database_dir(data_dir, name);
         let keys = keyring.open_database(name, &dir.join("deks"))?;
         let record = CommitRecord::read(&dir, &keys)?;
+        let bound = keyring.bound_generation(name)?;
+        if record.generation < bound && !accept_rollback {
+            return Err(Error::Key(sealstore_keyring::Error::RollbackDetected {
+                what: format!("cluster commit record {}", dir.join("COMMIT").display()),
+                detail: format!(
+                    "it is generation {}, the key store is bound to generation {bound}",
+                    record.generation
+                ),
+            }));
+        }
+        let (dek_generation, dek_len) = keys.position();
+        if (dek_generation, dek_len) < record.dek_table && !accept_rollback {
+            return Err(Error::Key(sealstore_keyring::Error::RollbackDetected {
+                what: format!("DEK table {}", keys.table_path().display()),
+                detail: format!(
+                    "it is generation {dek_generation} with {dek_len} bytes, the commit record names generation {} with {} bytes",
+                    record.dek_table.0, record.dek_table.1
+                ),
+            }));
+        }
         if record.slices.len() != config.slice_count() {
             return Err(Error::Corrupt {
                 path: dir.join("COMMIT"),
@@ -144,11 +192,15 @@ impl Database {
                 generation: Some(*generation),
                 reclaim_keys: false,
             };
-            slices.push(Mutex::new(Store::open(
-                &config.slice_dir(s, name),
-                keys.clone(),
-                options,
-            )?));
+            let store = Store::open(&config.slice_dir(s, name), keys.clone(), options)?;
+            if !accept_rollback {
+                store.check_segments()?;
+            }
+            slices.push(Mutex::new(store));
+        }
+        if record.generation != bound {
+            // Forward: a crash between the commit point and binding. Backward: an accepted restore.
+            keyring.bind_generation(name, record.generation, accept_rollback)?;
         }
         let referenced: std::collections::HashSet<u64> = slices
             .iter()
@@ -160,12 +212,14 @@ impl Database {
             .filter(|id| !referenced.contains(id))
             .collect();
         keys.remove(&stale)?;
-        Ok(Self::assemble(name, dir, keys, slices, record, config, rt))
+        Ok(Self::assemble(name, dir, keyring, keys, slices, record, config, rt))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         name: &str,
         dir: PathBuf,
+        keyring: &Arc<Keyring>,
         keys: Arc<DatabaseKeys>,
         slices: Vec<Mutex<Store>>,
         record: CommitRecord,
@@ -175,6 +229,7 @@ impl Database {
         Self {
             name: name.to_owned(),
             dir,
+            keyring: keyring.clone(),
             keys,
             slices,
             record: RwLock::new(record),
@@ -412,6 +467,21 @@ impl Database {
                 .install(|| txns.into_par_iter().map(|t| t.prepare()).collect::<Result<Vec<_>, _>>())?
         };
         self.crash_here(CrashPoint::SlicesPrepared)?;
+        let (generation, blocks) = self.commit_slices(&mut stores, prepared, record)?;
+        report.blocks_written = blocks;
+        report.generation = generation;
+        Ok(report)
+    }
+
+    /// The cluster commit protocol over prepared slice transactions (every slice): DEK table →
+    /// manifests → commit record (the commit point) → slices switched → generation bound into
+    /// the key store. Returns the new generation and the blocks written.
+    fn commit_slices(
+        &self,
+        stores: &mut [parking_lot::MutexGuard<'_, Store>],
+        prepared: Vec<Prepared>,
+        mut record: CommitRecord,
+    ) -> Result<(u64, u64)> {
         let committed = (|| -> Result<CommitRecord> {
             self.keys.commit()?;
             self.crash_here(CrashPoint::DeksCommitted)?;
@@ -424,6 +494,7 @@ impl Database {
             self.crash_here(CrashPoint::ManifestsWritten)?;
             record.generation += 1;
             record.slices = prepared.iter().map(Prepared::generation).collect();
+            record.dek_table = self.keys.position();
             record.write(&self.dir, &self.keys)?;
             Ok(record)
         })();
@@ -437,11 +508,13 @@ impl Database {
         self.crash_here(CrashPoint::CommitRecordWritten)?;
         // Past the commit point: make it visible everywhere.
         *self.record.write() = record.clone();
+        let mut blocks = 0;
         for (store, p) in stores.iter_mut().zip(prepared) {
-            report.blocks_written += store.install(p)?.blocks_written;
+            blocks += store.install(p)?.blocks_written;
         }
-        report.generation = record.generation;
-        Ok(report)
+        self.crash_here(CrashPoint::SlicesInstalled)?;
+        self.keyring.bind_generation(&self.name, record.generation, false)?;
+        Ok((record.generation, blocks))
     }
 
     /// Drops a table on every slice (one cluster commit) and crypto-shreds its DEKs.
@@ -459,16 +532,148 @@ impl Database {
             t.drop_table(table)?;
             prepared.push(t.prepare()?);
         }
-        for (s, p) in stores.iter().zip(&prepared) {
-            s.write_prepared(p)?;
+        self.commit_slices(&mut stores, prepared, record)?;
+        Ok(())
+    }
+
+    /// Rotates this database's key: every DEK re-wrapped under a new DK, block data untouched
+    /// (see [`Keyring::rotate_database_key`]). Scans keep running; loads wait.
+    pub fn rotate_key(&self) -> Result<u32> {
+        let _commit = self.commit_lock.lock();
+        Ok(self.keyring.rotate_database_key(&self.keys)?)
+    }
+
+    /// True while an interrupted re-key waits to be resumed.
+    pub fn rekey_pending(&self) -> bool {
+        self.record.read().rekey.is_some()
+    }
+
+    /// Re-encrypts every block (of `table`, or of the whole database) under fresh DEKs into new
+    /// slots, in cluster commits of at most `batch_blocks` blocks per slice, so memory stays at
+    /// one block buffer per slice and scans and loads interleave between commits. The old slots
+    /// are freed and the old DEKs removed; at the end the DEK table is rewritten so no wrapped
+    /// copy of an old DEK remains, and (whole database) the metadata key is replaced too.
+    /// Resumable: the progress lives in the sealed commit record, and calling `rekey` again
+    /// after a crash finishes the job (a different `table` than the interrupted one is refused).
+    pub fn rekey(&self, table: Option<&str>, batch_blocks: usize, progress: &dyn Fn(u64, u64)) -> Result<RekeyReport> {
+        let mut report = RekeyReport::default();
+        if let Some(t) = table {
+            self.entry(t)?;
         }
+        let state = {
+            let _commit = self.commit_lock.lock();
+            let record = self.record.read().clone();
+            match &record.rekey {
+                Some(state) => {
+                    if state.table.as_deref() != table {
+                        return Err(Error::InvalidOption(format!(
+                            "an interrupted re-key of {} must be finished first",
+                            state
+                                .table
+                                .as_deref()
+                                .map_or("the whole database".to_owned(), |t| format!("table `{t}`"))
+                        )));
+                    }
+                    report.resumed = true;
+                    state.clone()
+                }
+                None => {
+                    let state = crate::commit::RekeyState {
+                        below_block_id: self.keys.next_block_id(),
+                        table: table.map(str::to_owned),
+                    };
+                    if table.is_none() {
+                        self.keys.add_metadata_key()?;
+                    }
+                    let mut next = record.clone();
+                    next.rekey = Some(state.clone());
+                    self.commit_record_only(next)?;
+                    state
+                }
+            }
+        };
+        let total = self.blocks_below(state.table.as_deref(), state.below_block_id);
+        progress(0, total);
+        loop {
+            let _commit = self.commit_lock.lock();
+            let record = self.record.read().clone();
+            let mut stores: Vec<_> = self.slices.iter().map(|s| s.lock()).collect();
+            let txns: Vec<_> = stores.iter_mut().map(|s| s.begin()).collect();
+            let results: Vec<(Prepared, usize)> = self.pool.install(|| {
+                txns.into_par_iter()
+                    .map(|mut t| {
+                        let n = t.rekey(state.table.as_deref(), state.below_block_id, batch_blocks)?;
+                        Ok((t.prepare()?, n))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            let done: usize = results.iter().map(|(_, n)| n).sum();
+            let prepared = results.into_iter().map(|(p, _)| p).collect();
+            // The first batch always commits, so every manifest is resealed under the newest
+            // metadata key before the old one is retired.
+            if done == 0 && report.commits > 0 {
+                drop(prepared);
+                break;
+            }
+            self.commit_slices(&mut stores, prepared, record)?;
+            report.commits += 1;
+            report.blocks += done as u64;
+            report.bytes += (done * self.block_size) as u64;
+            progress(report.blocks, total.max(report.blocks));
+            self.crash_here(CrashPoint::RekeyBatchCommitted)?;
+            if done == 0 {
+                break;
+            }
+        }
+        let _commit = self.commit_lock.lock();
+        // Wait for scans still holding pre-re-key snapshots, then drop every old wrapped DEK (and
+        // old metadata key) from the live DEK table before the re-key is declared finished.
+        for s in &self.slices {
+            s.lock().reclaim()?;
+        }
+        if state.table.is_none() {
+            self.keys.retire_metadata_keys()?;
+        } else {
+            self.keys.compact()?;
+        }
+        let mut next = self.record.read().clone();
+        next.rekey = None;
+        self.commit_record_only(next)?;
+        self.keyring.audit().append(
+            sealstore_keyring::AuditRecord::new(sealstore_keyring::AuditOp::Rekey, "data")
+                .database(&self.name)
+                .count(report.blocks)
+                .detail(match &state.table {
+                    Some(t) => format!("table `{t}` re-encrypted under fresh DEKs"),
+                    None => "database re-encrypted under fresh DEKs and a new metadata key".to_owned(),
+                }),
+        )?;
+        Ok(report)
+    }
+
+    /// Blocks with an id below `below` (of `table`, or all), over all slices.
+    fn blocks_below(&self, table: Option<&str>, below: u64) -> u64 {
+        self.slices
+            .iter()
+            .map(|s| {
+                let m = s.lock().manifest();
+                m.tables
+                    .iter()
+                    .filter(|t| table.is_none_or(|n| n == t.name))
+                    .flat_map(|t| t.columns.iter().flat_map(|c| c.blocks.iter()))
+                    .filter(|b| b.block_id < below)
+                    .count() as u64
+            })
+            .sum()
+    }
+
+    /// Replaces the commit record without touching the slices (a new generation, bound).
+    fn commit_record_only(&self, mut record: CommitRecord) -> Result<()> {
         record.generation += 1;
-        record.slices = prepared.iter().map(Prepared::generation).collect();
+        record.dek_table = self.keys.position();
         record.write(&self.dir, &self.keys)?;
-        *self.record.write() = record;
-        for (s, p) in stores.iter_mut().zip(prepared) {
-            s.install(p)?;
-        }
+        *self.record.write() = record.clone();
+        self.keyring.bind_generation(&self.name, record.generation, false)?;
         Ok(())
     }
 

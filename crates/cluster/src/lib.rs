@@ -28,13 +28,15 @@ use parking_lot::Mutex;
 use sealstore_keyring::{AuditVerifyReport, HierarchyInfo, Keyring, fsutil};
 use serde::Serialize;
 
+pub use commit::RekeyState;
 pub use commit::{COMMIT_VERSION, CommitRecord, TableEntry};
 pub use config::{CONFIG_FILE, ClusterConfig, ProviderConfig};
-pub use database::{AppendReport, CrashPoint, Database, TableInfo};
+pub use database::{AppendReport, CrashPoint, Database, RekeyReport, TableInfo};
 pub use distribute::Distribution;
 pub use error::{Error, Result};
 pub use scan::{ClusterScan, ClusterScanIter};
 pub use sealstore_blockstore::{Predicate, ScanCounts, ScanStats, VerifyFailure};
+pub use sealstore_keyring::RotationStep;
 
 /// The database every cluster starts with.
 pub const DEFAULT_DATABASE: &str = "dev";
@@ -73,6 +75,48 @@ impl Default for InitOptions {
             node_dirs: None,
             threads: None,
         }
+    }
+}
+
+/// How to open a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Worker threads (default: available cores).
+    pub threads: Option<usize>,
+    /// Accept data files older than the generation bound into the key store (a deliberate
+    /// restore from backup); audited. Without it such a restore is refused as a rollback.
+    pub accept_rollback: bool,
+}
+
+/// Which keys [`Cluster::rotate`] renews.
+#[derive(Debug, Clone, Default)]
+pub struct RotateOptions {
+    /// Switch to this master key (see [`ProviderConfig::next_version`] for the default).
+    pub master: Option<ProviderConfig>,
+    /// Rotate the cluster key.
+    pub cluster: bool,
+    /// Rotate these databases' keys.
+    pub databases: Vec<String>,
+}
+
+/// What [`Cluster::rotate`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RotateReport {
+    /// Old and new master-key ids.
+    pub master_key: Option<(String, String)>,
+    /// The new cluster-key generation.
+    pub cluster_key_generation: Option<u32>,
+    /// Each rotated database with its new key generation and the DEKs re-wrapped.
+    pub databases: Vec<(String, u32, usize)>,
+    /// Wall time of the whole rotation, in seconds.
+    pub seconds: f64,
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
     }
 }
 
@@ -120,8 +164,9 @@ pub struct DatabaseSummary {
 /// An open cluster.
 pub struct Cluster {
     data_dir: PathBuf,
-    config: ClusterConfig,
-    keyring: Keyring,
+    config: Mutex<ClusterConfig>,
+    keyring: Arc<Keyring>,
+    accept_rollback: bool,
     pool: Arc<rayon::ThreadPool>,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
     budget: Arc<std::sync::atomic::AtomicUsize>,
@@ -131,11 +176,15 @@ pub struct Cluster {
 /// sealed blocks queued for the slice writers.
 pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
 
+/// Blocks re-encrypted per slice and cluster commit during a re-key: bounds the work a crash
+/// can lose and how long a load waits, not memory (one block buffer per slice).
+pub const REKEY_BATCH_BLOCKS: usize = 64;
+
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("data_dir", &self.data_dir)
-            .field("cluster_id", &self.config.cluster_id)
+            .field("cluster_id", &self.config.lock().cluster_id)
             .finish()
     }
 }
@@ -200,6 +249,7 @@ impl Cluster {
                 path: master_key.clone(),
                 passphrase_env: options.passphrase_env.clone(),
             },
+            previous_provider: None,
             nodes: options.nodes,
             slices_per_node: options.slices_per_node,
             node_dirs,
@@ -211,11 +261,12 @@ impl Cluster {
             fsutil::create_dir_durable(parent)?;
         }
         let provider = config.provider.open(true)?;
-        let keyring = Keyring::create(&keystore, provider, &cluster_id)?;
+        let keyring = Arc::new(Keyring::create(&keystore, provider, &cluster_id)?);
         let cluster = Self {
             data_dir: data_dir.clone(),
-            config: config.clone(),
+            config: Mutex::new(config.clone()),
             keyring,
+            accept_rollback: false,
             pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
             budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
@@ -227,19 +278,75 @@ impl Cluster {
 
     /// Opens the cluster in `data_dir`, unwrapping the cluster key through the provider.
     pub fn open(data_dir: &Path, threads: Option<usize>) -> Result<Self> {
-        let data_dir = absolute(data_dir)?;
-        let config = ClusterConfig::load(&data_dir)?;
-        let provider = config.provider.open(false)?;
-        let keyring = Keyring::open(&config.keystore, provider)?;
-        keyring.require_cluster_id(&config.cluster_id)?;
-        Ok(Self {
+        Self::open_with(
             data_dir,
-            config,
+            OpenOptions {
+                threads,
+                accept_rollback: false,
+            },
+        )
+    }
+
+    /// Opens the cluster with options. If a master-key rotation was cut short, the
+    /// configuration names both providers; the one the key store is wrapped under is used and
+    /// the configuration is settled on it.
+    pub fn open_with(data_dir: &Path, options: OpenOptions) -> Result<Self> {
+        let data_dir = absolute(data_dir)?;
+        let mut config = ClusterConfig::load(&data_dir)?;
+        let provider = match config.previous_provider.clone() {
+            None => config.provider.open(false)?,
+            Some(previous) => {
+                let stored = Keyring::stored_master_key_id(&config.keystore)?;
+                let current = config.provider.open(false).ok();
+                let (chosen, settled) = match current {
+                    Some(p) if p.key_id() == stored => (p, config.provider.clone()),
+                    _ => (previous.open(false)?, previous),
+                };
+                config.provider = settled;
+                config.previous_provider = None;
+                config.save(&data_dir)?;
+                chosen
+            }
+        };
+        let keyring = Arc::new(Keyring::open(&config.keystore, provider)?);
+        keyring.require_cluster_id(&config.cluster_id)?;
+        let cluster = Self {
+            data_dir,
+            config: Mutex::new(config),
             keyring,
-            pool: pool(threads)?,
+            accept_rollback: options.accept_rollback,
+            pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
             budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
-        })
+        };
+        cluster.remove_dropped_databases()?;
+        Ok(cluster)
+    }
+
+    /// Deletes the files of databases whose key is gone from the key store (a drop that crashed
+    /// after the crypto-shred, the commit point of a drop, but before the files were removed).
+    fn remove_dropped_databases(&self) -> Result<()> {
+        let live = self.keyring.databases();
+        let listing = match std::fs::read_dir(self.data_dir.join("databases")) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(self.data_dir.join("databases"), e)),
+        };
+        for entry in listing.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !live.contains(&name) {
+                self.remove_database_files(&name)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_database_files(&self, name: &str) -> Result<()> {
+        let config = self.config();
+        for s in 0..config.slice_count() {
+            remove_dir_if_present(&config.slice_dir(s, name))?;
+        }
+        remove_dir_if_present(&database::database_dir(&self.data_dir, name))
     }
 
     /// The data directory.
@@ -247,9 +354,9 @@ impl Cluster {
         &self.data_dir
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &ClusterConfig {
-        &self.config
+    /// The configuration (a copy: a master-key rotation may change the provider).
+    pub fn config(&self) -> ClusterConfig {
+        self.config.lock().clone()
     }
 
     /// The key hierarchy.
@@ -262,8 +369,10 @@ impl Cluster {
     /// sealed blocks for the slice writers; writer state adds about one block and one page per
     /// column and slice.
     pub fn set_memory_budget(&self, bytes: usize) {
-        self.budget
-            .store(bytes.max(self.config.block_size), std::sync::atomic::Ordering::Relaxed);
+        self.budget.store(
+            bytes.max(self.config().block_size),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Worker threads.
@@ -289,7 +398,7 @@ impl Cluster {
         let db = Arc::new(Database::create(
             name,
             &self.data_dir,
-            &self.config,
+            &self.config(),
             &self.keyring,
             &self.runtime(),
         )?);
@@ -309,12 +418,89 @@ impl Cluster {
         let db = Arc::new(Database::open(
             name,
             &self.data_dir,
-            &self.config,
+            &self.config(),
             &self.keyring,
             &self.runtime(),
+            self.accept_rollback,
         )?);
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
+    }
+
+    /// Rotates the master key: the new provider (a local key file is created if absent) wraps
+    /// the cluster key instead of the old one. The configuration names both providers until the
+    /// key store is switched, so a crash at any point reopens with whichever one matches. The old
+    /// key is not deleted: retire it once no backup of the key store needs it.
+    pub fn rotate_master_key(&self, new: ProviderConfig) -> Result<(String, String)> {
+        let old = self.config();
+        let provider = new.open(true)?;
+        let old_id = self.keyring.provider().key_id();
+        if provider.key_id() == old_id {
+            return Err(Error::InvalidOption(
+                "the new master key is the current one; give another key".into(),
+            ));
+        }
+        let mut staged = old.clone();
+        staged.previous_provider = Some(old.provider.clone());
+        staged.provider = new;
+        staged.save(&self.data_dir)?;
+        self.keyring.crash_point(RotationStep::MasterConfigStaged)?;
+        if let Err(e) = self.keyring.rotate_master_key(provider.clone()) {
+            let _ = old.save(&self.data_dir);
+            return Err(e.into());
+        }
+        self.keyring.crash_point(RotationStep::MasterKeyRewrapped)?;
+        let mut settled = staged;
+        settled.previous_provider = None;
+        settled.save(&self.data_dir)?;
+        *self.config.lock() = settled;
+        Ok((old_id, provider.key_id()))
+    }
+
+    /// Rotates the cluster key (every database key re-wrapped; one atomic key-store replace).
+    pub fn rotate_cluster_key(&self) -> Result<u32> {
+        Ok(self.keyring.rotate_cluster_key()?)
+    }
+
+    /// Rotates one database's key (every DEK re-wrapped; blocks untouched).
+    pub fn rotate_database_key(&self, name: &str) -> Result<u32> {
+        self.database(name)?.rotate_key()
+    }
+
+    /// Rotates the keys `options` names, top tier first.
+    pub fn rotate(&self, options: &RotateOptions) -> Result<RotateReport> {
+        let start = std::time::Instant::now();
+        let mut report = RotateReport::default();
+        if let Some(master) = &options.master {
+            report.master_key = Some(self.rotate_master_key(master.clone())?);
+        }
+        if options.cluster {
+            report.cluster_key_generation = Some(self.rotate_cluster_key()?);
+        }
+        for name in &options.databases {
+            let db = self.database(name)?;
+            let generation = db.rotate_key()?;
+            report.databases.push((name.clone(), generation, db.keys().len()));
+        }
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Re-encrypts a database's blocks (or one table's) under fresh DEKs; see [`Database::rekey`].
+    pub fn rekey(&self, database: &str, table: Option<&str>, progress: &dyn Fn(u64, u64)) -> Result<RekeyReport> {
+        self.database(database)?.rekey(table, REKEY_BATCH_BLOCKS, progress)
+    }
+
+    /// Drops a database and crypto-shreds it: its key leaves the key store first (after that
+    /// nothing of it can be decrypted, the commit point of the drop), then its files are deleted
+    /// (a crash in between is finished on the next open).
+    pub fn drop_database(&self, name: &str) -> Result<()> {
+        if !self.keyring.databases().iter().any(|d| d == name) {
+            return Err(Error::UnknownDatabase(name.to_owned()));
+        }
+        self.databases.lock().remove(name);
+        self.keyring.drop_database(name)?;
+        self.remove_database_files(name)
     }
 
     /// Layout, hierarchy and storage numbers (no secrets).
@@ -331,10 +517,11 @@ impl Cluster {
                 generation: db.generation(),
             });
         }
+        let config = self.config();
         Ok(ClusterInfo {
             data_dir: self.data_dir.clone(),
-            config: self.config.clone(),
-            provider: self.config.provider.describe(),
+            provider: config.provider.describe(),
+            config,
             hierarchy: self.keyring.info(),
             databases,
         })

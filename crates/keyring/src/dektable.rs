@@ -5,6 +5,9 @@
 //! payload`; a torn final frame (a crash mid-append) is dropped on open, so truncating the file
 //! anywhere inside the last append reopens to the state before it. Compaction (and shredding)
 //! writes generation N+1 complete, fsyncs, renames it into place, then deletes generation N.
+//! The header also carries the database's *metadata keys* (random AES-256 keys wrapped under the
+//! DK, each with an id) that seal manifests and commit records: re-wrapped with the DEKs at a
+//! database-key rotation, so sealed metadata stays valid, and replaced by a data re-key.
 //! In memory an entry is 72 bytes in a sorted vector (block ids are allocated ascending).
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -22,9 +25,12 @@ use crate::{DataKey, Error, Result, fsutil};
 pub type BlockId = u64;
 
 /// Current DEK-table format version.
-pub const DEK_TABLE_VERSION: u16 = 1;
+pub const DEK_TABLE_VERSION: u16 = 2;
 const DEK_MAGIC: &[u8; 4] = b"SSDT";
 const DEK_AAD_LABEL: &[u8] = b"sealstore/dek/v1";
+const METADATA_KEY_AAD_LABEL: &str = "sealstore/metadata-key/v1";
+/// Most metadata keys a header may hold (normally 1; 2 while a re-key is in progress).
+const MAX_METADATA_KEYS: usize = 16;
 const FRAME_PUT: u8 = 1;
 const FRAME_REMOVE: u8 = 2;
 const ENTRY_LEN: usize = 8 + 4 + NONCE_LEN + 32 + TAG_LEN;
@@ -78,6 +84,15 @@ impl WrappedDek {
     }
 }
 
+/// A metadata key as stored in the header: wrapped under the DK with its id as AAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WrappedMetadataKey {
+    id: u32,
+    nonce: [u8; NONCE_LEN],
+    wrapped: [u8; 32],
+    tag: [u8; TAG_LEN],
+}
+
 /// Header fields of a DEK-table file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Header {
@@ -85,6 +100,7 @@ struct Header {
     dk_generation: u32,
     generation: u64,
     next_block_id: u64,
+    metadata_keys: Vec<WrappedMetadataKey>,
 }
 
 impl Header {
@@ -96,7 +112,11 @@ impl Header {
             .str(&self.database)
             .u32(self.dk_generation)
             .u64(self.generation)
-            .u64(self.next_block_id);
+            .u64(self.next_block_id)
+            .u16(self.metadata_keys.len() as u16);
+        for m in &self.metadata_keys {
+            w.u32(m.id).bytes(&m.nonce).bytes(&m.wrapped).bytes(&m.tag);
+        }
         let crc = crc32fast::hash(&w.buf);
         w.u32(crc);
         w.buf
@@ -133,11 +153,29 @@ fn replay(bytes: &[u8], path: &Path) -> Result<Replayed> {
         });
     }
     let _flags = r.u16().map_err(corrupt)?;
+    let database = r.str().map_err(corrupt)?.to_owned();
+    let dk_generation = r.u32().map_err(corrupt)?;
+    let generation = r.u64().map_err(corrupt)?;
+    let next_block_id = r.u64().map_err(corrupt)?;
+    let count = usize::from(r.u16().map_err(corrupt)?);
+    if count == 0 || count > MAX_METADATA_KEYS {
+        return Err(Error::corrupt(path, r.position() as u64, "bad metadata key count"));
+    }
+    let mut metadata_keys = Vec::with_capacity(count);
+    for _ in 0..count {
+        metadata_keys.push(WrappedMetadataKey {
+            id: r.u32().map_err(corrupt)?,
+            nonce: r.array().map_err(corrupt)?,
+            wrapped: r.array().map_err(corrupt)?,
+            tag: r.array().map_err(corrupt)?,
+        });
+    }
     let header = Header {
-        database: r.str().map_err(corrupt)?.to_owned(),
-        dk_generation: r.u32().map_err(corrupt)?,
-        generation: r.u64().map_err(corrupt)?,
-        next_block_id: r.u64().map_err(corrupt)?,
+        database,
+        dk_generation,
+        generation,
+        next_block_id,
+        metadata_keys,
     };
     let header_len = r.position();
     let crc = r.u32().map_err(corrupt)?;
@@ -239,6 +277,9 @@ pub struct DekTable {
     database: String,
     dk: Box<dyn AeadKey>,
     dk_generation: u32,
+    /// Metadata keys by ascending id (the last one seals new metadata) and their wrapped forms.
+    metadata: Vec<(u32, Box<dyn AeadKey>)>,
+    metadata_wrapped: Vec<WrappedMetadataKey>,
     generation: u64,
     file: File,
     file_len: u64,
@@ -301,8 +342,10 @@ impl DekTable {
             dk_generation,
             generation: 1,
             next_block_id: 1,
+            metadata_keys: vec![new_metadata_key(database, dk.as_ref(), dk_generation, 1)?],
         };
-        write_generation(dir, &header, &[])?;
+        let (tmp, _, _) = write_generation_tmp(dir, &header, &[])?;
+        publish_generation(dir, &tmp, header.generation)?;
         Self::open(dir, database, dk, dk_generation)
     }
 
@@ -346,6 +389,7 @@ impl DekTable {
             file.set_len(replayed.valid_len).map_err(|e| Error::io(&path, e))?;
             file.sync_all().map_err(|e| Error::io(&path, e))?;
         }
+        let metadata = open_metadata_keys(database, dk.as_ref(), dk_generation, &replayed.header.metadata_keys)?;
         for old in &gens[..gens.len() - 1] {
             let _ = fs::remove_file(dir.join(file_name(*old)));
         }
@@ -354,6 +398,8 @@ impl DekTable {
             database: database.to_owned(),
             dk,
             dk_generation,
+            metadata,
+            metadata_wrapped: replayed.header.metadata_keys,
             generation,
             file,
             file_len: replayed.valid_len,
@@ -466,14 +512,38 @@ impl DekTable {
         Ok(())
     }
 
-    /// Seals metadata (e.g. a manifest) under the database key. `label` separates the domain from
-    /// DEK wrapping; returns the nonce and tag.
-    pub fn seal_metadata(&self, label: &str, aad: &[u8], buf: &mut [u8]) -> Result<([u8; NONCE_LEN], [u8; TAG_LEN])> {
+    /// The id of the metadata key that seals new metadata (callers bind it into their headers).
+    pub fn metadata_key_id(&self) -> u32 {
+        self.metadata.last().map_or(0, |(id, _)| *id)
+    }
+
+    fn metadata_key(&self, label: &str, key_id: u32) -> Result<&dyn AeadKey> {
+        self.metadata
+            .iter()
+            .find(|(id, _)| *id == key_id)
+            .map(|(_, k)| k.as_ref())
+            .ok_or_else(|| {
+                Error::auth(format!(
+                    "{label} of database `{}` is sealed under metadata key {key_id}, which this DEK table does not hold",
+                    self.database
+                ))
+            })
+    }
+
+    /// Seals metadata (e.g. a manifest) under metadata key `key_id`. `label` separates the
+    /// domains; returns the nonce and tag.
+    pub fn seal_metadata(
+        &self,
+        label: &str,
+        key_id: u32,
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<([u8; NONCE_LEN], [u8; TAG_LEN])> {
         let mut nonce = [0u8; NONCE_LEN];
         crate::fill_random(&mut nonce)?;
-        let aad = metadata_aad(label, &self.database, self.dk_generation, aad);
+        let aad = metadata_aad(label, &self.database, key_id, aad);
         let tag = self
-            .dk
+            .metadata_key(label, key_id)?
             .seal_in_place(&nonce, &aad, buf)
             .map_err(|_| Error::auth(label.to_owned()))?;
         Ok((nonce, tag))
@@ -483,15 +553,51 @@ impl DekTable {
     pub fn open_metadata(
         &self,
         label: &str,
+        key_id: u32,
         aad: &[u8],
         nonce: &[u8; NONCE_LEN],
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<()> {
-        let aad = metadata_aad(label, &self.database, self.dk_generation, aad);
-        self.dk
+        let aad = metadata_aad(label, &self.database, key_id, aad);
+        self.metadata_key(label, key_id)?
             .open_in_place(nonce, &aad, buf, tag)
             .map_err(|_| Error::auth(format!("{label} of database `{}`", self.database)))
+    }
+
+    /// Adds a fresh metadata key (new generation); new metadata is sealed under it, the older
+    /// keys still open what they sealed until [`DekTable::retire_metadata_keys`].
+    pub fn add_metadata_key(&mut self) -> Result<u32> {
+        let id = self.metadata_key_id() + 1;
+        let wrapped = new_metadata_key(&self.database, self.dk.as_ref(), self.dk_generation, id)?;
+        let mut keys = self.metadata_wrapped.clone();
+        keys.push(wrapped);
+        if keys.len() > MAX_METADATA_KEYS {
+            return Err(Error::corrupt(&self.dir, 0, "too many metadata keys"));
+        }
+        self.commit()?;
+        let entries = self.entries.clone();
+        self.install_generation(entries, self.dk_generation, keys)?;
+        Ok(id)
+    }
+
+    /// Keeps only the newest metadata key and drops the wrapped copies of removed DEKs (a new
+    /// generation): what the old keys sealed can no longer be opened.
+    pub fn retire_metadata_keys(&mut self) -> Result<()> {
+        let newest = *self.metadata_wrapped.last().expect("at least one metadata key");
+        self.commit()?;
+        let entries = self.entries.clone();
+        self.install_generation(entries, self.dk_generation, vec![newest])
+    }
+
+    /// Block id the next generated DEK will get (ids below it existed when this was read).
+    pub fn next_block_id(&self) -> BlockId {
+        self.next_block_id
+    }
+
+    /// Length of the current generation file (the table only ever grows within a generation).
+    pub fn file_len(&self) -> u64 {
+        self.file_len
     }
 
     /// Number of staged, not yet durable DEKs.
@@ -582,48 +688,143 @@ impl DekTable {
     pub fn compact(&mut self) -> Result<()> {
         self.commit()?;
         let entries = self.entries.clone();
-        self.install_generation(entries, self.dk_generation)
+        let keys = self.metadata_wrapped.clone();
+        self.install_generation(entries, self.dk_generation, keys)
     }
 
     /// Re-wraps every DEK under `new_dk` (database-key rotation) into a new table generation.
     /// Block data is untouched: the DEKs themselves do not change.
     pub fn rewrap(&mut self, new_dk: Box<dyn AeadKey>, new_dk_generation: u32) -> Result<()> {
         self.commit()?;
-        let mut rewrapped = Vec::with_capacity(self.entries.len());
-        let mut nonces = Zeroizing::new(vec![0u8; RNG_CHUNK * NONCE_LEN]);
-        for chunk in self.entries.chunks(RNG_CHUNK) {
-            crate::fill_random(&mut nonces[..chunk.len() * NONCE_LEN])?;
-            for (e, nonce) in chunk.iter().zip(nonces.chunks_exact(NONCE_LEN)) {
-                let key = self.open_entry(e)?;
-                let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("12 bytes");
-                rewrapped.push(self.wrap(
-                    new_dk.as_ref(),
-                    new_dk_generation,
-                    e.block_id,
-                    key.expose_secret(),
-                    nonce,
-                )?);
-            }
-        }
-        self.install_generation(rewrapped, new_dk_generation)?;
-        self.dk = new_dk;
-        self.dk_generation = new_dk_generation;
-        Ok(())
+        let prepared = self.prepare_rewrap(new_dk, new_dk_generation)?;
+        self.install_rewrap(prepared)
     }
 
-    fn install_generation(&mut self, entries: Vec<WrappedDek>, dk_generation: u32) -> Result<()> {
+    /// The slow half of a rewrap, which needs only shared access (readers keep reading): every
+    /// committed DEK and metadata key re-wrapped under `new_dk`, written to a temporary file.
+    pub fn prepare_rewrap(&self, new_dk: Box<dyn AeadKey>, new_dk_generation: u32) -> Result<PreparedRewrap> {
+        let entries = self.rewrap_entries(&self.entries, new_dk.as_ref(), new_dk_generation)?;
+        let mut metadata_keys = Vec::with_capacity(self.metadata.len());
+        for (id, _) in &self.metadata {
+            let plain = self.unwrap_metadata_key(*id)?;
+            metadata_keys.push(wrap_metadata_key(
+                &self.database,
+                new_dk.as_ref(),
+                new_dk_generation,
+                *id,
+                &plain,
+            )?);
+        }
         let header = Header {
             database: self.database.clone(),
-            dk_generation,
+            dk_generation: new_dk_generation,
             generation: self.generation + 1,
             next_block_id: self.next_block_id,
+            metadata_keys,
         };
-        let (file, len) = write_generation(&self.dir, &header, &entries)?;
+        let (tmp, file, len) = write_generation_tmp(&self.dir, &header, &entries)?;
+        Ok(PreparedRewrap {
+            new_dk,
+            header,
+            entries,
+            tmp,
+            file,
+            len,
+            based_on: (self.generation, self.file_len),
+        })
+    }
+
+    /// The quick half of a rewrap (exclusive access): switches to the prepared generation. If
+    /// the table changed since [`DekTable::prepare_rewrap`], the rewrap is redone here.
+    pub fn install_rewrap(&mut self, prepared: PreparedRewrap) -> Result<()> {
+        let PreparedRewrap {
+            new_dk,
+            header,
+            entries,
+            tmp,
+            file,
+            len,
+            based_on,
+        } = prepared;
+        if based_on != (self.generation, self.file_len) {
+            drop(file);
+            let _ = fs::remove_file(&tmp);
+            let again = self.prepare_rewrap(new_dk, header.dk_generation)?;
+            return self.install_rewrap(again);
+        }
+        let pending = self.rewrap_entries(&self.pending, new_dk.as_ref(), header.dk_generation)?;
+        publish_generation(&self.dir, &tmp, header.generation)?;
+        let metadata = open_metadata_keys(
+            &self.database,
+            new_dk.as_ref(),
+            header.dk_generation,
+            &header.metadata_keys,
+        )?;
         let old = self.current_path();
         self.generation = header.generation;
         self.file = file;
         self.file_len = len;
         self.entries = entries;
+        self.pending = pending;
+        self.dk = new_dk;
+        self.dk_generation = header.dk_generation;
+        self.metadata = metadata;
+        self.metadata_wrapped = header.metadata_keys;
+        fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+        fsutil::sync_dir(&self.dir)
+    }
+
+    fn rewrap_entries(
+        &self,
+        from: &[WrappedDek],
+        new_dk: &dyn AeadKey,
+        new_dk_generation: u32,
+    ) -> Result<Vec<WrappedDek>> {
+        let mut rewrapped = Vec::with_capacity(from.len());
+        let mut nonces = Zeroizing::new(vec![0u8; RNG_CHUNK * NONCE_LEN]);
+        for chunk in from.chunks(RNG_CHUNK) {
+            crate::fill_random(&mut nonces[..chunk.len() * NONCE_LEN])?;
+            for (e, nonce) in chunk.iter().zip(nonces.chunks_exact(NONCE_LEN)) {
+                let key = self.open_entry(e)?;
+                let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("12 bytes");
+                rewrapped.push(self.wrap(new_dk, new_dk_generation, e.block_id, key.expose_secret(), nonce)?);
+            }
+        }
+        Ok(rewrapped)
+    }
+
+    fn unwrap_metadata_key(&self, id: u32) -> Result<Zeroizing<[u8; 32]>> {
+        let m = self
+            .metadata_wrapped
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| Error::corrupt(&self.dir, 0, "metadata key missing"))?;
+        unwrap_metadata_key(&self.database, self.dk.as_ref(), self.dk_generation, m)
+    }
+
+    fn install_generation(
+        &mut self,
+        entries: Vec<WrappedDek>,
+        dk_generation: u32,
+        metadata_keys: Vec<WrappedMetadataKey>,
+    ) -> Result<()> {
+        let header = Header {
+            database: self.database.clone(),
+            dk_generation,
+            generation: self.generation + 1,
+            next_block_id: self.next_block_id,
+            metadata_keys,
+        };
+        let metadata = open_metadata_keys(&self.database, self.dk.as_ref(), dk_generation, &header.metadata_keys)?;
+        let (tmp, file, len) = write_generation_tmp(&self.dir, &header, &entries)?;
+        publish_generation(&self.dir, &tmp, header.generation)?;
+        let old = self.current_path();
+        self.generation = header.generation;
+        self.file = file;
+        self.file_len = len;
+        self.entries = entries;
+        self.metadata = metadata;
+        self.metadata_wrapped = header.metadata_keys;
         fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
         fsutil::sync_dir(&self.dir)
     }
@@ -669,18 +870,125 @@ impl DekTable {
     }
 }
 
-fn metadata_aad(label: &str, database: &str, dk_generation: u32, aad: &[u8]) -> Vec<u8> {
+/// A rewrapped generation written to a temporary file, ready for [`DekTable::install_rewrap`].
+pub struct PreparedRewrap {
+    new_dk: Box<dyn AeadKey>,
+    header: Header,
+    entries: Vec<WrappedDek>,
+    tmp: PathBuf,
+    file: File,
+    len: u64,
+    based_on: (u64, u64),
+}
+
+impl std::fmt::Debug for PreparedRewrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedRewrap")
+            .field("generation", &self.header.generation)
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
+fn metadata_aad(label: &str, database: &str, key_id: u32, aad: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
-    w.str("sealstore/metadata/v1")
+    w.str("sealstore/metadata/v2")
         .str(label)
         .str(database)
-        .u32(dk_generation)
+        .u32(key_id)
         .blob(aad);
     w.buf
 }
 
-/// Writes a complete generation file via temp + fsync + rename + dir fsync; returns it open.
-fn write_generation(dir: &Path, header: &Header, entries: &[WrappedDek]) -> Result<(File, u64)> {
+fn metadata_key_aad(database: &str, dk_generation: u32, id: u32) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.str(METADATA_KEY_AAD_LABEL).str(database).u32(dk_generation).u32(id);
+    w.buf
+}
+
+fn wrap_metadata_key(
+    database: &str,
+    dk: &dyn AeadKey,
+    dk_generation: u32,
+    id: u32,
+    key: &[u8; 32],
+) -> Result<WrappedMetadataKey> {
+    let mut m = WrappedMetadataKey {
+        id,
+        nonce: [0; NONCE_LEN],
+        wrapped: *key,
+        tag: [0; TAG_LEN],
+    };
+    crate::fill_random(&mut m.nonce)?;
+    m.tag = dk
+        .seal_in_place(&m.nonce, &metadata_key_aad(database, dk_generation, id), &mut m.wrapped)
+        .map_err(|_| Error::auth("metadata key wrap"))?;
+    Ok(m)
+}
+
+/// A fresh random metadata key, returned wrapped (its plaintext is wiped at once).
+fn new_metadata_key(database: &str, dk: &dyn AeadKey, dk_generation: u32, id: u32) -> Result<WrappedMetadataKey> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    crate::fill_random(key.as_mut())?;
+    wrap_metadata_key(database, dk, dk_generation, id, &key)
+}
+
+fn unwrap_metadata_key(
+    database: &str,
+    dk: &dyn AeadKey,
+    dk_generation: u32,
+    m: &WrappedMetadataKey,
+) -> Result<Zeroizing<[u8; 32]>> {
+    let mut key = Zeroizing::new(m.wrapped);
+    dk.open_in_place(
+        &m.nonce,
+        &metadata_key_aad(database, dk_generation, m.id),
+        key.as_mut(),
+        &m.tag,
+    )
+    .map_err(|_| {
+        Error::auth(format!(
+            "metadata key {} of database `{database}` (wrong database key, or tampered DEK table header)",
+            m.id
+        ))
+    })?;
+    Ok(key)
+}
+
+fn open_metadata_keys(
+    database: &str,
+    dk: &dyn AeadKey,
+    dk_generation: u32,
+    wrapped: &[WrappedMetadataKey],
+) -> Result<Vec<(u32, Box<dyn AeadKey>)>> {
+    let mut out = Vec::with_capacity(wrapped.len());
+    for m in wrapped {
+        let key = unwrap_metadata_key(database, dk, dk_generation, m)?;
+        out.push((m.id, crate::aead::default_backend().key(&key)));
+    }
+    Ok(out)
+}
+
+/// The DK generation of the newest DEK-table generation in `dir`, read without any key (to pick
+/// the key-store record to open it with while a rotation is being finished).
+pub(crate) fn peek_dk_generation(dir: &Path) -> Result<Option<u32>> {
+    let Some(&generation) = generations_in(dir)?.last() else {
+        return Ok(None);
+    };
+    let path = dir.join(file_name(generation));
+    let bytes = fsutil::read(&path)?;
+    Ok(Some(replay(&bytes, &path)?.header.dk_generation))
+}
+
+/// Renames a temporary generation file into place and syncs the directory.
+fn publish_generation(dir: &Path, tmp: &Path, generation: u64) -> Result<()> {
+    let path = dir.join(file_name(generation));
+    fs::rename(tmp, &path).map_err(|e| Error::io(&path, e))?;
+    fsutil::sync_dir(dir)
+}
+
+/// Writes a complete generation to a temporary file (fsynced); returns it open, with its length.
+fn write_generation_tmp(dir: &Path, header: &Header, entries: &[WrappedDek]) -> Result<(PathBuf, File, u64)> {
     let mut w = Writer::new();
     w.bytes(&header.encode());
     for chunk in entries.chunks(1 << 20) {
@@ -693,7 +1001,6 @@ fn write_generation(dir: &Path, header: &Header, entries: &[WrappedDek]) -> Resu
             .u32(crc32fast::hash(&payload.buf))
             .bytes(&payload.buf);
     }
-    let path = dir.join(file_name(header.generation));
     let tmp = dir.join(format!(".{}.tmp", file_name(header.generation)));
     let mut f = OpenOptions::new()
         .read(true)
@@ -706,9 +1013,7 @@ fn write_generation(dir: &Path, header: &Header, entries: &[WrappedDek]) -> Resu
     f.write_all(&w.buf)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(&tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    fsutil::sync_dir(dir)?;
-    Ok((f, w.buf.len() as u64))
+    Ok((tmp, f, w.buf.len() as u64))
 }
 
 #[cfg(test)]
@@ -747,8 +1052,10 @@ mod tests {
         let mut t = DekTable::create(dir.path(), "dev", dk(), 1).unwrap();
         t.generate(1).unwrap();
         t.commit().unwrap();
-        let other = DekTable::open(dir.path(), "dev", default_backend().key(&[0x22; 32]), 1).unwrap();
-        assert!(other.data_key(1).unwrap_err().is_authentication());
+        // The metadata keys in the header fail to unwrap at once: a wrong DK never opens.
+        let err = DekTable::open(dir.path(), "dev", default_backend().key(&[0x22; 32]), 1).unwrap_err();
+        assert!(err.is_authentication(), "{err}");
+        assert!(err.to_string().contains("metadata key 1"), "{err}");
         assert!(
             DekTable::open(dir.path(), "prod", dk(), 1)
                 .unwrap_err()
@@ -826,6 +1133,7 @@ mod tests {
             dk_generation: 1,
             generation: 1,
             next_block_id: 1,
+            metadata_keys: t.metadata_wrapped.clone(),
         }
         .encode()
         .len();

@@ -79,6 +79,15 @@ pub enum Error {
     /// A master-key provider (HSM, KMS) reported an error.
     #[error("{provider} provider: {message}")]
     Provider { provider: String, message: String },
+    /// Files older than the state bound into the key store were restored (a backup, or an attack).
+    #[error(
+        "rollback detected: {what} is older than the key store records ({detail}); if this restore is deliberate, reopen with --accept-rollback"
+    )]
+    RollbackDetected { what: String, detail: String },
+    /// A fault injected by a test at a named step of a multi-step key operation.
+    #[doc(hidden)]
+    #[error("injected crash at {0}")]
+    InjectedCrash(&'static str),
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Rng(String),
@@ -102,6 +111,11 @@ impl Error {
 
     pub(crate) fn auth(what: impl Into<String>) -> Self {
         Error::Authentication { what: what.into() }
+    }
+
+    /// True when old files were restored behind the key store's back.
+    pub fn is_rollback(&self) -> bool {
+        matches!(self, Error::RollbackDetected { .. })
     }
 
     /// True when the error means bytes failed authentication or a wrong key/context was used.

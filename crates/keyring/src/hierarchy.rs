@@ -1,8 +1,15 @@
 //! The keyring: the four-tier hierarchy opened over a master-key provider and a key store.
+//!
+//! Rotations (see `docs/operations.md`): the master and cluster keys live in the one key-store
+//! file, so rotating them is a single atomic replace. A database-key rotation also rewrites the
+//! DEK table; it stages the new DK record next to the old one first, so a crash at any step
+//! reopens to exactly one consistent pair (the DEK table's header names the DK generation it is
+//! wrapped under, and the other record is discarded on open).
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
+use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 use serde::Serialize;
 
 use crate::aead::{AeadKey, default_backend};
@@ -64,6 +71,20 @@ pub struct DatabaseInfo {
     pub bound_generation: u64,
 }
 
+/// A step of a database-key rotation after which a test can simulate a crash.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationStep {
+    /// The new DK record is staged in the key store beside the old one.
+    DatabaseKeyStaged,
+    /// The DEK table was switched to the new DK; the old DK record is still in the key store.
+    DekTableRewrapped,
+    /// Master-key rotation: the configuration names the new and the old provider.
+    MasterConfigStaged,
+    /// Master-key rotation: the key store holds the cluster key wrapped by the new master key.
+    MasterKeyRewrapped,
+}
+
 /// Takes the key store's exclusive lock (released when the keyring is dropped), so two
 /// processes never extend the audit chain or rewrite the key store at once.
 fn lock_keystore(dir: &Path) -> Result<std::fs::File> {
@@ -85,17 +106,18 @@ fn lock_keystore(dir: &Path) -> Result<std::fs::File> {
 pub struct Keyring {
     _lock: std::fs::File,
     dir: PathBuf,
-    provider: Arc<dyn MasterKeyProvider>,
+    provider: RwLock<Arc<dyn MasterKeyProvider>>,
     audit: Arc<AuditLog>,
     state: Mutex<KeystoreFile>,
-    ck: Box<dyn AeadKey>,
+    ck: RwLock<Box<dyn AeadKey>>,
+    crash_after: Mutex<Option<RotationStep>>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
             .field("dir", &self.dir)
-            .field("provider", &self.provider)
+            .field("provider", &*self.provider.read())
             .finish()
     }
 }
@@ -173,6 +195,12 @@ impl Keyring {
         Ok(Self::assemble(lock, keystore_dir, provider, audit, file, &ck))
     }
 
+    /// The master-key id the key store was written under (read without opening the hierarchy),
+    /// so a caller holding several candidate providers can pick the right one.
+    pub fn stored_master_key_id(keystore_dir: &Path) -> Result<String> {
+        Ok(KeystoreFile::load(keystore_dir)?.cluster.mk_key_id)
+    }
+
     fn assemble(
         lock: std::fs::File,
         dir: &Path,
@@ -184,10 +212,11 @@ impl Keyring {
         Self {
             _lock: lock,
             dir: dir.to_owned(),
-            provider,
+            provider: RwLock::new(provider),
             audit,
             state: Mutex::new(file),
-            ck: default_backend().key(ck.expose_secret()),
+            ck: RwLock::new(default_backend().key(ck.expose_secret())),
+            crash_after: Mutex::new(None),
         }
     }
 
@@ -223,6 +252,26 @@ impl Keyring {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes the next database-key rotation stop dead after `step`, as if the process died
+    /// there. The keyring must be dropped and reopened afterwards. Tests only.
+    #[doc(hidden)]
+    pub fn inject_crash(&self, step: Option<RotationStep>) {
+        *self.crash_after.lock().unwrap_or_else(|p| p.into_inner()) = step;
+    }
+
+    fn crash_here(&self, step: RotationStep, name: &'static str) -> Result<()> {
+        if *self.crash_after.lock().unwrap_or_else(|p| p.into_inner()) == Some(step) {
+            return Err(Error::InjectedCrash(name));
+        }
+        Ok(())
+    }
+
+    /// A crash point of a rotation step run by the caller (the cluster's configuration steps).
+    #[doc(hidden)]
+    pub fn crash_point(&self, step: RotationStep) -> Result<()> {
+        self.crash_here(step, "a rotation step")
+    }
+
     /// The audit log shared by every operation of this hierarchy.
     pub fn audit(&self) -> &Arc<AuditLog> {
         &self.audit
@@ -233,14 +282,24 @@ impl Keyring {
         &self.dir
     }
 
-    /// The master-key provider.
-    pub fn provider(&self) -> &Arc<dyn MasterKeyProvider> {
-        &self.provider
+    /// The master-key provider currently wrapping the cluster key.
+    pub fn provider(&self) -> Arc<dyn MasterKeyProvider> {
+        self.provider.read().clone()
     }
 
     /// Names of all databases.
     pub fn databases(&self) -> Vec<String> {
-        self.state().databases.iter().map(|d| d.name.clone()).collect()
+        let mut names: Vec<String> = self.state().databases.iter().map(|d| d.name.clone()).collect();
+        names.dedup();
+        names
+    }
+
+    /// Saves `next` as the key store and makes it the in-memory state.
+    fn commit_state(&self, state: &mut KeystoreFile, mut next: KeystoreFile) -> Result<()> {
+        next.audit_seq = self.audit.last_seq() + 1;
+        next.save(&self.dir)?;
+        *state = next;
+        Ok(())
     }
 
     /// Creates a database key (random, wrapped by the cluster key) and its empty DEK table in
@@ -255,7 +314,7 @@ impl Keyring {
         let created = crate::now_rfc3339();
         let cluster_id = state.cluster.cluster_id.clone();
         let record = DatabaseRecord::seal(
-            self.ck.as_ref(),
+            self.ck.read().as_ref(),
             &cluster_id,
             name,
             &created,
@@ -267,9 +326,7 @@ impl Keyring {
         let table = DekTable::create(dek_dir, name, default_backend().key(dk.expose_secret()), 1)?;
         let mut next = state.clone();
         next.databases.push(record);
-        next.audit_seq = self.audit.last_seq() + 1;
-        next.save(&self.dir)?;
-        *state = next;
+        self.commit_state(&mut state, next)?;
         self.audit.append(
             AuditRecord::new(AuditOp::CreateDatabaseKey, "database")
                 .database(name)
@@ -278,13 +335,46 @@ impl Keyring {
         Ok(Arc::new(DatabaseKeys::new(name, table, self.audit.clone())))
     }
 
-    /// Unwraps a database key and opens its DEK table.
+    /// Unwraps a database key and opens its DEK table. If a database-key rotation was cut
+    /// short, the key store holds two records; the DEK table says which one it is wrapped
+    /// under, and the other is discarded (the rotation is either finished or abandoned).
     pub fn open_database(&self, name: &str, dek_dir: &Path) -> Result<Arc<DatabaseKeys>> {
-        let state = self.state();
-        let record = state
-            .database(name)
-            .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))?;
-        let result = record.open(self.ck.as_ref(), &state.cluster.cluster_id);
+        let mut state = self.state();
+        let records: Vec<DatabaseRecord> = state.databases.iter().filter(|d| d.name == name).cloned().collect();
+        let record = match records.len() {
+            0 => return Err(Error::UnknownDatabase(name.to_owned())),
+            1 => records[0].clone(),
+            _ => {
+                let in_table = crate::dektable::peek_dk_generation(dek_dir)?;
+                let chosen = records
+                    .iter()
+                    .find(|r| Some(r.dk_generation) == in_table)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::auth(format!(
+                            "DEK table of database `{name}` (wrapped under database key generation {in_table:?}, which the key store does not hold)"
+                        ))
+                    })?;
+                let newest = records.iter().map(|r| r.dk_generation).max().unwrap_or(0);
+                let mut next = state.clone();
+                next.databases
+                    .retain(|d| d.name != name || d.dk_generation == chosen.dk_generation);
+                self.commit_state(&mut state, next)?;
+                let what = if chosen.dk_generation == newest {
+                    "interrupted rotation finished on open: old database key destroyed"
+                } else {
+                    "interrupted rotation abandoned on open: staged database key destroyed"
+                };
+                self.audit.append(
+                    AuditRecord::new(AuditOp::RotateDatabaseKey, "database")
+                        .database(name)
+                        .generation(chosen.dk_generation.into())
+                        .detail(what),
+                )?;
+                chosen
+            }
+        };
+        let result = record.open(self.ck.read().as_ref(), &state.cluster.cluster_id);
         let audit = AuditRecord::new(AuditOp::Unwrap, "cluster")
             .database(name)
             .generation(record.dk_generation.into())
@@ -300,17 +390,235 @@ impl Keyring {
         Ok(Arc::new(DatabaseKeys::new(name, table, self.audit.clone())))
     }
 
+    /// Rotates the master key: the cluster key is unwrapped with the current provider and
+    /// re-wrapped by `new_provider` under the same context, checked by unwrapping it again, and
+    /// the key store is replaced atomically. Nothing else changes.
+    pub fn rotate_master_key(&self, new_provider: Arc<dyn MasterKeyProvider>) -> Result<()> {
+        new_provider.key_spec()?.require_symmetric_aes256()?;
+        let mut state = self.state();
+        let old = self.provider();
+        let ck = Self::unwrap_cluster_key(&state, old.as_ref())?;
+        let context = state.cluster.context.clone();
+        let result = new_provider.wrap(ck.expose_secret(), &context).and_then(|wrapped| {
+            let back = new_provider.unwrap(&wrapped, &context)?;
+            if back.as_slice() != ck.expose_secret().as_slice() {
+                return Err(Error::auth("cluster key re-wrapped by the new master key"));
+            }
+            Ok(wrapped)
+        });
+        let record = AuditRecord::new(AuditOp::RotateMasterKey, "master")
+            .key_id(new_provider.key_id())
+            .generation(state.cluster.generation.into())
+            .context(&context)
+            .detail(format!(
+                "cluster key re-wrapped: master key {} -> {}",
+                old.key_id(),
+                new_provider.key_id()
+            ));
+        let wrapped = match result {
+            Ok(w) => w,
+            Err(e) => {
+                self.audit.append(record.failed(&e))?;
+                return Err(e);
+            }
+        };
+        let mut next = state.clone();
+        next.cluster.mk_key_id = new_provider.key_id();
+        next.cluster.provider_kind = new_provider.kind().to_owned();
+        next.cluster.wrapped_ck = wrapped;
+        self.commit_state(&mut state, next)?;
+        *self.provider.write() = new_provider;
+        self.audit.append(record)?;
+        Ok(())
+    }
+
+    /// Rotates the cluster key: a new random CK (generation + 1, new context) wrapped by the
+    /// master key, and every database key re-wrapped under it, in one atomic key-store replace.
+    pub fn rotate_cluster_key(&self) -> Result<u32> {
+        let mut state = self.state();
+        let provider = self.provider();
+        let c = state.cluster.clone();
+        let new_generation = c.generation + 1;
+        let context = cluster_context(&c.cluster_id, &c.createtime, new_generation);
+        let new_ck = ClusterKey::generate()?;
+        let new_ck_key = default_backend().key(new_ck.expose_secret());
+        let mut next = state.clone();
+        {
+            let old_ck = self.ck.read();
+            for rec in &mut next.databases {
+                let dk = rec.open(old_ck.as_ref(), &c.cluster_id)?;
+                *rec = DatabaseRecord::seal(
+                    new_ck_key.as_ref(),
+                    &c.cluster_id,
+                    &rec.name,
+                    &rec.created,
+                    &dk,
+                    rec.dk_generation,
+                    new_generation,
+                    rec.bound_generation,
+                )?;
+            }
+        }
+        let wrapped = provider.wrap(new_ck.expose_secret(), &context);
+        self.audit.append(outcome(
+            AuditRecord::new(AuditOp::Wrap, "master")
+                .key_id(provider.key_id())
+                .generation(new_generation.into())
+                .context(&context)
+                .detail("cluster key"),
+            &wrapped,
+        ))?;
+        next.cluster.generation = new_generation;
+        next.cluster.context = context.clone();
+        next.cluster.wrapped_ck = wrapped?;
+        let databases = next.databases.len();
+        self.commit_state(&mut state, next)?;
+        *self.ck.write() = new_ck_key;
+        self.audit.append(
+            AuditRecord::new(AuditOp::RotateClusterKey, "cluster")
+                .generation(new_generation.into())
+                .context(&context)
+                .count(databases as u64)
+                .detail(format!(
+                    "cluster key generation {} -> {new_generation}; database keys re-wrapped",
+                    c.generation
+                )),
+        )?;
+        Ok(new_generation)
+    }
+
+    /// Rotates a database key: a new random DK, every DEK and metadata key of the database
+    /// re-wrapped under it into a new DEK-table generation, then the old DK destroyed. Block data
+    /// is untouched. Readers keep reading throughout; writers wait for the switch.
+    pub fn rotate_database_key(&self, keys: &DatabaseKeys) -> Result<u32> {
+        let name = keys.name().to_owned();
+        let mut state = self.state();
+        let old = state
+            .database(&name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownDatabase(name.clone()))?;
+        let cluster_id = state.cluster.cluster_id.clone();
+        let new_generation = old.dk_generation + 1;
+        let new_dk = DatabaseKey::generate()?;
+        let staged = DatabaseRecord::seal(
+            self.ck.read().as_ref(),
+            &cluster_id,
+            &name,
+            &old.created,
+            &new_dk,
+            new_generation,
+            state.cluster.generation,
+            old.bound_generation,
+        )?;
+        let mut next = state.clone();
+        next.databases.push(staged.clone());
+        self.commit_state(&mut state, next)?;
+        self.crash_here(RotationStep::DatabaseKeyStaged, "database key staged")?;
+
+        let table = keys.table.upgradable_read();
+        let count = table.len();
+        let prepared = table.prepare_rewrap(default_backend().key(new_dk.expose_secret()), new_generation)?;
+        let mut table = RwLockUpgradableReadGuard::upgrade(table);
+        table.install_rewrap(prepared)?;
+        drop(table);
+        self.crash_here(RotationStep::DekTableRewrapped, "DEK table re-wrapped")?;
+
+        let mut next = state.clone();
+        next.databases
+            .retain(|d| d.name != name || d.dk_generation == new_generation);
+        self.commit_state(&mut state, next)?;
+        self.audit.append(
+            AuditRecord::new(AuditOp::RotateDatabaseKey, "database")
+                .database(&name)
+                .generation(new_generation.into())
+                .count(count as u64)
+                .detail(format!(
+                    "database key generation {} -> {new_generation}; DEKs re-wrapped, old key destroyed",
+                    old.dk_generation
+                )),
+        )?;
+        Ok(new_generation)
+    }
+
+    /// The cluster commit generation bound into a database's key record (0 before the first).
+    pub fn bound_generation(&self, name: &str) -> Result<u64> {
+        self.state()
+            .database(name)
+            .map(|d| d.bound_generation)
+            .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))
+    }
+
+    /// Binds a database's latest committed generation into its authenticated key record, so a
+    /// restore of older data files is detected on open. Only moves forward unless `accept` (a
+    /// deliberate restore, audited).
+    pub fn bind_generation(&self, name: &str, generation: u64, accept_rollback: bool) -> Result<()> {
+        let mut state = self.state();
+        let current = state
+            .database(name)
+            .map(|d| d.bound_generation)
+            .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))?;
+        if generation == current || (generation < current && !accept_rollback) {
+            return Ok(());
+        }
+        let cluster_id = state.cluster.cluster_id.clone();
+        let mut next = state.clone();
+        {
+            let ck = self.ck.read();
+            for rec in next.databases.iter_mut().filter(|d| d.name == name) {
+                let dk = rec.open(ck.as_ref(), &cluster_id)?;
+                *rec = DatabaseRecord::seal(
+                    ck.as_ref(),
+                    &cluster_id,
+                    &rec.name,
+                    &rec.created,
+                    &dk,
+                    rec.dk_generation,
+                    rec.ck_generation,
+                    generation,
+                )?;
+            }
+        }
+        self.commit_state(&mut state, next)?;
+        if generation < current {
+            self.audit.append(
+                AuditRecord::new(AuditOp::AcceptRollback, "database")
+                    .database(name)
+                    .generation(generation)
+                    .detail(format!("bound generation {current} -> {generation} (restore accepted)")),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Crypto-shreds a database: its key record(s) leave the key store (one atomic replace), so
+    /// its DEK table and blocks can never be unwrapped again. The caller then deletes the files.
+    pub fn drop_database(&self, name: &str) -> Result<()> {
+        let mut state = self.state();
+        if state.database(name).is_none() {
+            return Err(Error::UnknownDatabase(name.to_owned()));
+        }
+        let mut next = state.clone();
+        next.databases.retain(|d| d.name != name);
+        self.commit_state(&mut state, next)?;
+        self.audit.append(
+            AuditRecord::new(AuditOp::Shred, "database")
+                .database(name)
+                .detail("database key destroyed (database dropped)"),
+        )?;
+        Ok(())
+    }
+
     /// **Tests only** (feature `insecure-test-hooks`): the cluster key and every database key,
     /// unwrapped again, so a test can scan files for their bytes.
     #[cfg(feature = "insecure-test-hooks")]
     pub fn insecure_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>> {
         let state = self.state();
-        let ck = Self::unwrap_cluster_key(&state, self.provider.as_ref())?;
+        let ck = Self::unwrap_cluster_key(&state, self.provider().as_ref())?;
         let mut keys = vec![*ck.expose_secret()];
         for record in &state.databases {
             keys.push(
                 *record
-                    .open(self.ck.as_ref(), &state.cluster.cluster_id)?
+                    .open(self.ck.read().as_ref(), &state.cluster.cluster_id)?
                     .expose_secret(),
             );
         }
@@ -325,7 +633,7 @@ impl Keyring {
             cluster_id: c.cluster_id.clone(),
             createtime: c.createtime.clone(),
             provider: c.provider_kind.clone(),
-            provider_secure: self.provider.is_secure(),
+            provider_secure: self.provider().is_secure(),
             master_key_id: c.mk_key_id.clone(),
             cluster_key_generation: c.generation,
             context: c.context.clone(),
@@ -377,12 +685,12 @@ impl DatabaseKeys {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, DekTable> {
-        self.table.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, DekTable> {
+        self.table.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, DekTable> {
-        self.table.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, DekTable> {
+        self.table.write()
     }
 
     /// The database name.
@@ -474,6 +782,11 @@ impl DatabaseKeys {
         Ok(())
     }
 
+    /// Rewrites the table without the wrapped copies of removed DEKs.
+    pub fn compact(&self) -> Result<()> {
+        self.write().compact()
+    }
+
     /// Block ids with a committed DEK.
     pub fn block_ids(&self) -> Vec<BlockId> {
         self.read().entries().iter().map(|e| e.block_id).collect()
@@ -494,26 +807,76 @@ impl DatabaseKeys {
         self.read().dk_generation()
     }
 
-    /// Seals metadata under the database key (see [`DekTable::seal_metadata`]).
-    pub fn seal_metadata(&self, label: &str, aad: &[u8], buf: &mut [u8]) -> Result<([u8; 12], [u8; 16])> {
-        self.read().seal_metadata(label, aad, buf)
+    /// The block id the next generated DEK gets.
+    pub fn next_block_id(&self) -> BlockId {
+        self.read().next_block_id()
+    }
+
+    /// Where the table stands: (table generation, length of its file). Both only grow, so a
+    /// commit record can bind them and an older DEK table file is detected as a rollback.
+    pub fn position(&self) -> (u64, u64) {
+        let t = self.read();
+        (t.generation(), t.file_len())
+    }
+
+    /// The id of the metadata key new metadata is sealed under.
+    pub fn metadata_key_id(&self) -> u32 {
+        self.read().metadata_key_id()
+    }
+
+    /// Adds a fresh metadata key (see [`DekTable::add_metadata_key`]).
+    pub fn add_metadata_key(&self) -> Result<u32> {
+        let id = self.write().add_metadata_key()?;
+        self.audit.append(
+            AuditRecord::new(AuditOp::Rekey, "database")
+                .database(&self.name)
+                .generation(id.into())
+                .detail("new metadata key"),
+        )?;
+        Ok(id)
+    }
+
+    /// Destroys every metadata key but the newest and drops removed DEKs' wrapped copies.
+    pub fn retire_metadata_keys(&self) -> Result<()> {
+        self.write().retire_metadata_keys()?;
+        self.audit.append(
+            AuditRecord::new(AuditOp::Shred, "database")
+                .database(&self.name)
+                .detail("old metadata keys and removed DEKs destroyed"),
+        )?;
+        Ok(())
+    }
+
+    /// Seals metadata under metadata key `key_id` (see [`DekTable::seal_metadata`]).
+    pub fn seal_metadata(&self, label: &str, key_id: u32, aad: &[u8], buf: &mut [u8]) -> Result<([u8; 12], [u8; 16])> {
+        self.read().seal_metadata(label, key_id, aad, buf)
     }
 
     /// Opens metadata sealed by [`DatabaseKeys::seal_metadata`].
     pub fn open_metadata(
         &self,
         label: &str,
+        key_id: u32,
         aad: &[u8],
         nonce: &[u8; 12],
         buf: &mut [u8],
         tag: &[u8; 16],
     ) -> Result<()> {
-        self.read().open_metadata(label, aad, nonce, buf, tag)
+        self.read().open_metadata(label, key_id, aad, nonce, buf, tag)
     }
 
-    /// Paths of the DEK table files (for tests and `verify`).
+    /// The file holding the DEK table (for tests and `verify`).
     pub fn table_path(&self) -> PathBuf {
         self.read().current_path()
+    }
+
+    /// Directory of the DEK table.
+    pub fn table_dir(&self) -> PathBuf {
+        self.read()
+            .current_path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 }
 

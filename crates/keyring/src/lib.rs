@@ -27,9 +27,9 @@ mod time;
 
 pub use audit::{AuditLog, AuditOp, AuditRecord, AuditVerifyReport};
 pub use context::EncryptionContext;
-pub use dektable::{BlockId, DEK_TABLE_VERSION, DekTable, WrappedDek};
+pub use dektable::{BlockId, DEK_TABLE_VERSION, DekTable, PreparedRewrap, WrappedDek};
 pub use error::{Error, Result};
-pub use hierarchy::{DatabaseInfo, DatabaseKeys, HierarchyInfo, Keyring};
+pub use hierarchy::{DatabaseInfo, DatabaseKeys, HierarchyInfo, Keyring, RotationStep};
 pub use keystore::KEYSTORE_VERSION;
 pub use provider::{KeySpec, MasterKeyProvider};
 pub use rng::fill_random;
