@@ -66,5 +66,26 @@ fn dek_ops(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, dek_ops);
+/// `rotate database` end to end through the keyring: 1,000,000 DEKs re-wrapped under a new
+/// database key, the DEK table switched and both key-store replaces (without block data).
+fn rotate_database(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let provider: std::sync::Arc<dyn sealstore_keyring::MasterKeyProvider> =
+        std::sync::Arc::new(sealstore_keyring::provider::LocalKeyFile::create(&dir.path().join("mk"), None).unwrap());
+    let ring = sealstore_keyring::Keyring::create(&dir.path().join("ks"), provider, "bench").unwrap();
+    let keys = ring.create_database("bench", &dir.path().join("deks")).unwrap();
+    for _ in 0..TABLE_ENTRIES / 100_000 {
+        keys.generate(100_000).unwrap();
+        keys.commit().unwrap();
+    }
+    let mut g = c.benchmark_group("rotate");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(TABLE_ENTRIES as u64));
+    g.bench_function("rotate_database_key_1m_deks", |b| {
+        b.iter(|| black_box(ring.rotate_database_key(&keys).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, dek_ops, rotate_database);
 criterion_main!(benches);

@@ -109,6 +109,11 @@ impl Error {
             _ => false,
         }
     }
+
+    /// True when files older than the key store's binding were restored.
+    pub fn is_rollback(&self) -> bool {
+        matches!(self, Error::Key(k) if k.is_rollback())
+    }
 }
 
 impl From<arrow_schema::ArrowError> for Error {

@@ -43,6 +43,7 @@ pub fn aead_speed(seconds: f64) -> (f64, f64) {
 struct Run {
     threads: usize,
     write_mb_s: f64,
+    rekey_mb_s: f64,
     scan_mb_s: f64,
     write_unsealed_mb_s: f64,
     scan_unsealed_mb_s: f64,
@@ -61,6 +62,8 @@ struct Report {
     scan_unsealed_mb_s: f64,
     write_ratio: f64,
     scan_ratio: f64,
+    /// Re-key throughput over end-to-end write throughput (same table, same run).
+    rekey_ratio: f64,
     aead_seal_gb_s: f64,
     aead_open_gb_s: f64,
     disk_bytes: u64,
@@ -159,6 +162,12 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
             b?;
         }
         selective = (stats.counts().blocks_read, stats.counts().blocks_total);
+        let start = Instant::now();
+        let rekeyed = db.rekey(None, sealstore_cluster::REKEY_BATCH_BLOCKS, &|_, _| {})?;
+        let rekey_s = start.elapsed().as_secs_f64();
+        if rekeyed.blocks != blocks {
+            return Err(fail(format!("re-key re-sealed {} of {blocks} blocks", rekeyed.blocks)));
+        }
         drop(db);
         drop(cluster);
 
@@ -176,6 +185,7 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
         runs.push(Run {
             threads: t,
             write_mb_s: mb / write_s,
+            rekey_mb_s: mb / rekey_s,
             scan_mb_s: mb / scan_s,
             write_unsealed_mb_s: mb / write_unsealed_s,
             scan_unsealed_mb_s: mb / scan_unsealed_s,
@@ -197,6 +207,7 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
         scan_unsealed_mb_s: last.scan_unsealed_mb_s,
         write_ratio: last.write_mb_s / last.write_unsealed_mb_s,
         scan_ratio: last.scan_mb_s / last.scan_unsealed_mb_s,
+        rekey_ratio: last.rekey_mb_s / last.write_mb_s,
         aead_seal_gb_s: seal,
         aead_open_gb_s: open,
         disk_bytes,
@@ -224,6 +235,12 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
                 r.scan_mb_s,
                 r.scan_unsealed_mb_s,
                 r.scan_mb_s / r.scan_unsealed_mb_s
+            );
+            println!(
+                "  threads {}: re-key {:.0} MB/s of table data = {:.2}x the write throughput",
+                r.threads,
+                r.rekey_mb_s,
+                r.rekey_mb_s / r.write_mb_s
             );
         }
         println!(

@@ -465,3 +465,73 @@ fn demo_and_bench_run_small() {
     assert_eq!(v["rows"], 30000);
     assert_eq!(v["threads"], 2);
 }
+
+#[test]
+fn rotate_rekey_drop_and_rollback_through_the_cli() {
+    let c = cluster();
+    let d = c.data.as_str();
+    let csv = sample_csv();
+    ok(&["load", d, "orders", csv.to_str().unwrap()]);
+    let count = || ok(&["scan", d, "orders", "--format", "count"]).trim().to_owned();
+    assert_eq!(count(), "10");
+
+    let out = ok(&["rotate", d]);
+    assert!(out.contains("cluster key rotated: now generation 2"), "{out}");
+    assert!(out.contains("database key `dev` rotated: now generation 2"), "{out}");
+    let out = ok(&["rotate", d, "--master"]);
+    assert!(out.contains("master key rotated"), "{out}");
+    assert!(c.root.join("data.keys/master.v2.key").exists());
+    let new_key = c.root.join("elsewhere.key");
+    let out = ok(&["rotate", d, "--master", "--new-master-key", new_key.to_str().unwrap()]);
+    assert!(out.contains("master key rotated"), "{out}");
+    let mode = std::fs::metadata(&new_key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    ok(&["rotate", d, "--all"]);
+    ok(&["rotate", d, "--database", "dev"]);
+    let info = ok(&["info", d]);
+    assert!(info.contains("elsewhere.v2.key"), "{info}");
+    assert!(info.contains("cluster key: generation 3"), "{info}");
+    assert!(info.contains("database key `dev`: generation 4"), "{info}");
+    assert_eq!(count(), "10");
+
+    let out = ok(&["rekey", d]);
+    assert!(out.contains("re-keyed"), "{out}");
+    ok(&["rekey", d, "--table", "orders"]);
+    assert_eq!(count(), "10");
+    ok(&["verify", d]);
+    let audit = ok(&["audit", d, "--verify"]);
+    for op in ["RotateMasterKey", "RotateClusterKey", "RotateDatabaseKey", "Rekey"] {
+        assert!(audit.contains(op), "{op} missing from the audit log");
+    }
+
+    // Usage and data errors: one line, right exit code, nothing changed.
+    fails(&["rotate", d, "--new-master-key", "x.key"], 2);
+    fails(&["rotate", d, "--all", "--cluster"], 2);
+    fails(&["rotate", d, "--database", "nope"], 1);
+    fails(&["rekey", d, "--table", "nope"], 1);
+    fails(&["drop", d, "nope"], 1);
+    fails(&["drop-database", d, "nope"], 1);
+    assert_eq!(count(), "10");
+
+    // Rollback: an older commit record is refused; a deliberate restore is accepted.
+    let commit = c.root.join("data/databases/dev/COMMIT");
+    let old_commit = std::fs::read(&commit).unwrap();
+    ok(&["load", d, "orders", csv.to_str().unwrap()]);
+    assert_eq!(count(), "20");
+    let newer = std::fs::read(&commit).unwrap();
+    std::fs::write(&commit, &old_commit).unwrap();
+    let err = fails(&["scan", d, "orders", "--format", "count"], 1);
+    assert!(
+        err.contains("rollback detected") && err.contains("commit record"),
+        "{err}"
+    );
+    std::fs::write(&commit, &newer).unwrap();
+    assert_eq!(count(), "20");
+
+    ok(&["load", d, "second", csv.to_str().unwrap()]);
+    ok(&["drop", d, "second"]);
+    assert!(!ok(&["tables", d]).contains("second"));
+    ok(&["drop-database", d, "dev"]);
+    fails(&["scan", d, "orders"], 1);
+    assert!(!c.root.join("data/databases/dev").exists());
+}

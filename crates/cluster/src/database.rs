@@ -466,7 +466,6 @@ impl Database {
             self.pool
                 .install(|| txns.into_par_iter().map(|t| t.prepare()).collect::<Result<Vec<_>, _>>())?
         };
-        self.crash_here(CrashPoint::SlicesPrepared)?;
         let (generation, blocks) = self.commit_slices(&mut stores, prepared, record)?;
         report.blocks_written = blocks;
         report.generation = generation;
@@ -482,6 +481,7 @@ impl Database {
         prepared: Vec<Prepared>,
         mut record: CommitRecord,
     ) -> Result<(u64, u64)> {
+        self.crash_here(CrashPoint::SlicesPrepared)?;
         let committed = (|| -> Result<CommitRecord> {
             self.keys.commit()?;
             self.crash_here(CrashPoint::DeksCommitted)?;

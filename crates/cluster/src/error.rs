@@ -56,6 +56,15 @@ impl Error {
         }
     }
 
+    /// True when files older than the key store's binding were restored (see `--accept-rollback`).
+    pub fn is_rollback(&self) -> bool {
+        match self {
+            Error::Key(k) => k.is_rollback(),
+            Error::Store(s) => s.is_rollback(),
+            _ => false,
+        }
+    }
+
     /// True for tampering, replay, wrong-key and wrong-context errors.
     pub fn is_authentication(&self) -> bool {
         match self {

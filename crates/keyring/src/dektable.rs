@@ -1175,6 +1175,47 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_rewrap_prepared_before_a_commit_is_redone_at_install_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = DekTable::create(dir.path(), "dev", dk(), 1).unwrap();
+        let mut keys = t.generate(3).unwrap();
+        t.commit().unwrap();
+        let prepared = t.prepare_rewrap(default_backend().key(&[0x44; 32]), 2).unwrap();
+        keys.extend(t.generate(2).unwrap());
+        t.commit().unwrap();
+        t.install_rewrap(prepared).unwrap();
+        assert_eq!(t.len(), 5);
+        assert!(t.entries().iter().all(|e| e.dk_generation == 2));
+        let t2 = DekTable::open(dir.path(), "dev", default_backend().key(&[0x44; 32]), 2).unwrap();
+        for (id, k) in &keys {
+            assert_eq!(t2.data_key(*id).unwrap().expose_secret(), k.expose_secret());
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn metadata_survives_rotation_and_old_metadata_keys_retire() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = DekTable::create(dir.path(), "dev", dk(), 1).unwrap();
+        let mut sealed = b"manifest".to_vec();
+        let (nonce, tag) = t.seal_metadata("m", 1, b"aad", &mut sealed).unwrap();
+        t.rewrap(default_backend().key(&[0x55; 32]), 2).unwrap();
+        let mut buf = sealed.clone();
+        t.open_metadata("m", 1, b"aad", &nonce, &mut buf, &tag).unwrap();
+        assert_eq!(buf, b"manifest");
+        assert_eq!(t.add_metadata_key().unwrap(), 2);
+        assert_eq!(t.metadata_key_id(), 2);
+        let mut buf = sealed.clone();
+        t.open_metadata("m", 1, b"aad", &nonce, &mut buf, &tag).unwrap();
+        t.retire_metadata_keys().unwrap();
+        let mut buf = sealed.clone();
+        let err = t.open_metadata("m", 1, b"aad", &nonce, &mut buf, &tag).unwrap_err();
+        assert!(err.is_authentication(), "{err}");
+        let t2 = DekTable::open(dir.path(), "dev", default_backend().key(&[0x55; 32]), 2).unwrap();
+        assert_eq!(t2.metadata_key_id(), 2);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Generate(usize),

@@ -787,6 +787,11 @@ impl DatabaseKeys {
         self.write().compact()
     }
 
+    /// The committed wrapped DEKs (no secret: for tests and tools that check re-wrapping).
+    pub fn wrapped_entries(&self) -> Vec<crate::WrappedDek> {
+        self.read().entries().to_vec()
+    }
+
     /// Block ids with a committed DEK.
     pub fn block_ids(&self) -> Vec<BlockId> {
         self.read().entries().iter().map(|e| e.block_id).collect()
