@@ -93,6 +93,21 @@ enum Command {
         /// Directory of one node, repeated once per node in order (default: DIR/node-N).
         #[arg(long = "node-dir")]
         node_dirs: Vec<PathBuf>,
+        /// Master key in a PKCS#11 token: the module (shared library) to load.
+        #[arg(long, requires_all = ["pkcs11_token", "pkcs11_key"], conflicts_with_all = ["master_key", "passphrase_env"])]
+        pkcs11_module: Option<PathBuf>,
+        /// Label of the token holding the master key.
+        #[arg(long, requires = "pkcs11_module")]
+        pkcs11_token: Option<String>,
+        /// Label of the AES-256 key in the token.
+        #[arg(long, requires = "pkcs11_module")]
+        pkcs11_key: Option<String>,
+        /// Environment variable holding the token's user PIN.
+        #[arg(long, default_value = "SEALSTORE_PKCS11_PIN", requires = "pkcs11_module")]
+        pkcs11_pin_env: String,
+        /// Create the AES-256 key in the token if it has no key with that label.
+        #[arg(long, requires = "pkcs11_module")]
+        pkcs11_create_key: bool,
     },
     /// Load a CSV file into a table as one atomic commit (creating the table if absent).
     Load {
@@ -162,9 +177,11 @@ enum Command {
         /// the next version beside the current one) re-wraps the cluster key.
         #[arg(long)]
         master: bool,
-        /// The new master key file for --master (created with mode 0600 if absent).
+        /// The new master key for --master: a key file path (created with mode 0600 if absent),
+        /// a PKCS#11 key label (created in the token if absent) or a KMS key id, after the
+        /// cluster's provider kind. Default: the next version of the current one.
         #[arg(long, requires = "master")]
-        new_master_key: Option<PathBuf>,
+        new_master_key: Option<String>,
         /// Rotate the cluster key (every database key re-wrapped).
         #[arg(long)]
         cluster: bool,
@@ -248,7 +265,7 @@ fn open(dir: &Path) -> CliResult<Cluster> {
 fn rotate(
     dir: &Path,
     master: bool,
-    new_master_key: Option<PathBuf>,
+    new_master_key: Option<String>,
     cluster_key: bool,
     databases: Vec<String>,
     all: bool,
@@ -263,13 +280,10 @@ fn rotate(
     if master || all {
         let current = cluster.config().provider;
         options.master = Some(match new_master_key {
-            Some(path) => {
-                let sealstore_cluster::ProviderConfig::LocalKeyFile { passphrase_env, .. } = current;
-                sealstore_cluster::ProviderConfig::LocalKeyFile {
-                    path: std::path::absolute(&path)?,
-                    passphrase_env,
-                }
+            Some(key) if matches!(current, sealstore_cluster::ProviderConfig::LocalKeyFile { .. }) => {
+                current.with_key(&std::path::absolute(&key)?.to_string_lossy())
             }
+            Some(key) => current.with_key(&key),
             None => current.next_version(),
         });
     }
@@ -637,6 +651,11 @@ fn run(cli: Cli) -> CliResult {
             block_size,
             cluster_id,
             node_dirs,
+            pkcs11_module,
+            pkcs11_token,
+            pkcs11_key,
+            pkcs11_pin_env,
+            pkcs11_create_key,
         } => {
             if !node_dirs.is_empty() && node_dirs.len() != nodes as usize {
                 return Err(CliError::Usage(format!(
@@ -653,6 +672,13 @@ fn run(cli: Cli) -> CliResult {
                 block_size: parse_size(&block_size)?,
                 cluster_id,
                 node_dirs: (!node_dirs.is_empty()).then_some(node_dirs),
+                provider: pkcs11_module.map(|module| sealstore_cluster::ProviderConfig::Pkcs11 {
+                    module,
+                    token_label: pkcs11_token.unwrap_or_default(),
+                    key_label: pkcs11_key.unwrap_or_default(),
+                    pin_env: pkcs11_pin_env,
+                }),
+                create_key: pkcs11_create_key,
                 ..Default::default()
             };
             init(&dir, options)

@@ -535,3 +535,25 @@ fn rotate_rekey_drop_and_rollback_through_the_cli() {
     fails(&["scan", d, "orders"], 1);
     assert!(!c.root.join("data/databases/dev").exists());
 }
+
+#[cfg(not(feature = "pkcs11"))]
+#[test]
+fn a_build_without_pkcs11_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("d");
+    let err = fails(
+        &[
+            "init",
+            d.to_str().unwrap(),
+            "--pkcs11-module",
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "--pkcs11-token",
+            "t",
+            "--pkcs11-key",
+            "k",
+        ],
+        2,
+    );
+    assert!(err.contains("built without PKCS#11 support"), "{err}");
+    assert!(!d.join("sealstore.json").exists());
+}

@@ -24,12 +24,47 @@ pub enum ProviderConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         passphrase_env: Option<String>,
     },
+    /// An AES-256 key in a PKCS#11 token (feature `pkcs11`); the PIN comes from `pin_env`.
+    Pkcs11 {
+        module: PathBuf,
+        token_label: String,
+        key_label: String,
+        pin_env: String,
+    },
+}
+
+/// A feature this binary was built without.
+#[allow(dead_code)]
+fn not_built(kind: &str, feature: &str) -> Error {
+    Error::InvalidOption(format!(
+        "this sealstore was built without {kind} support (rebuild with --features {feature})"
+    ))
 }
 
 impl ProviderConfig {
-    /// Opens the provider (creating a local key file when `create` and it is absent).
+    /// Opens the provider (creating a local key file, or a token key, when `create` and it is
+    /// absent).
     pub fn open(&self, create: bool) -> Result<Arc<dyn MasterKeyProvider>> {
         match self {
+            #[cfg(feature = "pkcs11")]
+            ProviderConfig::Pkcs11 {
+                module,
+                token_label,
+                key_label,
+                pin_env,
+            } => {
+                let config = sealstore_keyring::provider::Pkcs11Config {
+                    module: module.clone(),
+                    token_label: token_label.clone(),
+                    key_label: key_label.clone(),
+                    pin_env: pin_env.clone(),
+                };
+                Ok(Arc::new(sealstore_keyring::provider::Pkcs11Provider::open(
+                    config, create,
+                )?))
+            }
+            #[cfg(not(feature = "pkcs11"))]
+            ProviderConfig::Pkcs11 { .. } => Err(not_built("PKCS#11", "pkcs11")),
             ProviderConfig::LocalKeyFile { path, passphrase_env } => {
                 let passphrase = match passphrase_env {
                     Some(var) => Some(std::env::var(var).map_err(|_| {
@@ -70,7 +105,28 @@ impl ProviderConfig {
                     passphrase_env: passphrase_env.clone(),
                 }
             }
+            ProviderConfig::Pkcs11 {
+                module,
+                token_label,
+                key_label,
+                pin_env,
+            } => ProviderConfig::Pkcs11 {
+                module: module.clone(),
+                token_label: token_label.clone(),
+                key_label: next_label(key_label),
+                pin_env: pin_env.clone(),
+            },
         }
+    }
+
+    /// The same provider with another key: a key file path, a token key label, or a KMS key id.
+    pub fn with_key(&self, key: &str) -> Self {
+        let mut next = self.clone();
+        match &mut next {
+            ProviderConfig::LocalKeyFile { path, .. } => *path = PathBuf::from(key),
+            ProviderConfig::Pkcs11 { key_label, .. } => *key_label = key.to_owned(),
+        }
+        next
     }
 
     /// A one-line description (no secrets).
@@ -86,7 +142,24 @@ impl ProviderConfig {
             } => {
                 format!("local key file {} (passphrase from ${v})", path.display())
             }
+            ProviderConfig::Pkcs11 {
+                module,
+                token_label,
+                key_label,
+                pin_env,
+            } => format!(
+                "PKCS#11 token `{token_label}`, key `{key_label}` (module {}, PIN from ${pin_env})",
+                module.display()
+            ),
         }
+    }
+}
+
+/// `mk` → `mk.v2` → `mk.v3`.
+fn next_label(label: &str) -> String {
+    match label.rsplit_once(".v") {
+        Some((base, v)) if v.parse::<u32>().is_ok() => format!("{base}.v{}", v.parse::<u32>().unwrap_or(1) + 1),
+        _ => format!("{label}.v2"),
     }
 }
 

@@ -60,6 +60,10 @@ pub struct InitOptions {
     pub node_dirs: Option<Vec<PathBuf>>,
     /// Worker threads (default: available cores).
     pub threads: Option<usize>,
+    /// Another master-key provider instead of the local key file (PKCS#11, KMS).
+    pub provider: Option<ProviderConfig>,
+    /// Create the provider's key if it does not exist (a token key; a local file always is).
+    pub create_key: bool,
 }
 
 impl Default for InitOptions {
@@ -74,6 +78,8 @@ impl Default for InitOptions {
             cluster_id: None,
             node_dirs: None,
             threads: None,
+            provider: None,
+            create_key: false,
         }
     }
 }
@@ -245,10 +251,13 @@ impl Cluster {
             format: config::CONFIG_VERSION,
             cluster_id: cluster_id.clone(),
             keystore: keystore.clone(),
-            provider: ProviderConfig::LocalKeyFile {
-                path: master_key.clone(),
-                passphrase_env: options.passphrase_env.clone(),
-            },
+            provider: options
+                .provider
+                .clone()
+                .unwrap_or_else(|| ProviderConfig::LocalKeyFile {
+                    path: master_key.clone(),
+                    passphrase_env: options.passphrase_env.clone(),
+                }),
             previous_provider: None,
             nodes: options.nodes,
             slices_per_node: options.slices_per_node,
@@ -257,10 +266,11 @@ impl Cluster {
         };
         config.validate()?;
         fsutil::create_dir_durable(&data_dir)?;
-        if let Some(parent) = master_key.parent() {
+        let local = matches!(config.provider, ProviderConfig::LocalKeyFile { .. });
+        if local && let Some(parent) = master_key.parent() {
             fsutil::create_dir_durable(parent)?;
         }
-        let provider = config.provider.open(true)?;
+        let provider = config.provider.open(local || options.create_key)?;
         let keyring = Arc::new(Keyring::create(&keystore, provider, &cluster_id)?);
         let cluster = Self {
             data_dir: data_dir.clone(),

@@ -219,7 +219,9 @@ fn wrong_master_key_wrong_keystore_and_tampered_records_are_refused() {
     let config = cluster.config().clone();
     drop(cluster);
     let data = dir.path().join("data");
-    let sealstore_cluster::ProviderConfig::LocalKeyFile { path: mk, .. } = &config.provider;
+    let sealstore_cluster::ProviderConfig::LocalKeyFile { path: mk, .. } = &config.provider else {
+        panic!("a local key file was expected")
+    };
     // Wrong master key: replace the key file with another valid key.
     let original = std::fs::read(mk).unwrap();
     std::fs::write(mk, [7u8; 32]).unwrap();

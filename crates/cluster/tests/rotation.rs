@@ -206,7 +206,9 @@ fn cluster_and_master_key_rotation_keep_everything_readable() {
     assert!(ops.contains(&AuditOp::RotateClusterKey) && ops.contains(&AuditOp::RotateMasterKey));
     // The old master key no longer opens the key store.
     drop(cluster);
-    let ProviderConfig::LocalKeyFile { path, .. } = new_master;
+    let ProviderConfig::LocalKeyFile { path, .. } = new_master else {
+        panic!("a local key file was expected")
+    };
     let old_path = path.with_file_name("master.key");
     let old = sealstore_keyring::provider::LocalKeyFile::open(&old_path, None).unwrap();
     let err = sealstore_keyring::Keyring::open(keystore.parent().unwrap(), Arc::new(old)).unwrap_err();

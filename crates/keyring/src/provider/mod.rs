@@ -2,9 +2,13 @@
 //! cluster key under an encryption context; the key itself never leaves the provider.
 mod insecure;
 mod local;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 
 pub use insecure::InsecureInMemoryProvider;
 pub use local::LocalKeyFile;
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{Pkcs11Config, Pkcs11Provider};
 use zeroize::Zeroizing;
 
 use crate::aead::{AeadKey, NONCE_LEN, TAG_LEN};
