@@ -108,6 +108,15 @@ enum Command {
         /// Create the AES-256 key in the token if it has no key with that label.
         #[arg(long, requires = "pkcs11_module")]
         pkcs11_create_key: bool,
+        /// Master key in a KMS (AWS KMS API): key id, ARN or alias of a SYMMETRIC_DEFAULT key.
+        #[arg(long, conflicts_with_all = ["master_key", "passphrase_env", "pkcs11_module"])]
+        kms_key_id: Option<String>,
+        /// Endpoint URL of the KMS (default: the AWS endpoint of the region).
+        #[arg(long, requires = "kms_key_id")]
+        kms_endpoint: Option<String>,
+        /// Region of the KMS (default: from the AWS configuration, e.g. AWS_REGION).
+        #[arg(long, requires = "kms_key_id")]
+        kms_region: Option<String>,
     },
     /// Load a CSV file into a table as one atomic commit (creating the table if absent).
     Load {
@@ -284,7 +293,7 @@ fn rotate(
                 current.with_key(&std::path::absolute(&key)?.to_string_lossy())
             }
             Some(key) => current.with_key(&key),
-            None => current.next_version(),
+            None => current.next_version()?,
         });
     }
     let report = cluster.rotate(&options)?;
@@ -656,6 +665,9 @@ fn run(cli: Cli) -> CliResult {
             pkcs11_key,
             pkcs11_pin_env,
             pkcs11_create_key,
+            kms_key_id,
+            kms_endpoint,
+            kms_region,
         } => {
             if !node_dirs.is_empty() && node_dirs.len() != nodes as usize {
                 return Err(CliError::Usage(format!(
@@ -672,12 +684,20 @@ fn run(cli: Cli) -> CliResult {
                 block_size: parse_size(&block_size)?,
                 cluster_id,
                 node_dirs: (!node_dirs.is_empty()).then_some(node_dirs),
-                provider: pkcs11_module.map(|module| sealstore_cluster::ProviderConfig::Pkcs11 {
-                    module,
-                    token_label: pkcs11_token.unwrap_or_default(),
-                    key_label: pkcs11_key.unwrap_or_default(),
-                    pin_env: pkcs11_pin_env,
-                }),
+                provider: match (pkcs11_module, kms_key_id) {
+                    (Some(module), _) => Some(sealstore_cluster::ProviderConfig::Pkcs11 {
+                        module,
+                        token_label: pkcs11_token.unwrap_or_default(),
+                        key_label: pkcs11_key.unwrap_or_default(),
+                        pin_env: pkcs11_pin_env,
+                    }),
+                    (None, Some(key_id)) => Some(sealstore_cluster::ProviderConfig::Kms {
+                        key_id,
+                        endpoint: kms_endpoint,
+                        region: kms_region,
+                    }),
+                    (None, None) => None,
+                },
                 create_key: pkcs11_create_key,
                 ..Default::default()
             };

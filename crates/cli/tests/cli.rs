@@ -557,3 +557,13 @@ fn a_build_without_pkcs11_says_so() {
     assert!(err.contains("built without PKCS#11 support"), "{err}");
     assert!(!d.join("sealstore.json").exists());
 }
+
+#[cfg(not(feature = "kms"))]
+#[test]
+fn a_build_without_kms_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("d");
+    let err = fails(&["init", d.to_str().unwrap(), "--kms-key-id", "alias/x"], 2);
+    assert!(err.contains("built without KMS support"), "{err}");
+    assert!(!d.join("sealstore.json").exists());
+}

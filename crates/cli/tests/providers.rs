@@ -1,6 +1,7 @@
 //! The `sealstore` binary with its master key in a real PKCS#11 token (SoftHSM2 from
-//! `scripts/softhsm`). Built only with `--features pkcs11`.
-#![cfg(feature = "pkcs11")]
+//! `scripts/softhsm`) and in a real KMS-API server (moto from `scripts/kms`). Built only with
+//! `--features pkcs11` / `--features kms`.
+#![cfg(any(feature = "pkcs11", feature = "kms"))]
 
 use std::process::{Command, Output};
 
@@ -42,6 +43,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", r.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+#[cfg(feature = "pkcs11")]
 #[test]
 fn init_load_scan_and_rotate_the_master_key_in_a_token() {
     let tmp = tempfile::tempdir().unwrap();
@@ -106,4 +108,96 @@ fn init_load_scan_and_rotate_the_master_key_in_a_token() {
     ok(&["verify", d]);
     let audit = ok(&["audit", d, "--op", "RotateMasterKey"]);
     assert_eq!(audit.lines().count(), 3, "{audit}");
+}
+
+/// Creates a key in the KMS-API test server with one raw JSON request (the server does not check
+/// signatures; the CLI under test uses the real SDK).
+#[cfg(feature = "kms")]
+fn create_kms_key(spec: &str) -> String {
+    use std::io::{Read, Write};
+    let endpoint = env("SEALSTORE_TEST_KMS_ENDPOINT");
+    let host = endpoint.trim_start_matches("http://");
+    let body = format!(r#"{{"KeySpec":"{spec}","KeyUsage":"ENCRYPT_DECRYPT"}}"#);
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: TrentService.CreateKey\r\nContent-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=00\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let start = response.find("\"KeyId\": \"").expect("CreateKey answered a KeyId") + 10;
+    response[start..start + 36].to_owned()
+}
+
+#[cfg(feature = "kms")]
+#[test]
+fn init_load_scan_and_rotate_the_master_key_in_a_kms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let endpoint = env("SEALSTORE_TEST_KMS_ENDPOINT");
+    let csv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/orders.csv");
+    let key = create_kms_key("SYMMETRIC_DEFAULT");
+    let rsa = create_kms_key("RSA_2048");
+
+    let err = fails(
+        &[
+            "init",
+            d,
+            "--kms-key-id",
+            &rsa,
+            "--kms-endpoint",
+            &endpoint,
+            "--kms-region",
+            "us-east-1",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("master key must be a symmetric AES-256 key; got RSA"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "init",
+            d,
+            "--kms-key-id",
+            &key,
+            "--kms-endpoint",
+            "http://127.0.0.1:9",
+            "--kms-region",
+            "us-east-1",
+        ],
+        1,
+    );
+    assert!(err.contains("http://127.0.0.1:9"), "{err}");
+    fails(&["init", d, "--kms-endpoint", &endpoint], 2);
+    assert!(!data.join("sealstore.json").exists());
+
+    let out = ok(&[
+        "init",
+        d,
+        "--kms-key-id",
+        &key,
+        "--kms-endpoint",
+        &endpoint,
+        "--kms-region",
+        "us-east-1",
+    ]);
+    assert!(out.contains("KMS key") && out.contains(&key), "{out}");
+    ok(&["load", d, "orders", csv]);
+    assert_eq!(ok(&["scan", d, "orders", "--format", "count"]).trim(), "10");
+    let err = fails(&["rotate", d, "--master"], 2);
+    assert!(err.contains("--new-master-key"), "{err}");
+    let next = create_kms_key("SYMMETRIC_DEFAULT");
+    let out = ok(&["rotate", d, "--master", "--new-master-key", &next]);
+    assert!(out.contains(&next), "{out}");
+    ok(&["rotate", d]);
+    assert!(ok(&["info", d]).contains(&next));
+    assert_eq!(ok(&["scan", d, "orders", "--format", "count"]).trim(), "10");
+    ok(&["verify", d]);
+    let audit = ok(&["audit", d, "--op", "Unwrap"]);
+    assert!(audit.contains("key=kms:arn:aws:kms:"), "{audit}");
 }

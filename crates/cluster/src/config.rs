@@ -31,6 +31,15 @@ pub enum ProviderConfig {
         key_label: String,
         pin_env: String,
     },
+    /// A symmetric key in a KMS reached over the AWS KMS API (feature `kms`); credentials from
+    /// the standard AWS chain.
+    Kms {
+        key_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+    },
 }
 
 /// A feature this binary was built without.
@@ -65,6 +74,21 @@ impl ProviderConfig {
             }
             #[cfg(not(feature = "pkcs11"))]
             ProviderConfig::Pkcs11 { .. } => Err(not_built("PKCS#11", "pkcs11")),
+            #[cfg(feature = "kms")]
+            ProviderConfig::Kms {
+                key_id,
+                endpoint,
+                region,
+            } => {
+                let config = sealstore_keyring::provider::KmsConfig {
+                    key_id: key_id.clone(),
+                    endpoint: endpoint.clone(),
+                    region: region.clone(),
+                };
+                Ok(Arc::new(sealstore_keyring::provider::KmsProvider::open(config)?))
+            }
+            #[cfg(not(feature = "kms"))]
+            ProviderConfig::Kms { .. } => Err(not_built("KMS", "kms")),
             ProviderConfig::LocalKeyFile { path, passphrase_env } => {
                 let passphrase = match passphrase_env {
                     Some(var) => Some(std::env::var(var).map_err(|_| {
@@ -84,9 +108,11 @@ impl ProviderConfig {
     }
 
     /// The provider a master-key rotation switches to by default: for a local key file, a new
-    /// file beside it with the next version suffix (`master.key` → `master.v2.key` → …).
-    pub fn next_version(&self) -> Self {
-        match self {
+    /// file beside it with the next version suffix (`master.key` → `master.v2.key` → …); for a
+    /// token, a new key label (`mk` → `mk.v2`). A KMS key has no default successor: it rotates its
+    /// own material behind the same id, or the caller names a new key id.
+    pub fn next_version(&self) -> Result<Self> {
+        Ok(match self {
             ProviderConfig::LocalKeyFile { path, passphrase_env } => {
                 let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("master");
                 let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("key");
@@ -116,7 +142,12 @@ impl ProviderConfig {
                 key_label: next_label(key_label),
                 pin_env: pin_env.clone(),
             },
-        }
+            ProviderConfig::Kms { .. } => {
+                return Err(Error::InvalidOption(
+                    "a KMS master key has no next version to create: name the new key id (--new-master-key), or let the KMS rotate the key material (EnableKeyRotation) under the same id".into(),
+                ));
+            }
+        })
     }
 
     /// The same provider with another key: a key file path, a token key label, or a KMS key id.
@@ -125,6 +156,7 @@ impl ProviderConfig {
         match &mut next {
             ProviderConfig::LocalKeyFile { path, .. } => *path = PathBuf::from(key),
             ProviderConfig::Pkcs11 { key_label, .. } => *key_label = key.to_owned(),
+            ProviderConfig::Kms { key_id, .. } => *key_id = key.to_owned(),
         }
         next
     }
@@ -150,6 +182,15 @@ impl ProviderConfig {
             } => format!(
                 "PKCS#11 token `{token_label}`, key `{key_label}` (module {}, PIN from ${pin_env})",
                 module.display()
+            ),
+            ProviderConfig::Kms {
+                key_id,
+                endpoint,
+                region,
+            } => format!(
+                "KMS key {key_id} at {} (region {})",
+                endpoint.as_deref().unwrap_or("the AWS endpoint"),
+                region.as_deref().unwrap_or("from the AWS configuration")
             ),
         }
     }

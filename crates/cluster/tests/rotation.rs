@@ -182,7 +182,7 @@ fn cluster_and_master_key_rotation_keep_everything_readable() {
     let keystore = cluster.config().keystore.join("keystore.ssk");
     let ks_before = std::fs::read(&keystore).unwrap();
     assert_eq!(cluster.rotate_cluster_key().unwrap(), 2);
-    let new_master = cluster.config().provider.next_version();
+    let new_master = cluster.config().provider.next_version().unwrap();
     let (old_id, new_id) = cluster.rotate_master_key(new_master.clone()).unwrap();
     assert_ne!(old_id, new_id);
     assert_ne!(std::fs::read(&keystore).unwrap(), ks_before);
@@ -232,7 +232,7 @@ fn every_rotation_step_survives_a_crash() {
                 cluster.rotate_database_key("dev").map(|_| ())
             }
             _ => cluster
-                .rotate_master_key(cluster.config().provider.next_version())
+                .rotate_master_key(cluster.config().provider.next_version().unwrap())
                 .map(|_| ()),
         };
         assert!(crashed.is_err(), "{step:?}: no crash injected");
@@ -247,7 +247,7 @@ fn every_rotation_step_survives_a_crash() {
         // Rotation works again after the crash.
         cluster
             .rotate(&sealstore_cluster::RotateOptions {
-                master: Some(cluster.config().provider.next_version()),
+                master: Some(cluster.config().provider.next_version().unwrap()),
                 cluster: true,
                 databases: vec!["dev".into()],
             })

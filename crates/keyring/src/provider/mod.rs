@@ -1,11 +1,15 @@
 //! Master-key providers (tier 4). A provider holds a symmetric AES-256 key and wraps/unwraps the
 //! cluster key under an encryption context; the key itself never leaves the provider.
 mod insecure;
+#[cfg(feature = "kms")]
+mod kms;
 mod local;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
 
 pub use insecure::InsecureInMemoryProvider;
+#[cfg(feature = "kms")]
+pub use kms::{KmsConfig, KmsProvider};
 pub use local::LocalKeyFile;
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{Pkcs11Config, Pkcs11Provider};
