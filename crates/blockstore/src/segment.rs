@@ -1,12 +1,12 @@
 //! Segment files: each holds a fixed number of block slots, written with positioned writes and
 //! `fdatasync`, read through memory maps. This is the crate's only `unsafe` (the mapping).
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 use parking_lot::RwLock;
-use sealstore_keyring::fsutil;
+use sealstore_keyring::{faults, fsutil};
 
 use crate::{Error, Result};
 
@@ -122,7 +122,7 @@ impl Segments {
             .map_err(|e| Error::io(&path, e))?;
         file.set_len(self.slots_per_segment * self.block_size as u64)
             .map_err(|e| Error::io(&path, e))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        faults::sync_all(&file).map_err(|e| Error::io(&path, e))?;
         fsutil::sync_dir(&self.dir)?;
         let map = map(&file, &path)?;
         files.push(Some(Segment { file, map }));
@@ -141,7 +141,7 @@ impl Segments {
                 path: path.clone(),
                 reason: "no such segment".into(),
             })?;
-        seg.file.write_all_at(bytes, offset).map_err(|e| Error::io(&path, e))
+        faults::write_at(&seg.file, bytes, offset).map_err(|e| Error::io(&path, e))
     }
 
     /// Runs `f` on a slot's mapped bytes (one block long), without copying them.
@@ -175,9 +175,7 @@ impl Segments {
         let files = self.files.read();
         for s in segs {
             if let Some(Some(seg)) = files.get(s as usize) {
-                seg.file
-                    .sync_data()
-                    .map_err(|e| Error::io(self.dir.join(segment_name(s)), e))?;
+                faults::sync_data(&seg.file).map_err(|e| Error::io(self.dir.join(segment_name(s)), e))?;
             }
         }
         Ok(())

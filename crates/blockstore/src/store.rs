@@ -580,6 +580,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Blocks this commit wrote.
+    pub fn allocated_blocks(&self) -> u64 {
+        self.allocated.len() as u64
+    }
+
     /// The generation this commit creates.
     pub fn generation(&self) -> u64 {
         self.manifest.generation

@@ -506,14 +506,23 @@ impl Database {
             }
         };
         self.crash_here(CrashPoint::CommitRecordWritten)?;
-        // Past the commit point: make it visible everywhere.
+        // Past the commit point: make it visible on every slice even if releasing old slots
+        // and DEKs fails on one (an I/O error there only leaves unreferenced DEKs, which the next
+        // open removes), then report the first error: the commit itself stands.
         *self.record.write() = record.clone();
         let mut blocks = 0;
+        let mut first_error = None;
         for (store, p) in stores.iter_mut().zip(prepared) {
-            blocks += store.install(p)?.blocks_written;
+            blocks += p.allocated_blocks();
+            if let Err(e) = store.install(p) {
+                first_error.get_or_insert(e);
+            }
         }
         self.crash_here(CrashPoint::SlicesInstalled)?;
         self.keyring.bind_generation(&self.name, record.generation, false)?;
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
         Ok((record.generation, blocks))
     }
 

@@ -3,7 +3,6 @@
 //! `audit.head` (replaced atomically after each append) remembers the last sequence number and
 //! hash, so cutting records off the tail is detected too.
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -132,6 +131,8 @@ struct Head {
 #[derive(Debug)]
 struct Tail {
     file: File,
+    /// Bytes of complete records: a failed append is cut back to it.
+    len: u64,
     seq: u64,
     hash: String,
 }
@@ -193,7 +194,12 @@ impl AuditLog {
         }
         Ok(Self {
             dir: dir.to_owned(),
-            tail: Mutex::new(Tail { file, seq, hash }),
+            tail: Mutex::new(Tail {
+                file,
+                len: complete as u64,
+                seq,
+                hash,
+            }),
         })
     }
 
@@ -219,10 +225,19 @@ impl AuditLog {
         let body = json.strip_suffix('}').unwrap_or(&json);
         let hash = sha256_hex(body.as_bytes());
         let line = format!("{body}{HASH_FIELD}{hash}\"}}\n");
-        tail.file
-            .write_all(line.as_bytes())
-            .and_then(|_| if durable { tail.file.sync_data() } else { Ok(()) })
-            .map_err(|e| Error::io(&path, e))?;
+        let written = crate::faults::write_all(&tail.file, line.as_bytes()).and_then(|_| {
+            if durable {
+                crate::faults::sync_data(&tail.file)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Never leave half a line for the next record to follow.
+            let _ = tail.file.set_len(tail.len);
+            return Err(Error::io(&path, e));
+        }
+        tail.len += line.len() as u64;
         tail.seq = record.seq;
         tail.hash = hash.clone();
         // The head only guards against tail truncation: a stale head (crash before this rename)

@@ -10,8 +10,7 @@
 //! database-key rotation, so sealed metadata stays valid, and replaced by a data re-key.
 //! In memory an entry is 72 bytes in a sorted vector (block ids are allocated ascending).
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -616,10 +615,8 @@ impl DekTable {
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         frame.extend_from_slice(payload);
-        let written = self
-            .file
-            .write_all_at(&frame, self.file_len)
-            .and_then(|_| self.file.sync_data());
+        let written = crate::faults::write_at(&self.file, &frame, self.file_len)
+            .and_then(|_| crate::faults::sync_data(&self.file));
         if let Err(e) = written {
             // Cut back to the last good frame so a later append does not follow garbage.
             let _ = self.file.set_len(self.file_len);
@@ -1002,7 +999,7 @@ fn write_generation_tmp(dir: &Path, header: &Header, entries: &[WrappedDek]) -> 
             .bytes(&payload.buf);
     }
     let tmp = dir.join(format!(".{}.tmp", file_name(header.generation)));
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -1010,8 +1007,8 @@ fn write_generation_tmp(dir: &Path, header: &Header, entries: &[WrappedDek]) -> 
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(&w.buf)
-        .and_then(|_| f.sync_all())
+    crate::faults::write_all(&f, &w.buf)
+        .and_then(|_| crate::faults::sync_all(&f))
         .map_err(|e| Error::io(&tmp, e))?;
     Ok((tmp, f, w.buf.len() as u64))
 }

@@ -1,6 +1,5 @@
 //! Durable file writes: every replacement is temp file → fsync → rename → fsync directory.
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -12,15 +11,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{file_name}.tmp"));
     {
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(mode)
             .open(&tmp)
             .map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        crate::faults::write_all(&f, bytes).map_err(|e| Error::io(&tmp, e))?;
+        crate::faults::sync_all(&f).map_err(|e| Error::io(&tmp, e))?;
     }
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     sync_dir(dir)
@@ -28,7 +27,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 /// Creates `path` with `bytes`; fails with `AlreadyExists` if it exists. Durable.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
@@ -37,15 +36,15 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             std::io::ErrorKind::AlreadyExists => Error::AlreadyExists { path: path.to_owned() },
             _ => Error::io(path, e),
         })?;
-    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    f.sync_all().map_err(|e| Error::io(path, e))?;
+    crate::faults::write_all(&f, bytes).map_err(|e| Error::io(path, e))?;
+    crate::faults::sync_all(&f).map_err(|e| Error::io(path, e))?;
     sync_dir(parent_dir(path))
 }
 
 /// fsyncs a directory so that renames and creations in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
-        .and_then(|d| d.sync_all())
+        .and_then(|d| crate::faults::sync_all(&d))
         .map_err(|e| Error::io(dir, e))
 }
 

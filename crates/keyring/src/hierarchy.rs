@@ -493,10 +493,24 @@ impl Keyring {
     pub fn rotate_database_key(&self, keys: &DatabaseKeys) -> Result<u32> {
         let name = keys.name().to_owned();
         let mut state = self.state();
+        // The live record is the one the open DEK table is wrapped under; another one left by a
+        // rotation that failed part-way (an I/O error) is dropped before staging a new one.
+        let live = keys.dk_generation();
         let old = state
-            .database(&name)
+            .databases
+            .iter()
+            .find(|d| d.name == name && d.dk_generation == live)
             .cloned()
             .ok_or_else(|| Error::UnknownDatabase(name.clone()))?;
+        if state
+            .databases
+            .iter()
+            .any(|d| d.name == name && d.dk_generation != live)
+        {
+            let mut next = state.clone();
+            next.databases.retain(|d| d.name != name || d.dk_generation == live);
+            self.commit_state(&mut state, next)?;
+        }
         let cluster_id = state.cluster.cluster_id.clone();
         let new_generation = old.dk_generation + 1;
         let new_dk = DatabaseKey::generate()?;

@@ -17,6 +17,8 @@ mod codec;
 mod context;
 mod dektable;
 mod error;
+#[doc(hidden)]
+pub mod faults;
 pub mod fsutil;
 mod hierarchy;
 mod keystore;
