@@ -149,6 +149,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         put(out, "filter_parse", &format!("filter-{i}"), f.as_bytes())?;
     }
+    // A real manifest (sealed file and its plaintext body), CSV files, operation sequences.
+    {
+        let store_dir = tmp.path().join("store");
+        let provider: Arc<dyn MasterKeyProvider> = Arc::new(InsecureInMemoryProvider::new()?);
+        let ring = Keyring::create(&tmp.path().join("ks2"), provider, "seed-cluster")?;
+        let keys = ring.create_database("dev", &tmp.path().join("deks2"))?;
+        let options = sealstore_blockstore::StoreOptions {
+            block_size: MIN_BLOCK_SIZE,
+            slice_id: 0,
+        };
+        let mut store = sealstore_blockstore::Store::create(&store_dir, keys, options)?;
+        let schema = arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("id", arrow_schema::DataType::Int64, true),
+            arrow_schema::Field::new("name", arrow_schema::DataType::Utf8, true),
+        ]);
+        store.create_table("t", &schema)?;
+        let batch = arrow_array::RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..1000)),
+                Arc::new(StringArray::from_iter_values((0..1000).map(|i| format!("n{i}")))),
+            ],
+        )?;
+        store.append("t", &batch)?;
+        let generation = store.generation();
+        let sealed = std::fs::read(store_dir.join(format!("manifest-{generation:020}.ssm")))?;
+        put(out, "manifest", "sealed", &sealed)?;
+        put(out, "manifest", "body", &serde_json::to_vec(&*store.manifest())?)?;
+    }
+    let orders = include_bytes!("../../../examples/orders.csv");
+    put(out, "csv_load", "orders.csv", orders)?;
+    put(
+        out,
+        "csv_load",
+        "quoted.csv",
+        b"a,b,c\n1,\"x,y\",2024-01-02\n,,\n3,\"\"\"q\"\"\",1999-12-31 23:59:59\n",
+    )?;
+    put(
+        out,
+        "csv_load",
+        "types.csv",
+        b"i,f,b,t\n1,1.5,true,2024-01-01 00:00:00.25\n-9,NaN,false,\n",
+    )?;
+    for (i, ops) in [
+        &[0u8, 0, 0, 1, 0, 5, 8, 3, 3, 1, 0, 9, 4, 0, 0, 6, 0, 0, 7, 0, 0, 2, 0, 0][..],
+        &[0, 1, 0, 1, 1, 40, 3, 1, 0, 0, 1, 0, 8, 2, 1, 6, 0, 0, 1, 1, 3, 7, 0, 0],
+    ]
+    .iter()
+    .enumerate()
+    {
+        put(out, "stateful", &format!("ops-{i}"), ops)?;
+    }
     println!("seed corpora written to {}", out.display());
     Ok(())
 }

@@ -24,6 +24,9 @@ const MANIFEST_MAGIC: &[u8; 4] = b"SSMF";
 const CURRENT_MAGIC: &[u8; 4] = b"SSCU";
 const HEADER_LEN: usize = 40;
 const SEAL_LABEL: &str = "manifest";
+/// Highest slot index a manifest may name (2^32 slots of at least 64 KiB: 256 TiB per slice);
+/// bounds what a store allocates per slot when it opens.
+pub const MAX_SLOT: u64 = 1 << 32;
 
 /// One block of a column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +111,50 @@ impl Manifest {
             .ok_or_else(|| Error::UnknownTable(name.to_owned()))
     }
 
+    /// Checks the invariants the store relies on: slots in range and used once, block ids
+    /// unique, table ids and names unique, row ranges of each column contiguous. An
+    /// authenticated manifest always passes; this is defence in depth for the decoder.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let mut slots = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        let mut table_ids = std::collections::HashSet::new();
+        for t in &self.tables {
+            if !names.insert(t.name.as_str()) || !table_ids.insert(t.id) {
+                return Err(format!("table `{}` appears twice", t.name));
+            }
+            for c in &t.columns {
+                let mut next_row = 0u64;
+                for b in &c.blocks {
+                    if b.slot >= MAX_SLOT || !slots.insert(b.slot) {
+                        return Err(format!("slot {} out of range or used twice", b.slot));
+                    }
+                    if !ids.insert(b.block_id) {
+                        return Err(format!("block {} appears twice", b.block_id));
+                    }
+                    if b.row_start != next_row {
+                        return Err(format!("block {} does not continue its column's rows", b.block_id));
+                    }
+                    next_row = b.row_start.saturating_add(u64::from(b.rows));
+                }
+                if next_row != t.rows {
+                    return Err(format!(
+                        "column `{}` of `{}` does not hold the table's rows",
+                        c.name, t.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes a manifest body (the JSON inside the seal) and checks it.
+    pub fn decode(body: &[u8]) -> std::result::Result<Self, String> {
+        let m: Manifest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        m.validate()?;
+        Ok(m)
+    }
+
     /// Every (block id, slot) referenced.
     pub fn blocks(&self) -> impl Iterator<Item = &BlockMeta> {
         self.tables
@@ -154,37 +201,50 @@ pub(crate) fn write(dir: &Path, manifest: &Manifest, slice_id: u32, keys: &Datab
     Ok(())
 }
 
+/// The fields of a manifest file before authentication.
+#[derive(Debug)]
+pub(crate) struct ManifestImage<'a> {
+    generation: u64,
+    slice_id: u32,
+    key_id: u32,
+    nonce: [u8; 12],
+    body: &'a [u8],
+    tag: [u8; 16],
+}
+
+/// Splits a manifest file into its header fields, sealed body and tag; checks magic, version
+/// and lengths (no key needed: the fuzz target calls this on arbitrary bytes).
+pub(crate) fn parse_image(bytes: &[u8]) -> std::result::Result<ManifestImage<'_>, (u64, String)> {
+    if bytes.len() < HEADER_LEN + 16 || &bytes[..4] != MANIFEST_MAGIC {
+        return Err((0, "not a sealstore manifest (bad magic or too short)".into()));
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != MANIFEST_VERSION {
+        return Err((4, format!("unsupported manifest version {version}")));
+    }
+    let body_len = u32::from_le_bytes(bytes[36..40].try_into().expect("4 bytes")) as usize;
+    if bytes.len() != HEADER_LEN + body_len + 16 {
+        return Err((36, "manifest length does not match its header".into()));
+    }
+    Ok(ManifestImage {
+        generation: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
+        slice_id: u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes")),
+        key_id: u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")),
+        nonce: bytes[24..36].try_into().expect("12 bytes"),
+        body: &bytes[HEADER_LEN..HEADER_LEN + body_len],
+        tag: bytes[HEADER_LEN + body_len..].try_into().expect("16 bytes"),
+    })
+}
+
 /// Reads, authenticates and parses one manifest generation.
 pub(crate) fn read(dir: &Path, generation: u64, slice_id: u32, keys: &DatabaseKeys) -> Result<Manifest> {
     let path = manifest_path(dir, generation);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    if bytes.len() < HEADER_LEN + 16 || &bytes[..4] != MANIFEST_MAGIC {
-        return Err(Error::corrupt(
-            &path,
-            0,
-            "not a sealstore manifest (bad magic or too short)",
-        ));
-    }
-    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != MANIFEST_VERSION {
-        return Err(Error::corrupt(
-            &path,
-            4,
-            format!("unsupported manifest version {version}"),
-        ));
-    }
-    let file_gen = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    let file_slice = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
-    let key_id = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
-    let nonce: [u8; 12] = bytes[24..36].try_into().expect("12 bytes");
-    let body_len = u32::from_le_bytes(bytes[36..40].try_into().expect("4 bytes")) as usize;
-    if bytes.len() != HEADER_LEN + body_len + 16 {
-        return Err(Error::corrupt(&path, 36, "manifest length does not match its header"));
-    }
-    let aad = header(file_gen, file_slice, key_id, &[0; 12], body_len as u32);
-    let mut body = bytes[HEADER_LEN..HEADER_LEN + body_len].to_vec();
-    let tag: [u8; 16] = bytes[HEADER_LEN + body_len..].try_into().expect("16 bytes");
-    keys.open_metadata(SEAL_LABEL, key_id, &aad, &nonce, &mut body, &tag)
+    let image = parse_image(&bytes).map_err(|(offset, reason)| Error::corrupt(&path, offset, reason))?;
+    let (file_gen, file_slice) = (image.generation, image.slice_id);
+    let aad = header(file_gen, file_slice, image.key_id, &[0; 12], image.body.len() as u32);
+    let mut body = image.body.to_vec();
+    keys.open_metadata(SEAL_LABEL, image.key_id, &aad, &image.nonce, &mut body, &image.tag)
         .map_err(|e| match e {
             sealstore_keyring::Error::Authentication { .. } => Error::corrupt(
                 &path,
@@ -208,8 +268,7 @@ pub(crate) fn read(dir: &Path, generation: u64, slice_id: u32, keys: &DatabaseKe
             ),
         ));
     }
-    let manifest: Manifest =
-        serde_json::from_slice(&body).map_err(|e| Error::corrupt(&path, HEADER_LEN as u64, e.to_string()))?;
+    let manifest = Manifest::decode(&body).map_err(|e| Error::corrupt(&path, HEADER_LEN as u64, e))?;
     if manifest.generation != generation {
         return Err(Error::corrupt(
             &path,

@@ -239,6 +239,7 @@ impl Builder {
 }
 
 /// Counts bytes read, for the progress bar.
+#[derive(Debug)]
 pub struct Counting<R> {
     inner: R,
     pub count: Arc<std::sync::atomic::AtomicU64>,
@@ -253,6 +254,7 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// Streams a CSV file as batches of `schema` (header names must equal the schema's).
+#[derive(Debug)]
 pub struct CsvBatches {
     path: std::path::PathBuf,
     reader: csv::Reader<Counting<BufReader<File>>>,

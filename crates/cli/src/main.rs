@@ -1,9 +1,10 @@
 //! `sealstore`: the command-line tool. Exit codes: 0 success, 1 data/key/authentication
 //! failure, 2 usage error. Errors are one line on stderr.
 mod bench;
-mod csvload;
 mod demo;
 mod output;
+
+pub(crate) use sealstore_cli::{CliError, CliResult, csvload, parse_size};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,41 +14,6 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use sealstore_cluster::{Cluster, DEFAULT_DATABASE, Distribution, InitOptions};
-
-/// A failure, classified for the exit code.
-#[derive(Debug)]
-pub enum CliError {
-    /// Bad arguments: exit 2.
-    Usage(String),
-    /// Data, key or authentication failure: exit 1.
-    Failure(String),
-}
-
-impl From<sealstore_cluster::Error> for CliError {
-    fn from(e: sealstore_cluster::Error) -> Self {
-        match e {
-            sealstore_cluster::Error::InvalidOption(m) => CliError::Usage(m),
-            other => CliError::Failure(other.to_string()),
-        }
-    }
-}
-
-impl From<sealstore_blockstore::Error> for CliError {
-    fn from(e: sealstore_blockstore::Error) -> Self {
-        match e {
-            sealstore_blockstore::Error::InvalidPredicate(m) => CliError::Usage(format!("--where: {m}")),
-            other => CliError::Failure(other.to_string()),
-        }
-    }
-}
-
-impl From<std::io::Error> for CliError {
-    fn from(e: std::io::Error) -> Self {
-        CliError::Failure(e.to_string())
-    }
-}
-
-type CliResult<T = ()> = Result<T, CliError>;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -243,24 +209,6 @@ enum Command {
         #[arg(long, default_value = "1MiB")]
         block_size: String,
     },
-}
-
-/// Parses `1MiB`, `64KiB`, `16M`, `65536`.
-pub fn parse_size(s: &str) -> CliResult<usize> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| CliError::Usage(format!("`{s}` is not a size")))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        _ => return Err(CliError::Usage(format!("`{s}`: unknown size unit (use KiB or MiB)"))),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| CliError::Usage(format!("`{s}` is too large")))
 }
 
 fn open(dir: &Path) -> CliResult<Cluster> {

@@ -567,3 +567,73 @@ fn a_build_without_kms_says_so() {
     assert!(err.contains("built without KMS support"), "{err}");
     assert!(!d.join("sealstore.json").exists());
 }
+
+#[test]
+fn every_command_refuses_hostile_arguments_with_one_line_and_changes_nothing() {
+    let c = cluster();
+    let d = c.data.as_str();
+    ok(&["load", d, "orders", sample_csv().to_str().unwrap()]);
+    let before = ok(&["scan", d, "orders", "--format", "csv"]);
+    let long = "x".repeat(5000);
+    let missing = c.root.join("no-such-dir");
+    let missing = missing.to_str().unwrap();
+    let not_a_cluster = c.root.join("plain");
+    std::fs::create_dir_all(&not_a_cluster).unwrap();
+    let plain = not_a_cluster.to_str().unwrap();
+    let empty = write(&c.root.join("empty.csv"), "");
+    let binary = c.root.join("binary.csv");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x01, b'\n', 0x80]).unwrap();
+    let binary = binary.to_str().unwrap();
+    let sample = sample_csv();
+    let sample = sample.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["scan", missing, "orders"],
+        vec!["scan", plain, "orders"],
+        vec!["scan", d, "../../etc/passwd"],
+        vec!["scan", d, &long],
+        vec!["scan", d, "orders", "--limit", "-1"],
+        vec!["scan", d, "orders", "--limit", "99999999999999999999999"],
+        vec!["scan", d, "orders", "--format", "xml"],
+        vec!["scan", d, "orders", "--where", &long],
+        vec!["scan", d, "orders", "--database", "../dev"],
+        vec!["load", d, "orders", &empty],
+        vec!["load", d, "orders", binary],
+        vec!["load", d, "../evil", sample],
+        vec!["load", d, &long, sample],
+        vec!["load", d, "orders", missing],
+        vec!["load", d, "orders", sample, "--memory-budget", "0"],
+        vec!["load", d, "new", sample, "--dist", "key:nope"],
+        vec!["load", d, "new", sample, "--schema", "a:i64,b"],
+        vec!["tables", missing],
+        vec!["tables", d, "--database", &long],
+        vec!["info", plain],
+        vec!["verify", missing],
+        vec!["audit", plain],
+        vec!["rotate", missing],
+        vec!["rotate", d, "--database", "../dev"],
+        vec!["rotate", d, "--master", "--new-master-key", ""],
+        vec!["rekey", d, "--database", &long],
+        vec!["rekey", d, "--table", ""],
+        vec!["drop", d, ""],
+        vec!["drop", d, "orders", "--database", "nope"],
+        vec!["drop-database", d, "../../x"],
+        vec!["drop-database", plain, "dev"],
+        vec!["demo", "--rows", "0"],
+        vec!["bench", "--rows", "0"],
+        vec!["init", d],
+    ];
+    for args in &cases {
+        let o = run(args);
+        let err = stderr(&o);
+        assert!(
+            matches!(o.status.code(), Some(1 | 2)),
+            "{args:?}: {:?} {err}",
+            o.status.code()
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    assert_eq!(ok(&["scan", d, "orders", "--format", "csv"]), before);
+    ok(&["verify", d]);
+    assert!(c.root.join("data.keys/master.key").exists());
+}

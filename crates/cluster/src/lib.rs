@@ -18,6 +18,8 @@ mod database;
 pub mod datagen;
 mod distribute;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod scan;
 
 use std::collections::BTreeMap;
