@@ -367,6 +367,7 @@ fn no_file_holds_a_plaintext_marker_or_any_dek_dk_or_ck_bytes() {
         .map(|id| *db.keys().data_key(*id).unwrap().expose_secret())
         .collect();
     assert!(keys.len() >= 8);
+    keys.extend(db.keys().insecure_metadata_key_bytes_for_tests().unwrap());
     keys.extend(cluster.keyring().insecure_key_bytes_for_tests().unwrap());
     let halves: std::collections::HashSet<[u8; 16]> = keys
         .iter()

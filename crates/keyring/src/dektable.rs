@@ -589,6 +589,15 @@ impl DekTable {
         self.install_generation(entries, self.dk_generation, vec![newest])
     }
 
+    /// **Tests only**: the metadata keys' bytes, unwrapped again (see the keyring's hook).
+    #[cfg(feature = "insecure-test-hooks")]
+    pub fn insecure_metadata_key_bytes(&self) -> Result<Vec<[u8; 32]>> {
+        self.metadata_wrapped
+            .iter()
+            .map(|m| unwrap_metadata_key(&self.database, self.dk.as_ref(), self.dk_generation, m).map(|k| *k))
+            .collect()
+    }
+
     /// Block id the next generated DEK will get (ids below it existed when this was read).
     pub fn next_block_id(&self) -> BlockId {
         self.next_block_id

@@ -889,6 +889,12 @@ impl DatabaseKeys {
         self.read().current_path()
     }
 
+    /// **Tests only** (feature `insecure-test-hooks`): this database's metadata keys.
+    #[cfg(feature = "insecure-test-hooks")]
+    pub fn insecure_metadata_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>> {
+        self.read().insecure_metadata_key_bytes()
+    }
+
     /// Directory of the DEK table.
     pub fn table_dir(&self) -> PathBuf {
         self.read()
