@@ -43,6 +43,8 @@ pub fn aead_speed(seconds: f64) -> (f64, f64) {
 struct Run {
     threads: usize,
     write_mb_s: f64,
+    write_rows_s: f64,
+    scan_rows_s: f64,
     rekey_mb_s: f64,
     scan_mb_s: f64,
     write_unsealed_mb_s: f64,
@@ -58,6 +60,8 @@ struct Report {
     backend: &'static str,
     write_mb_s: f64,
     scan_mb_s: f64,
+    write_rows_s: f64,
+    scan_rows_s: f64,
     write_unsealed_mb_s: f64,
     scan_unsealed_mb_s: f64,
     write_ratio: f64,
@@ -185,6 +189,8 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
         runs.push(Run {
             threads: t,
             write_mb_s: mb / write_s,
+            write_rows_s: rows as f64 / write_s,
+            scan_rows_s: rows as f64 / scan_s,
             rekey_mb_s: mb / rekey_s,
             scan_mb_s: mb / scan_s,
             write_unsealed_mb_s: mb / write_unsealed_s,
@@ -203,6 +209,8 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
         backend: sealstore_keyring::aead::default_backend().name(),
         write_mb_s: last.write_mb_s,
         scan_mb_s: last.scan_mb_s,
+        write_rows_s: last.write_rows_s,
+        scan_rows_s: last.scan_rows_s,
         write_unsealed_mb_s: last.write_unsealed_mb_s,
         scan_unsealed_mb_s: last.scan_unsealed_mb_s,
         write_ratio: last.write_mb_s / last.write_unsealed_mb_s,
@@ -235,6 +243,12 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
                 r.scan_mb_s,
                 r.scan_unsealed_mb_s,
                 r.scan_mb_s / r.scan_unsealed_mb_s
+            );
+            println!(
+                "  threads {}: write {:.2} M rows/s, scan {:.2} M rows/s",
+                r.threads,
+                r.write_rows_s / 1e6,
+                r.scan_rows_s / 1e6
             );
             println!(
                 "  threads {}: re-key {:.0} MB/s of table data = {:.2}x the write throughput",
