@@ -57,6 +57,7 @@ struct Report {
     threads: usize,
     arrow_bytes: usize,
     block_size: usize,
+    memory_budget: usize,
     backend: &'static str,
     write_mb_s: f64,
     scan_mb_s: f64,
@@ -93,7 +94,14 @@ fn best_of<T>(n: usize, mut f: impl FnMut() -> CliResult<T>) -> CliResult<(f64, 
     best.ok_or_else(|| fail("no runs"))
 }
 
-pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>, block_size: usize) -> CliResult {
+pub fn run(
+    rows: usize,
+    threads: Option<usize>,
+    json: bool,
+    dir: Option<PathBuf>,
+    block_size: usize,
+    memory_budget: usize,
+) -> CliResult {
     if rows == 0 {
         return Err(CliError::Usage("--rows must be at least 1".into()));
     }
@@ -130,6 +138,7 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
             ..Default::default()
         };
         let cluster = Cluster::init(&run_dir.join("data"), options)?;
+        cluster.set_memory_budget(memory_budget);
         let db = cluster.database("dev")?;
         let start = Instant::now();
         db.load(
@@ -206,6 +215,7 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
         threads: last.threads,
         arrow_bytes: input,
         block_size,
+        memory_budget,
         backend: sealstore_keyring::aead::default_backend().name(),
         write_mb_s: last.write_mb_s,
         scan_mb_s: last.scan_mb_s,
@@ -230,7 +240,8 @@ pub fn run(rows: usize, threads: Option<usize>, json: bool, dir: Option<PathBuf>
         println!("{}", serde_json::to_string(&report).map_err(fail)?);
     } else {
         println!(
-            "sealstore bench: {rows} lineitem-like rows ({mb:.1} MB Arrow), block size {block_size}, backend {}",
+            "sealstore bench: {rows} lineitem-like rows ({mb:.1} MB Arrow), block size {block_size}, in-flight budget {} MiB, backend {}",
+            memory_budget >> 20,
             report.backend
         );
         for r in &report.runs {

@@ -208,6 +208,10 @@ enum Command {
         /// Block size.
         #[arg(long, default_value = "1MiB")]
         block_size: String,
+        /// In-flight memory budget of the load in MiB (sealed blocks queued for the slice
+        /// writers get half of it; more queue depth smooths this VM's disk stalls).
+        #[arg(long, default_value_t = 256)]
+        memory_budget: usize,
     },
 }
 
@@ -699,7 +703,15 @@ fn run(cli: Cli) -> CliResult {
             json,
             dir,
             block_size,
-        } => bench::run(rows, threads, json, dir, parse_size(&block_size)?),
+            memory_budget,
+        } => {
+            if memory_budget == 0 || memory_budget > 1 << 20 {
+                return Err(CliError::Usage(
+                    "--memory-budget must be between 1 and 1048576 MiB".into(),
+                ));
+            }
+            bench::run(rows, threads, json, dir, parse_size(&block_size)?, memory_budget << 20)
+        }
     }
 }
 
