@@ -183,6 +183,8 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DATABASE)]
         database: String,
     },
+    /// Create a database: a new database key and an empty store on every slice.
+    CreateDatabase { dir: PathBuf, database: String },
     /// Drop a database and crypto-shred its database key.
     DropDatabase { dir: PathBuf, database: String },
     /// The main job: load, scan, verify and tamper with a lineitem-like table on the embedded default.
@@ -689,6 +691,11 @@ fn run(cli: Cli) -> CliResult {
         Command::Drop { dir, table, database } => {
             open(&dir)?.database(&database)?.drop_table(&table)?;
             println!("dropped {database}.{table}; its DEKs are shredded");
+            Ok(())
+        }
+        Command::CreateDatabase { dir, database } => {
+            open(&dir)?.create_database(&database)?;
+            println!("created database `{database}` with its own database key");
             Ok(())
         }
         Command::DropDatabase { dir, database } => {

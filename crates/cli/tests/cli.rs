@@ -528,6 +528,16 @@ fn rotate_rekey_drop_and_rollback_through_the_cli() {
     std::fs::write(&commit, &newer).unwrap();
     assert_eq!(count(), "20");
 
+    ok(&["create-database", d, "prod"]);
+    fails(&["create-database", d, "prod"], 1);
+    fails(&["create-database", d, "../x"], 1);
+    ok(&["load", d, "orders", csv.to_str().unwrap(), "--database", "prod"]);
+    assert_eq!(
+        ok(&["scan", d, "orders", "--database", "prod", "--format", "count"]).trim(),
+        "10"
+    );
+    ok(&["drop-database", d, "prod"]);
+    fails(&["scan", d, "orders", "--database", "prod"], 1);
     ok(&["load", d, "second", csv.to_str().unwrap()]);
     ok(&["drop", d, "second"]);
     assert!(!ok(&["tables", d]).contains("second"));
