@@ -54,6 +54,31 @@ fn expect_clear_io_error(e: &sealstore_cluster::Error, fault: Fault) {
     assert_eq!(msg.lines().count(), 1, "{msg}");
 }
 
+/// Fails `op` at every I/O point in turn until it goes through; after each failure the data
+/// must read exactly as before. Returns how many points failed.
+fn sweep_unchanged(
+    fault: Fault,
+    what: &str,
+    db: &Database,
+    state: (u64, i64),
+    mut op: impl FnMut() -> sealstore_cluster::Result<()>,
+) -> u64 {
+    for skip in 0.. {
+        faults::inject(fault, skip);
+        let result = op();
+        faults::clear();
+        assert_eq!(checksum(db), state, "{fault:?} at {skip}: {what} changed data");
+        match result {
+            Ok(()) => {
+                assert!(skip >= 2, "{fault:?}: {what} went through only {skip} fault points");
+                return skip;
+            }
+            Err(e) => expect_clear_io_error(&e, fault),
+        }
+    }
+    unreachable!("the sweep ends when the operation goes through")
+}
+
 #[test]
 fn io_faults_at_every_point_leave_the_last_commit_and_writing_continues() {
     const ROWS: i64 = 3_000;
@@ -112,42 +137,12 @@ fn io_faults_at_every_point_leave_the_last_commit_and_writing_continues() {
         assert!(points > 5, "{fault:?}: a load went through only {points} fault points");
         let load_points = points;
 
-        // A database-key rotation, failing at each write/sync in turn.
-        let mut points = 0;
-        for skip in 0.. {
-            faults::inject(fault, skip);
-            let result = db.rotate_key();
-            faults::clear();
-            assert_eq!(checksum(&db), state, "{fault:?} at {skip}: rotation changed data");
-            match result {
-                Ok(_) => break,
-                Err(e) => expect_clear_io_error(&e, fault),
-            }
-            points += 1;
-        }
-        assert!(
-            points >= 2,
-            "{fault:?}: a rotation went through only {points} fault points"
-        );
-        let rotation_points = points;
-
-        // A re-key, failing at each write/sync in turn, resumed each time.
-        let mut points = 0;
-        for skip in 0.. {
-            faults::inject(fault, skip);
-            let result = db.rekey(None, 2, &|_, _| {});
-            faults::clear();
-            assert_eq!(checksum(&db), state, "{fault:?} at {skip}: re-key changed data");
-            match result {
-                Ok(_) => break,
-                Err(e) => expect_clear_io_error(&e, fault),
-            }
-            points += 1;
-        }
-        assert!(
-            points >= 2,
-            "{fault:?}: a re-key went through only {points} fault points"
-        );
+        // A database-key rotation, then a re-key (resumed each time), failing at each write/sync
+        // in turn; neither may change what a scan returns.
+        let rotation_points = sweep_unchanged(fault, "a rotation", &db, state, || db.rotate_key().map(|_| ()));
+        let points = sweep_unchanged(fault, "a re-key", &db, state, || {
+            db.rekey(None, 2, &|_, _| {}).map(|_| ())
+        });
         eprintln!(
             "{fault:?}: failed at {load_points} points of a load, {rotation_points} of a rotation, {points} of a re-key"
         );
