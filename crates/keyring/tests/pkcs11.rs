@@ -13,6 +13,15 @@ use cryptoki::types::AuthPin;
 use sealstore_keyring::provider::{LocalKeyFile, Pkcs11Config, Pkcs11Provider};
 use sealstore_keyring::{EncryptionContext, Error, KeySpec, Keyring, MasterKeyProvider};
 
+/// One test at a time: the RSA test drives the module with raw cryptoki calls outside the
+/// provider's module lock, and SoftHSM2 misbehaves when sessions of one process are opened and
+/// closed from several threads at once.
+static TOKEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TOKEN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(scripts/softhsm)\"` first"))
 }
@@ -41,6 +50,7 @@ fn provider_message(err: &Error) -> String {
 
 #[test]
 fn the_full_hierarchy_runs_on_a_token_key_and_survives_reopening() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let label = unique("mk");
     let p: Arc<dyn MasterKeyProvider> = Arc::new(Pkcs11Provider::open(config(&label), true).unwrap());
@@ -64,6 +74,7 @@ fn the_full_hierarchy_runs_on_a_token_key_and_survives_reopening() {
 
 #[test]
 fn master_key_rotation_moves_between_a_key_file_and_the_token() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let ks = dir.path().join("ks");
     let file: Arc<dyn MasterKeyProvider> = Arc::new(LocalKeyFile::create(&dir.path().join("mk"), None).unwrap());
@@ -82,6 +93,7 @@ fn master_key_rotation_moves_between_a_key_file_and_the_token() {
 
 #[test]
 fn the_token_itself_refuses_an_unwrap_under_another_context() {
+    let _turn = turn();
     let p = Pkcs11Provider::open(config(&unique("mk")), true).unwrap();
     let a = EncryptionContext::new().with("cluster-id", "a").with("createtime", "t");
     let b = EncryptionContext::new().with("cluster-id", "b").with("createtime", "t");
@@ -100,6 +112,7 @@ fn the_token_itself_refuses_an_unwrap_under_another_context() {
 
 #[test]
 fn missing_token_missing_key_missing_pin_and_missing_module_are_clear_errors() {
+    let _turn = turn();
     let mut c = config(&unique("mk"));
     c.token_label = "no-such-token".into();
     let msg = provider_message(&Pkcs11Provider::open(c, true).unwrap_err());
@@ -121,6 +134,7 @@ fn missing_token_missing_key_missing_pin_and_missing_module_are_clear_errors() {
 
 #[test]
 fn an_rsa_key_in_the_token_is_refused_as_master_key() {
+    let _turn = turn();
     let label = unique("rsa");
     // Make an RSA key pair in the token with the plain PKCS#11 API.
     let module = env("SEALSTORE_TEST_PKCS11_MODULE");

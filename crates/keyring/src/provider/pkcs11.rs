@@ -10,7 +10,7 @@
 //! variable only.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
@@ -46,7 +46,11 @@ pub struct Pkcs11Config {
 /// A master key held by a PKCS#11 token.
 pub struct Pkcs11Provider {
     config: Pkcs11Config,
-    session: Mutex<Session>,
+    /// Every call into the module holds this lock (shared by all providers of one module): some
+    /// modules, SoftHSM2 among them, misbehave when sessions are opened, used and closed from
+    /// several threads at once, and the master key is used rarely enough not to need more.
+    module_lock: Arc<Mutex<()>>,
+    session: Mutex<Option<Session>>,
     key: ObjectHandle,
     spec: KeySpec,
 }
@@ -68,9 +72,11 @@ fn provider_error(message: impl Into<String>) -> Error {
     }
 }
 
-/// One initialised context per module for the whole process: `C_Initialize` may run only once.
-fn context(module: &Path) -> Result<Pkcs11> {
-    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+/// One initialised context per module for the whole process (`C_Initialize` may run only once),
+/// with the lock that serialises calls into that module.
+fn context(module: &Path) -> Result<(Pkcs11, Arc<Mutex<()>>)> {
+    type Contexts = HashMap<PathBuf, (Pkcs11, Arc<Mutex<()>>)>;
+    static CONTEXTS: OnceLock<Mutex<Contexts>> = OnceLock::new();
     let mut contexts = CONTEXTS
         .get_or_init(Default::default)
         .lock()
@@ -90,8 +96,9 @@ fn context(module: &Path) -> Result<Pkcs11> {
         Ok(()) | Err(P11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => return Err(provider_error(format!("C_Initialize failed: {e}"))),
     }
-    contexts.insert(module.to_owned(), ctx.clone());
-    Ok(ctx)
+    let entry = (ctx, Arc::new(Mutex::new(())));
+    contexts.insert(module.to_owned(), entry.clone());
+    Ok(entry)
 }
 
 fn label_matches(attrs: &[Attribute], class: ObjectClass) -> bool {
@@ -106,7 +113,8 @@ impl Pkcs11Provider {
         let pin = std::env::var(&config.pin_env)
             .map_err(|_| provider_error(format!("the PIN environment variable {} is not set", config.pin_env)))?;
         let pin = AuthPin::new(pin.into());
-        let ctx = context(&config.module)?;
+        let (ctx, module_lock) = context(&config.module)?;
+        let _calls = module_lock.lock().unwrap_or_else(|p| p.into_inner());
         let slots = ctx
             .get_slots_with_initialized_token()
             .map_err(|e| provider_error(format!("listing slots: {e}")))?;
@@ -177,16 +185,29 @@ impl Pkcs11Provider {
             }
         };
         let spec = describe(&session, key)?;
+        drop(_calls);
         Ok(Self {
             config,
-            session: Mutex::new(session),
+            module_lock,
+            session: Mutex::new(Some(session)),
             key,
             spec,
         })
     }
 
-    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the session with the module lock held.
+    fn with_session<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
+        let _calls = self.module_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        f(session.as_ref().expect("the session lives as long as the provider"))
+    }
+}
+
+impl Drop for Pkcs11Provider {
+    fn drop(&mut self) {
+        // C_CloseSession, under the module lock like every other call.
+        let _calls = self.module_lock.lock().unwrap_or_else(|p| p.into_inner());
+        drop(self.session.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 }
 
@@ -261,8 +282,7 @@ impl MasterKeyProvider for Pkcs11Provider {
         let aad = aad(context);
         let params = GcmParams::new(&mut iv, &aad, 128.into()).map_err(|e| provider_error(e.to_string()))?;
         let sealed = self
-            .session()
-            .encrypt(&Mechanism::AesGcm(params), self.key, plaintext)
+            .with_session(|s| s.encrypt(&Mechanism::AesGcm(params), self.key, plaintext))
             .map_err(|e| {
                 provider_error(format!(
                     "C_Encrypt (AES-GCM) in token `{}`: {e}",
@@ -284,10 +304,7 @@ impl MasterKeyProvider for Pkcs11Provider {
         let mut iv: [u8; IV_LEN] = wrapped[1..1 + IV_LEN].try_into().expect("length checked");
         let aad = aad(context);
         let params = GcmParams::new(&mut iv, &aad, 128.into()).map_err(|e| provider_error(e.to_string()))?;
-        match self
-            .session()
-            .decrypt(&Mechanism::AesGcm(params), self.key, &wrapped[1 + IV_LEN..])
-        {
+        match self.with_session(|s| s.decrypt(&Mechanism::AesGcm(params), self.key, &wrapped[1 + IV_LEN..])) {
             Ok(plain) => Ok(Zeroizing::new(plain)),
             // SoftHSM2 reports a failed tag as CKR_GENERAL_ERROR; tokens differ, so every
             // decryption failure of well-formed input is an authentication failure.
