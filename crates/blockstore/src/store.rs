@@ -407,8 +407,16 @@ impl Store {
     /// Switches `CURRENT` to a written, prepared commit and releases what it replaced.
     pub fn publish(&mut self, prepared: Prepared) -> Result<CommitInfo> {
         let generation = prepared.manifest.generation;
-        manifest::write_current(&self.shared.dir, generation)?;
-        self.install(prepared)
+        let written = manifest::write_current(&self.shared.dir, generation);
+        match written {
+            // `CURRENT` replaced but not known durable: it is the commit point the disk shows.
+            Err(Error::Key(e)) if e.is_not_durable() => {
+                self.install(prepared)?;
+                Err(Error::Key(e))
+            }
+            Err(e) => Err(e),
+            Ok(()) => self.install(prepared),
+        }
     }
 
     /// Makes a written, prepared commit current after the caller's own commit point (the

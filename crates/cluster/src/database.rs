@@ -482,7 +482,7 @@ impl Database {
         mut record: CommitRecord,
     ) -> Result<(u64, u64)> {
         self.crash_here(CrashPoint::SlicesPrepared)?;
-        let committed = (|| -> Result<CommitRecord> {
+        let committed = (|| -> Result<(CommitRecord, Option<Error>)> {
             self.keys.commit()?;
             self.crash_here(CrashPoint::DeksCommitted)?;
             self.pool.install(|| {
@@ -495,12 +495,15 @@ impl Database {
             record.generation += 1;
             record.slices = prepared.iter().map(Prepared::generation).collect();
             record.dek_table = self.keys.position();
-            record.write(&self.dir, &self.keys)?;
-            Ok(record)
+            // Replaced but not known durable (the directory fsync failed) is still the commit
+            // point: the new record is what the disk shows, so memory must follow it.
+            let written = record.write(&self.dir, &self.keys);
+            Ok((record, written.err()))
         })();
-        let record = match committed {
-            Ok(r) => r,
-            Err(e) => {
+        let (record, not_durable) = match committed {
+            Ok((r, None)) => (r, None),
+            Ok((r, Some(Error::Key(e)))) if e.is_not_durable() => (r, Some(Error::Key(e))),
+            Ok((_, Some(e))) | Err(e) => {
                 self.keys.discard_pending();
                 return Err(e);
             }
@@ -520,6 +523,9 @@ impl Database {
         }
         self.crash_here(CrashPoint::SlicesInstalled)?;
         self.keyring.bind_generation(&self.name, record.generation, false)?;
+        if let Some(e) = not_durable {
+            return Err(e);
+        }
         if let Some(e) = first_error {
             return Err(e.into());
         }
@@ -680,10 +686,15 @@ impl Database {
     fn commit_record_only(&self, mut record: CommitRecord) -> Result<()> {
         record.generation += 1;
         record.dek_table = self.keys.position();
-        record.write(&self.dir, &self.keys)?;
+        let written = record.write(&self.dir, &self.keys);
+        match &written {
+            Err(Error::Key(e)) if e.is_not_durable() => {}
+            Err(_) => return written,
+            Ok(()) => {}
+        }
         *self.record.write() = record.clone();
         self.keyring.bind_generation(&self.name, record.generation, false)?;
-        Ok(())
+        written
     }
 
     /// Authenticates every block of every slice; returns the failures.

@@ -32,3 +32,8 @@ fn hand_picked_sequences() {
         run(s);
     }
 }
+
+#[test]
+fn fuzz_regression_crash_198c75e2() {
+    run(include_bytes!("stateful-crash-198c75e2.bin"));
+}

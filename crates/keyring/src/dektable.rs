@@ -759,13 +759,16 @@ impl DekTable {
             return self.install_rewrap(again);
         }
         let pending = self.rewrap_entries(&self.pending, new_dk.as_ref(), header.dk_generation)?;
-        publish_generation(&self.dir, &tmp, header.generation)?;
         let metadata = open_metadata_keys(
             &self.database,
             new_dk.as_ref(),
             header.dk_generation,
             &header.metadata_keys,
         )?;
+        let publish = publish_generation(&self.dir, &tmp, header.generation);
+        if !published(&publish) {
+            return publish;
+        }
         let old = self.current_path();
         self.generation = header.generation;
         self.file = file;
@@ -776,6 +779,7 @@ impl DekTable {
         self.dk_generation = header.dk_generation;
         self.metadata = metadata;
         self.metadata_wrapped = header.metadata_keys;
+        publish?;
         fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
         fsutil::sync_dir(&self.dir)
     }
@@ -823,7 +827,10 @@ impl DekTable {
         };
         let metadata = open_metadata_keys(&self.database, self.dk.as_ref(), dk_generation, &header.metadata_keys)?;
         let (tmp, file, len) = write_generation_tmp(&self.dir, &header, &entries)?;
-        publish_generation(&self.dir, &tmp, header.generation)?;
+        let publish = publish_generation(&self.dir, &tmp, header.generation);
+        if !published(&publish) {
+            return publish;
+        }
         let old = self.current_path();
         self.generation = header.generation;
         self.file = file;
@@ -831,6 +838,7 @@ impl DekTable {
         self.entries = entries;
         self.metadata = metadata;
         self.metadata_wrapped = header.metadata_keys;
+        publish?;
         fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
         fsutil::sync_dir(&self.dir)
     }
@@ -986,11 +994,17 @@ pub(crate) fn peek_dk_generation(dir: &Path) -> Result<Option<u32>> {
     Ok(Some(replay(&bytes, &path)?.header.dk_generation))
 }
 
-/// Renames a temporary generation file into place and syncs the directory.
+/// Renames a temporary generation file into place and syncs the directory. A failed sync after
+/// the rename is `NotDurable`: the new generation is the one on disk, so callers switch to it.
 fn publish_generation(dir: &Path, tmp: &Path, generation: u64) -> Result<()> {
     let path = dir.join(file_name(generation));
     fs::rename(tmp, &path).map_err(|e| Error::io(&path, e))?;
-    fsutil::sync_dir(dir)
+    fsutil::sync_dir(dir).map_err(|e| fsutil::not_durable(&path, e))
+}
+
+/// `Ok` and `NotDurable` both mean the new generation is in place.
+fn published(result: &Result<()>) -> bool {
+    result.as_ref().err().is_none_or(Error::is_not_durable)
 }
 
 /// Writes a complete generation to a temporary file (fsynced); returns it open, with its length.

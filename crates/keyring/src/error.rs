@@ -79,6 +79,11 @@ pub enum Error {
     /// A master-key provider (HSM, KMS) reported an error.
     #[error("{provider} provider: {message}")]
     Provider { provider: String, message: String },
+    /// A file was replaced (renamed into place), but the directory fsync that makes the
+    /// replacement durable failed: the new content is visible now and may or may not survive a
+    /// crash. Callers treat the replacement as done.
+    #[error("{path} was replaced, but making the replacement durable failed: {source}")]
+    NotDurable { path: PathBuf, source: std::io::Error },
     /// Files older than the state bound into the key store were restored (a backup, or an attack).
     #[error(
         "rollback detected: {what} is older than the key store records ({detail}); if this restore is deliberate, reopen with --accept-rollback"
@@ -111,6 +116,11 @@ impl Error {
 
     pub(crate) fn auth(what: impl Into<String>) -> Self {
         Error::Authentication { what: what.into() }
+    }
+
+    /// True when a replacement happened but its durability is unknown (see [`Error::NotDurable`]).
+    pub fn is_not_durable(&self) -> bool {
+        matches!(self, Error::NotDurable { .. })
     }
 
     /// True when old files were restored behind the key store's back.

@@ -22,7 +22,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         crate::faults::sync_all(&f).map_err(|e| Error::io(&tmp, e))?;
     }
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    sync_dir(dir)
+    sync_dir(dir).map_err(|e| not_durable(path, e))
+}
+
+/// Past a rename, a failed directory sync means "`file` replaced, durability unknown".
+pub(crate) fn not_durable(file: &Path, e: Error) -> Error {
+    match e {
+        Error::Io { source, .. } => Error::NotDurable {
+            path: file.to_owned(),
+            source,
+        },
+        other => other,
+    }
 }
 
 /// Creates `path` with `bytes`; fails with `AlreadyExists` if it exists. Durable.

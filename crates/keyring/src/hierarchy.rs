@@ -297,9 +297,12 @@ impl Keyring {
     /// Saves `next` as the key store and makes it the in-memory state.
     fn commit_state(&self, state: &mut KeystoreFile, mut next: KeystoreFile) -> Result<()> {
         next.audit_seq = self.audit.last_seq() + 1;
-        next.save(&self.dir)?;
-        *state = next;
-        Ok(())
+        let saved = next.save(&self.dir);
+        // Replaced but not known durable: memory follows the file on disk.
+        if saved.as_ref().err().is_none_or(Error::is_not_durable) {
+            *state = next;
+        }
+        saved
     }
 
     /// Creates a database key (random, wrapped by the cluster key) and its empty DEK table in
@@ -426,8 +429,11 @@ impl Keyring {
         next.cluster.mk_key_id = new_provider.key_id();
         next.cluster.provider_kind = new_provider.kind().to_owned();
         next.cluster.wrapped_ck = wrapped;
-        self.commit_state(&mut state, next)?;
-        *self.provider.write() = new_provider;
+        let saved = self.commit_state(&mut state, next);
+        if saved.as_ref().err().is_none_or(Error::is_not_durable) {
+            *self.provider.write() = new_provider;
+        }
+        saved?;
         self.audit.append(record)?;
         Ok(())
     }
@@ -472,8 +478,11 @@ impl Keyring {
         next.cluster.context = context.clone();
         next.cluster.wrapped_ck = wrapped?;
         let databases = next.databases.len();
-        self.commit_state(&mut state, next)?;
-        *self.ck.write() = new_ck_key;
+        let saved = self.commit_state(&mut state, next);
+        if saved.as_ref().err().is_none_or(Error::is_not_durable) {
+            *self.ck.write() = new_ck_key;
+        }
+        saved?;
         self.audit.append(
             AuditRecord::new(AuditOp::RotateClusterKey, "cluster")
                 .generation(new_generation.into())
