@@ -765,20 +765,37 @@ impl DekTable {
             header.dk_generation,
             &header.metadata_keys,
         )?;
-        let publish = publish_generation(&self.dir, &tmp, header.generation);
+        let switched = NewGeneration {
+            tmp,
+            header,
+            file,
+            len,
+            entries,
+            metadata,
+        };
+        self.switch_generation(switched, |t| {
+            t.pending = pending;
+            t.dk = new_dk;
+        })
+    }
+
+    /// Publishes a written generation and switches to it — also when only the directory sync
+    /// after the rename failed, since the disk then shows the new generation and later appends
+    /// must go to it — then deletes the old file. `also` updates the rest of the state with it.
+    fn switch_generation(&mut self, new: NewGeneration, also: impl FnOnce(&mut Self)) -> Result<()> {
+        let publish = publish_generation(&self.dir, &new.tmp, new.header.generation);
         if !published(&publish) {
             return publish;
         }
         let old = self.current_path();
-        self.generation = header.generation;
-        self.file = file;
-        self.file_len = len;
-        self.entries = entries;
-        self.pending = pending;
-        self.dk = new_dk;
-        self.dk_generation = header.dk_generation;
-        self.metadata = metadata;
-        self.metadata_wrapped = header.metadata_keys;
+        self.generation = new.header.generation;
+        self.dk_generation = new.header.dk_generation;
+        self.file = new.file;
+        self.file_len = new.len;
+        self.entries = new.entries;
+        self.metadata = new.metadata;
+        self.metadata_wrapped = new.header.metadata_keys;
+        also(self);
         publish?;
         fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
         fsutil::sync_dir(&self.dir)
@@ -827,20 +844,15 @@ impl DekTable {
         };
         let metadata = open_metadata_keys(&self.database, self.dk.as_ref(), dk_generation, &header.metadata_keys)?;
         let (tmp, file, len) = write_generation_tmp(&self.dir, &header, &entries)?;
-        let publish = publish_generation(&self.dir, &tmp, header.generation);
-        if !published(&publish) {
-            return publish;
-        }
-        let old = self.current_path();
-        self.generation = header.generation;
-        self.file = file;
-        self.file_len = len;
-        self.entries = entries;
-        self.metadata = metadata;
-        self.metadata_wrapped = header.metadata_keys;
-        publish?;
-        fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
-        fsutil::sync_dir(&self.dir)
+        let new = NewGeneration {
+            tmp,
+            header,
+            file,
+            len,
+            entries,
+            metadata,
+        };
+        self.switch_generation(new, |_| {})
     }
 
     /// True if a committed DEK exists for `block_id`.
@@ -882,6 +894,16 @@ impl DekTable {
     pub fn memory_bytes(&self) -> usize {
         (self.entries.capacity() + self.pending.capacity()) * std::mem::size_of::<WrappedDek>()
     }
+}
+
+/// A complete generation written to a temporary file, with the state that goes with it.
+struct NewGeneration {
+    tmp: PathBuf,
+    header: Header,
+    file: File,
+    len: u64,
+    entries: Vec<WrappedDek>,
+    metadata: Vec<(u32, Box<dyn AeadKey>)>,
 }
 
 /// A rewrapped generation written to a temporary file, ready for [`DekTable::install_rewrap`].
