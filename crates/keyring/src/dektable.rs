@@ -728,14 +728,23 @@ impl DekTable {
             next_block_id: self.next_block_id,
             metadata_keys,
         };
+        let metadata = open_metadata_keys(
+            &self.database,
+            new_dk.as_ref(),
+            new_dk_generation,
+            &header.metadata_keys,
+        )?;
         let (tmp, file, len) = write_generation_tmp(&self.dir, &header, &entries)?;
         Ok(PreparedRewrap {
             new_dk,
-            header,
-            entries,
-            tmp,
-            file,
-            len,
+            generation: NewGeneration {
+                tmp,
+                header,
+                file,
+                len,
+                entries,
+                metadata,
+            },
             based_on: (self.generation, self.file_len),
         })
     }
@@ -745,35 +754,18 @@ impl DekTable {
     pub fn install_rewrap(&mut self, prepared: PreparedRewrap) -> Result<()> {
         let PreparedRewrap {
             new_dk,
-            header,
-            entries,
-            tmp,
-            file,
-            len,
+            generation,
             based_on,
         } = prepared;
         if based_on != (self.generation, self.file_len) {
-            drop(file);
-            let _ = fs::remove_file(&tmp);
-            let again = self.prepare_rewrap(new_dk, header.dk_generation)?;
+            let dk_generation = generation.header.dk_generation;
+            let _ = fs::remove_file(&generation.tmp);
+            drop(generation);
+            let again = self.prepare_rewrap(new_dk, dk_generation)?;
             return self.install_rewrap(again);
         }
-        let pending = self.rewrap_entries(&self.pending, new_dk.as_ref(), header.dk_generation)?;
-        let metadata = open_metadata_keys(
-            &self.database,
-            new_dk.as_ref(),
-            header.dk_generation,
-            &header.metadata_keys,
-        )?;
-        let switched = NewGeneration {
-            tmp,
-            header,
-            file,
-            len,
-            entries,
-            metadata,
-        };
-        self.switch_generation(switched, |t| {
+        let pending = self.rewrap_entries(&self.pending, new_dk.as_ref(), generation.header.dk_generation)?;
+        self.switch_generation(generation, |t| {
             t.pending = pending;
             t.dk = new_dk;
         })
@@ -909,19 +901,16 @@ struct NewGeneration {
 /// A rewrapped generation written to a temporary file, ready for [`DekTable::install_rewrap`].
 pub struct PreparedRewrap {
     new_dk: Box<dyn AeadKey>,
-    header: Header,
-    entries: Vec<WrappedDek>,
-    tmp: PathBuf,
-    file: File,
-    len: u64,
+    generation: NewGeneration,
+    /// (table generation, file length) it was prepared from: a change since means redo.
     based_on: (u64, u64),
 }
 
 impl std::fmt::Debug for PreparedRewrap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedRewrap")
-            .field("generation", &self.header.generation)
-            .field("entries", &self.entries.len())
+            .field("generation", &self.generation.header.generation)
+            .field("entries", &self.generation.entries.len())
             .finish()
     }
 }

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A way for the disk to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,6 @@ struct Plan {
 
 static ARMED: AtomicBool = AtomicBool::new(false);
 static PLAN: Mutex<Option<Plan>> = Mutex::new(None);
-static OPS: AtomicU64 = AtomicU64::new(0);
 
 /// Makes matching operations fail with `fault` after the first `skip` of them pass.
 pub fn inject(fault: Fault, skip: u64) {
@@ -53,15 +52,8 @@ pub fn clear() {
     *PLAN.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
-/// Writes and syncs seen through the seam since the process started (tests size their sweeps
-/// with it).
-pub fn operations() -> u64 {
-    OPS.load(Ordering::Relaxed)
-}
-
 /// Decides the fate of one operation: `None` to go ahead, or the fault to apply.
 fn check(is_write: bool) -> Option<Fault> {
-    OPS.fetch_add(1, Ordering::Relaxed);
     if !ARMED.load(Ordering::Relaxed) {
         return None;
     }

@@ -225,12 +225,13 @@ impl MasterKeyProvider for KmsProvider {
             }
         };
         // The KMS must say the key we asked for decrypted it.
-        if out.key_id().is_some_and(|k| k != self.arn) {
+        if out.key_id.as_deref().is_some_and(|k| k != self.arn) {
             return Err(Error::auth(what));
         }
+        // Take the SDK's buffer rather than copying it, so the one copy we hold is wiped on drop.
         let plain = out
-            .plaintext()
+            .plaintext
             .ok_or_else(|| provider_error("Decrypt returned no plaintext"))?;
-        Ok(Zeroizing::new(plain.as_ref().to_vec()))
+        Ok(Zeroizing::new(plain.into_inner()))
     }
 }
