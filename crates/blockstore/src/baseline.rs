@@ -11,7 +11,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 
 use crate::block::{PAYLOAD_OFFSET, capacity};
 use crate::manifest::{BlockMeta, Manifest, TableMeta};
-use crate::scan::{ScanStats, Source, plan};
+use crate::scan::{ScanIter, ScanStats, Source, plan};
 use crate::types::ColumnType;
 use crate::writer::{ColumnWriter, decode_block};
 use crate::{Error, Result};
@@ -55,7 +55,6 @@ const TABLE: &str = "bench";
 pub struct UnsealedWriter {
     path: std::path::PathBuf,
     block_size: usize,
-    file: Arc<File>,
     table: TableMeta,
     writers: Vec<ColumnWriter>,
     tx: Option<crossbeam_channel::Sender<(u64, Vec<u8>)>>,
@@ -79,7 +78,6 @@ impl UnsealedWriter {
             .write(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        let file = Arc::new(file);
         let columns = crate::store::table_columns(schema)?;
         let writers = columns
             .iter()
@@ -87,19 +85,19 @@ impl UnsealedWriter {
             .collect();
         let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(8);
         let thread = {
-            let (file, path) = (file.clone(), path.to_owned());
+            let path = path.to_owned();
             std::thread::spawn(move || -> Result<()> {
                 for (slot, bytes) in rx {
-                    file.write_all_at(&bytes, slot * bytes.len() as u64)
-                        .map_err(|e| Error::io(&path, e))?;
+                    let offset = slot * bytes.len() as u64;
+                    file.write_all_at(&bytes, offset).map_err(|e| Error::io(&path, e))?;
+                    crate::writeback::start(&file, offset, bytes.len());
                 }
-                Ok(())
+                file.sync_data().map_err(|e| Error::io(&path, e))
             })
         };
         Ok(Self {
             path: path.to_owned(),
             block_size,
-            file,
             table: TableMeta {
                 id: 1,
                 name: TABLE.into(),
@@ -146,18 +144,24 @@ impl UnsealedWriter {
         }
     }
 
-    /// Writes the partial blocks, waits for the writer and `fdatasync`s the file.
-    pub fn finish(mut self) -> Result<UnsealedTable> {
+    /// Writes the partial blocks and closes the channel: the writer thread then writes the
+    /// rest and `fdatasync`s on its own (as a sealed transaction's `finish_blocks`).
+    pub fn finish_blocks(&mut self) -> Result<()> {
         for i in 0..self.writers.len() {
             self.writers[i].finish()?;
             self.flush(i);
         }
         drop(self.tx.take());
+        Ok(())
+    }
+
+    /// Finishes the blocks and waits until the writer has written and synced them.
+    pub fn finish(mut self) -> Result<UnsealedTable> {
+        self.finish_blocks()?;
         if let Some(t) = self.thread.take() {
             t.join()
                 .map_err(|_| Error::Internal("baseline writer panicked".into()))??;
         }
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))?;
         let manifest = Manifest {
             generation: 1,
             next_table_id: 2,
@@ -183,11 +187,8 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
     w.finish()
 }
 
-/// Runs the store's scan iterator over the unsealed table; returns the rows.
-pub fn scan(table: &UnsealedTable, stats: Arc<ScanStats>) -> Result<u64> {
-    if table.manifest.tables[0].columns.is_empty() {
-        return Ok(0);
-    }
+/// The store's scan iterator over the unsealed table (every column, no predicate).
+pub fn scan_iter(table: &UnsealedTable, stats: Arc<ScanStats>) -> Result<ScanIter> {
     let file = File::open(&table.path).map_err(|e| Error::io(&table.path, e))?;
     // SAFETY: bench-only file created by `write` above and not modified while mapped.
     #[allow(unsafe_code)]
@@ -196,8 +197,16 @@ pub fn scan(table: &UnsealedTable, stats: Arc<ScanStats>) -> Result<u64> {
         map: Some(map),
         block_size: table.block_size,
     }));
+    plan(source, Arc::new(table.manifest.clone()), TABLE, None, Vec::new(), stats)
+}
+
+/// Runs the store's scan iterator over the unsealed table; returns the rows.
+pub fn scan(table: &UnsealedTable, stats: Arc<ScanStats>) -> Result<u64> {
+    if table.manifest.tables[0].columns.is_empty() {
+        return Ok(0);
+    }
     let mut rows = 0;
-    for b in plan(source, Arc::new(table.manifest.clone()), TABLE, None, Vec::new(), stats)? {
+    for b in scan_iter(table, stats)? {
         rows += b?.num_rows() as u64;
     }
     Ok(rows)

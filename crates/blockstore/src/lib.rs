@@ -19,6 +19,7 @@ mod scan;
 mod segment;
 mod store;
 pub mod types;
+mod writeback;
 mod writer;
 pub mod zone;
 

@@ -1,5 +1,5 @@
 //! Segment files: each holds a fixed number of block slots, written with positioned writes and
-//! `fdatasync`, read through memory maps. This is the crate's only `unsafe` (the mapping).
+//! `fdatasync` (writeback started per slot, see `writeback`), read through memory maps.
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -141,7 +141,9 @@ impl Segments {
                 path: path.clone(),
                 reason: "no such segment".into(),
             })?;
-        faults::write_at(&seg.file, bytes, offset).map_err(|e| Error::io(&path, e))
+        faults::write_at(&seg.file, bytes, offset).map_err(|e| Error::io(&path, e))?;
+        crate::writeback::start(&seg.file, offset, bytes.len());
+        Ok(())
     }
 
     /// Runs `f` on a slot's mapped bytes (one block long), without copying them.

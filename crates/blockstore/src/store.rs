@@ -659,9 +659,10 @@ pub struct Transaction<'s> {
 
 /// A writer thread that receives sealed blocks over a bounded channel and `pwrite`s them, so
 /// sealing the next block overlaps with writing the last one; the channel bound caps the sealed
-/// blocks in flight.
+/// blocks in flight. When the channel closes it `fdatasync`s what it wrote, so the slices of a
+/// cluster commit make their blocks durable concurrently while the pool finishes other slices.
 struct SlotWriter {
-    tx: crossbeam_channel::Sender<(u64, Vec<u8>)>,
+    tx: Option<crossbeam_channel::Sender<(u64, Vec<u8>)>>,
     handle: std::thread::JoinHandle<Result<()>>,
 }
 
@@ -671,22 +672,38 @@ impl SlotWriter {
         let handle = std::thread::Builder::new()
             .name(format!("sealstore-writer-{}", shared.slice_id))
             .spawn(move || {
+                let mut written = Vec::new();
                 for (slot, sealed) in rx {
                     shared.segments.write_slot(slot, &sealed)?;
+                    written.push(slot);
                 }
-                Ok(())
+                shared.segments.sync(written)
             })
             .map_err(|e| Error::io("writer thread", e))?;
-        Ok(Self { tx, handle })
+        Ok(Self { tx: Some(tx), handle })
     }
 
-    fn send(&self, slot: u64, sealed: Vec<u8>) {
-        // A closed channel means the writer stopped on an error; `finish` reports it.
-        let _ = self.tx.send((slot, sealed));
+    fn send(&self, slot: u64, sealed: Vec<u8>) -> Result<()> {
+        match &self.tx {
+            // A send error means the writer stopped on an error; `finish` reports it.
+            Some(tx) => {
+                let _ = tx.send((slot, sealed));
+                Ok(())
+            }
+            None => Err(Error::Internal(
+                "block written after the transaction's blocks were finished".into(),
+            )),
+        }
     }
 
-    fn finish(self) -> Result<()> {
-        drop(self.tx);
+    /// No more blocks: the thread drains the channel and syncs on its own.
+    fn close(&mut self) {
+        self.tx = None;
+    }
+
+    /// Waits until every block is written and durable.
+    fn finish(mut self) -> Result<()> {
+        self.close();
         self.handle
             .join()
             .unwrap_or_else(|_| Err(Error::Internal("the slot writer thread panicked".into())))
@@ -915,7 +932,7 @@ impl Transaction<'_> {
         block::seal_in_place(&mut sealed, &header, payload_len, key.as_ref())
             .map_err(|r| Error::Internal(format!("sealing block {block_id}: {r}")))?;
         match &self.io {
-            Some(io) => io.send(slot, sealed),
+            Some(io) => io.send(slot, sealed)?,
             None => shared.segments.write_slot(slot, &sealed)?,
         }
         self.manifest.table_mut(table)?.columns[column].blocks.push(BlockMeta {
@@ -930,7 +947,11 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    fn prepare_inner(&mut self) -> Result<Prepared> {
+    /// Cuts and seals every column's last partial block and, when pipelined, tells the writer
+    /// thread that no more blocks come (it then writes and syncs the rest on its own). A cluster
+    /// calls this on every slice before [`Transaction::prepare`], so one slice's sync overlaps
+    /// the next slice's sealing. Nothing can be appended afterwards.
+    pub fn finish_blocks(&mut self) -> Result<()> {
         let tables: Vec<String> = self.writers.keys().cloned().collect();
         for table in tables {
             for w in self.writers.get_mut(&table).expect("listed").iter_mut() {
@@ -938,10 +959,18 @@ impl Transaction<'_> {
             }
             self.seal_ready(&table)?;
         }
-        if let Some(io) = self.io.take() {
-            io.finish()?;
+        if let Some(io) = &mut self.io {
+            io.close();
         }
-        self.store.shared.segments.sync(self.allocated.iter().copied())?;
+        Ok(())
+    }
+
+    fn prepare_inner(&mut self) -> Result<Prepared> {
+        self.finish_blocks()?;
+        match self.io.take() {
+            Some(io) => io.finish()?,
+            None => self.store.shared.segments.sync(self.allocated.iter().copied())?,
+        }
         self.manifest.generation = self.store.generation() + 1;
         Ok(Prepared {
             manifest: std::mem::take(&mut self.manifest),

@@ -300,3 +300,43 @@ fn invalid_block_size_is_refused() {
         assert!(matches!(err, Error::InvalidBlockSize(_)));
     }
 }
+
+#[test]
+fn pipelined_transaction_finishes_blocks_before_its_commit() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    store.create_table("t", &all_types_schema()).unwrap();
+    let batch = all_types_batch(0, 30_000);
+    let mut txn = store.begin_pipelined(2).unwrap();
+    txn.append("t", &batch).unwrap();
+    // The writer thread writes and syncs the rest on its own; commit waits for it.
+    txn.finish_blocks().unwrap();
+    txn.commit().unwrap();
+    assert_eq!(collect(&store, "t"), batch);
+    drop(store);
+    let store = env.reopen();
+    assert_eq!(collect(&store, "t"), batch);
+    assert!(store.verify().is_empty());
+}
+
+#[test]
+fn appending_after_finish_blocks_fails_and_commits_nothing() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    store.create_table("t", &all_types_schema()).unwrap();
+    let first = all_types_batch(0, 1000);
+    store.append("t", &first).unwrap();
+    let mut txn = store.begin_pipelined(2).unwrap();
+    txn.append("t", &all_types_batch(1000, 1000)).unwrap();
+    txn.finish_blocks().unwrap();
+    // A block sealed after the writer was told "no more" must not vanish silently.
+    let late = txn
+        .append("t", &all_types_batch(2000, 30_000))
+        .and_then(|()| txn.commit().map(|_| ()));
+    assert!(matches!(late, Err(Error::Internal(_))), "{late:?}");
+    assert_eq!(collect(&store, "t"), first);
+    drop(store);
+    let store = env.reopen();
+    assert_eq!(collect(&store, "t"), first);
+    assert!(store.verify().is_empty());
+}

@@ -3,14 +3,16 @@
 use std::path::Path;
 
 use arrow_array::RecordBatch;
+pub use rayon::ThreadPool;
 use rayon::prelude::*;
-use sealstore_blockstore::baseline::{self, UnsealedTable, UnsealedWriter};
+pub use sealstore_blockstore::baseline::UnsealedTable;
+use sealstore_blockstore::baseline::{self, UnsealedWriter};
 
 use crate::distribute::{Distribution, Splitter};
 use crate::{Error, Result};
 
 /// Splits `batches` EVEN over `slices` and writes each slice's rows unsealed, advancing all
-/// slices one batch at a time on the pool exactly as `Database::load` does.
+/// slices one batch at a time on the pool and finishing them exactly as `Database::load` does.
 pub fn write(
     dir: &Path,
     block_size: usize,
@@ -39,21 +41,30 @@ pub fn write(
     }
     pool.install(|| {
         writers
+            .par_iter_mut()
+            .try_for_each(|w| w.finish_blocks().map_err(Error::from))
+    })?;
+    pool.install(|| {
+        writers
             .into_par_iter()
             .map(|w| w.finish().map_err(Error::from))
             .collect()
     })
 }
 
-/// Scans every slice's unsealed table with the store's scan iterator, slices in parallel;
-/// returns the rows.
+/// Scans every slice's unsealed table exactly as a cluster scan runs (the store's scan
+/// iterator per slice on the pool, batches streamed to the caller over the same bounded
+/// channel); the caller counts the rows. Returns the rows.
 pub fn scan(tables: &[UnsealedTable], pool: &rayon::ThreadPool) -> Result<u64> {
-    pool.install(|| {
-        tables
-            .par_iter()
-            .map(|t| baseline::scan(t, Default::default()).map_err(Error::from))
-            .sum()
-    })
+    let iters = tables
+        .iter()
+        .map(|t| baseline::scan_iter(t, Default::default()).map_err(Error::from))
+        .collect::<Result<Vec<_>>>()?;
+    let mut rows = 0;
+    for b in crate::scan::fan_out(pool, iters) {
+        rows += b?.num_rows() as u64;
+    }
+    Ok(rows)
 }
 
 /// A thread pool of `threads` workers for benchmarks.

@@ -463,6 +463,10 @@ impl Database {
                     })?;
                 }
             }
+            // Every slice's last blocks first, then the waits: each writer thread syncs its
+            // slice while the pool still seals the others.
+            self.pool
+                .install(|| txns.par_iter_mut().try_for_each(|t| t.finish_blocks()))?;
             self.pool
                 .install(|| txns.into_par_iter().map(|t| t.prepare()).collect::<Result<Vec<_>, _>>())?
         };

@@ -78,20 +78,30 @@ impl ClusterScan<'_> {
             .first()
             .map(|i| i.schema())
             .ok_or_else(|| Error::UnknownTable(self.table.clone()))?;
-        let (tx, rx) = bounded(iters.len() * 2);
-        for iter in iters {
-            let tx = tx.clone();
-            self.db.pool().spawn(move || {
-                for item in iter {
-                    let stop = item.is_err();
-                    if tx.send(item.map_err(Error::from)).is_err() || stop {
-                        break;
-                    }
-                }
-            });
-        }
+        let rx = fan_out(self.db.pool(), iters);
         Ok(ClusterScanIter { rx, schema })
     }
+}
+
+/// Drains every slice's iterator on its own pool task into one bounded channel (two batches
+/// per slice in flight), so the caller receives batches as slices produce them.
+pub(crate) fn fan_out(
+    pool: &rayon::ThreadPool,
+    iters: Vec<sealstore_blockstore::ScanIter>,
+) -> Receiver<Result<RecordBatch>> {
+    let (tx, rx) = bounded(iters.len() * 2);
+    for iter in iters {
+        let tx = tx.clone();
+        pool.spawn(move || {
+            for item in iter {
+                let stop = item.is_err();
+                if tx.send(item.map_err(Error::from)).is_err() || stop {
+                    break;
+                }
+            }
+        });
+    }
+    rx
 }
 
 /// Batches from all slices of a scan.
