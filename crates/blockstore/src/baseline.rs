@@ -70,7 +70,12 @@ impl std::fmt::Debug for UnsealedWriter {
 
 impl UnsealedWriter {
     /// Creates `path` for a table of `schema`.
-    pub fn create(path: &Path, block_size: usize, schema: &arrow_schema::Schema) -> Result<Self> {
+    pub fn create(
+        path: &Path,
+        block_size: usize,
+        in_flight_blocks: usize,
+        schema: &arrow_schema::Schema,
+    ) -> Result<Self> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -83,7 +88,7 @@ impl UnsealedWriter {
             .iter()
             .map(|c| ColumnWriter::new(c.ty, capacity(block_size), 0, TABLE, &c.name))
             .collect();
-        let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(8);
+        let (tx, rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(in_flight_blocks.max(1));
         let thread = {
             let path = path.to_owned();
             std::thread::spawn(move || -> Result<()> {
@@ -180,7 +185,7 @@ pub fn write(path: &Path, block_size: usize, batches: &[RecordBatch]) -> Result<
     let Some(first) = batches.first() else {
         return Err(Error::InvalidSchema("no batches".into()));
     };
-    let mut w = UnsealedWriter::create(path, block_size, &first.schema())?;
+    let mut w = UnsealedWriter::create(path, block_size, 8, &first.schema())?;
     for b in batches {
         w.append(b)?;
     }

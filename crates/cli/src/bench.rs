@@ -80,33 +80,46 @@ struct Report {
     runs: Vec<Run>,
 }
 
-/// Timed writes per pipeline and thread count (best reported).
+/// Timed writes per pipeline and thread count (the median is reported).
 const WRITE_RUNS: usize = 6;
-/// Timed full scans per pipeline and thread count (best reported).
+/// Timed full scans per pipeline and thread count (the median is reported).
 const SCAN_RUNS: usize = 8;
 
 /// One thread count's measurements: its pool, the unsealed tables, the newest sealed cluster
-/// and the best times so far.
+/// and the timings of every round.
 struct Lane {
     threads: usize,
     dir: PathBuf,
     pool: baseline::ThreadPool,
     tables: Vec<baseline::UnsealedTable>,
     kept: Option<(Cluster, PathBuf)>,
-    write_s: f64,
-    write_unsealed_s: f64,
-    scan_s: f64,
-    scan_unsealed_s: f64,
+    write_s: Vec<f64>,
+    write_unsealed_s: Vec<f64>,
+    scan_s: Vec<f64>,
+    scan_unsealed_s: Vec<f64>,
 }
 
 impl Lane {
-    fn new(root: &std::path::Path, threads: usize, block_size: usize, batches: &[RecordBatch]) -> CliResult<Self> {
+    fn new(
+        root: &std::path::Path,
+        threads: usize,
+        block_size: usize,
+        memory_budget: usize,
+        batches: &[RecordBatch],
+    ) -> CliResult<Self> {
         let dir = root.join(format!("threads-{threads}"));
         let pool = baseline::pool(threads)?;
         let warm_up = dir.join("warm-up");
         std::fs::create_dir_all(&warm_up)?;
         // Warm-up: allocator, page cache and file system both pipelines will use.
-        baseline::write(&warm_up, block_size, 4, &pool, &batches[..batches.len().min(2)])?;
+        baseline::write(
+            &warm_up,
+            block_size,
+            memory_budget,
+            4,
+            &pool,
+            &batches[..batches.len().min(2)],
+        )?;
         std::fs::remove_dir_all(&warm_up)?;
         Ok(Self {
             threads,
@@ -114,10 +127,10 @@ impl Lane {
             pool,
             tables: Vec::new(),
             kept: None,
-            write_s: f64::INFINITY,
-            write_unsealed_s: f64::INFINITY,
-            scan_s: f64::INFINITY,
-            scan_unsealed_s: f64::INFINITY,
+            write_s: Vec::new(),
+            write_unsealed_s: Vec::new(),
+            scan_s: Vec::new(),
+            scan_unsealed_s: Vec::new(),
         })
     }
 
@@ -152,10 +165,10 @@ impl Lane {
                     Some(((*lineitem_schema()).clone(), Distribution::Even)),
                     batches.iter().cloned().map(Ok),
                 )?;
-                self.write_s = self.write_s.min(start.elapsed().as_secs_f64());
+                self.write_s.push(start.elapsed().as_secs_f64());
             } else {
-                self.tables = baseline::write(&unsealed_dir, block_size, 4, &self.pool, batches)?;
-                self.write_unsealed_s = self.write_unsealed_s.min(start.elapsed().as_secs_f64());
+                self.tables = baseline::write(&unsealed_dir, block_size, memory_budget, 4, &self.pool, batches)?;
+                self.write_unsealed_s.push(start.elapsed().as_secs_f64());
             }
         }
         if let Some((old, old_dir)) = self.kept.replace((cluster, round_dir)) {
@@ -178,11 +191,11 @@ impl Lane {
                 for b in db.scan("lineitem").run()? {
                     n += b?.num_rows() as u64;
                 }
-                self.scan_s = self.scan_s.min(start.elapsed().as_secs_f64());
+                self.scan_s.push(start.elapsed().as_secs_f64());
                 n
             } else {
                 let n = baseline::scan(&self.tables, &self.pool)?;
-                self.scan_unsealed_s = self.scan_unsealed_s.min(start.elapsed().as_secs_f64());
+                self.scan_unsealed_s.push(start.elapsed().as_secs_f64());
                 n
             };
             if scanned != rows as u64 {
@@ -191,6 +204,18 @@ impl Lane {
             }
         }
         Ok(())
+    }
+}
+
+/// The median of timings (the mean of the middle two for an even count): robust against a
+/// stall in one round and against one lucky round alike.
+fn median(times: &[f64]) -> f64 {
+    let mut t = times.to_vec();
+    t.sort_by(f64::total_cmp);
+    match t.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => t[n / 2],
+        n => (t[n / 2 - 1] + t[n / 2]) / 2.0,
     }
 }
 
@@ -232,11 +257,11 @@ pub fn run(
     }
     let mut lanes = counts
         .iter()
-        .map(|&t| Lane::new(&root, t, block_size, &batches))
+        .map(|&t| Lane::new(&root, t, block_size, memory_budget, &batches))
         .collect::<CliResult<Vec<_>>>()?;
     // Rounds alternate sealed and unsealed, and every thread count, so that drift of the
-    // machine (other tenants, the page cache, the disk) hits every figure alike; the best
-    // (shortest) time of each is reported.
+    // machine (other tenants, the page cache, the disk) hits every figure alike; the median
+    // time of each is reported.
     for round in 0..WRITE_RUNS {
         for lane in &mut lanes {
             lane.write_round(round, block_size, memory_budget, &batches)?;
@@ -283,13 +308,13 @@ pub fn run(
         let t = lane.threads;
         runs.push(Run {
             threads: t,
-            write_mb_s: mb / lane.write_s,
-            write_rows_s: rows as f64 / lane.write_s,
-            scan_rows_s: rows as f64 / lane.scan_s,
+            write_mb_s: mb / median(&lane.write_s),
+            write_rows_s: rows as f64 / median(&lane.write_s),
+            scan_rows_s: rows as f64 / median(&lane.scan_s),
             rekey_mb_s: mb / rekey_s,
-            scan_mb_s: mb / lane.scan_s,
-            write_unsealed_mb_s: mb / lane.write_unsealed_s,
-            scan_unsealed_mb_s: mb / lane.scan_unsealed_s,
+            scan_mb_s: mb / median(&lane.scan_s),
+            write_unsealed_mb_s: mb / median(&lane.write_unsealed_s),
+            scan_unsealed_mb_s: mb / median(&lane.scan_unsealed_s),
         });
         let _ = std::fs::remove_dir_all(&lane.dir);
     }

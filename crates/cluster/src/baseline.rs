@@ -8,14 +8,17 @@ use rayon::prelude::*;
 pub use sealstore_blockstore::baseline::UnsealedTable;
 use sealstore_blockstore::baseline::{self, UnsealedWriter};
 
+use crate::database::in_flight_blocks;
 use crate::distribute::{Distribution, Splitter};
 use crate::{Error, Result};
 
 /// Splits `batches` EVEN over `slices` and writes each slice's rows unsealed, advancing all
-/// slices one batch at a time on the pool and finishing them exactly as `Database::load` does.
+/// slices one batch at a time on the pool and finishing them exactly as `Database::load` does,
+/// with as many blocks queued per slice writer as a load under `memory_budget` queues.
 pub fn write(
     dir: &Path,
     block_size: usize,
+    memory_budget: usize,
     slices: usize,
     pool: &rayon::ThreadPool,
     batches: &[RecordBatch],
@@ -27,7 +30,13 @@ pub fn write(
     let mut splitter = Splitter::new(&Distribution::Even, &schema, slices, slices)?;
     let mut writers = (0..slices)
         .map(|s| {
-            UnsealedWriter::create(&dir.join(format!("unsealed-{s}.dat")), block_size, &schema).map_err(Error::from)
+            UnsealedWriter::create(
+                &dir.join(format!("unsealed-{s}.dat")),
+                block_size,
+                in_flight_blocks(memory_budget, slices, block_size),
+                &schema,
+            )
+            .map_err(Error::from)
         })
         .collect::<Result<Vec<_>>>()?;
     for b in batches {

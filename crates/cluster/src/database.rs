@@ -65,6 +65,12 @@ pub struct TableInfo {
     pub columns: Vec<(String, String)>,
 }
 
+/// Sealed blocks queued per slice writer under a load's in-flight `budget` (half of it; the
+/// other half holds Arrow input).
+pub(crate) fn in_flight_blocks(budget: usize, slices: usize, block_size: usize) -> usize {
+    (budget.max(block_size) / 2 / (slices.max(1) * block_size)).max(1)
+}
+
 /// What every database of a cluster shares: the worker pool and the load memory budget.
 #[derive(Debug, Clone)]
 pub(crate) struct Runtime {
@@ -432,7 +438,7 @@ impl Database {
             .budget
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(self.block_size);
-        let queued_blocks = (budget / 2 / (self.slices.len() * self.block_size)).max(1);
+        let queued_blocks = in_flight_blocks(budget, self.slices.len(), self.block_size);
         let step_bytes = (budget / 2).max(1);
         let prepared: Vec<Prepared> = {
             let mut txns = Vec::with_capacity(stores.len());
