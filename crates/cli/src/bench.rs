@@ -49,6 +49,11 @@ struct Run {
     scan_mb_s: f64,
     write_unsealed_mb_s: f64,
     scan_unsealed_mb_s: f64,
+    /// Every round's seconds, in order (the figures above use their medians).
+    write_rounds_s: Vec<f64>,
+    write_unsealed_rounds_s: Vec<f64>,
+    scan_rounds_s: Vec<f64>,
+    scan_unsealed_rounds_s: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,14 +90,17 @@ const WRITE_RUNS: usize = 6;
 /// Timed full scans per pipeline and thread count (the median is reported).
 const SCAN_RUNS: usize = 8;
 
-/// One thread count's measurements: its pool, the unsealed tables, the newest sealed cluster
-/// and the timings of every round.
+/// One thread count's measurements: one cluster (its pool lives as long as a real one would),
+/// the baseline's pool, the newest round's sealed database and unsealed tables, and the
+/// timings of every round.
 struct Lane {
     threads: usize,
     dir: PathBuf,
+    cluster: Cluster,
     pool: baseline::ThreadPool,
     tables: Vec<baseline::UnsealedTable>,
-    kept: Option<(Cluster, PathBuf)>,
+    /// The newest round's database name and unsealed directory.
+    kept: Option<(String, PathBuf)>,
     write_s: Vec<f64>,
     write_unsealed_s: Vec<f64>,
     scan_s: Vec<f64>,
@@ -108,22 +116,32 @@ impl Lane {
         batches: &[RecordBatch],
     ) -> CliResult<Self> {
         let dir = root.join(format!("threads-{threads}"));
+        let options = InitOptions {
+            threads: Some(threads),
+            block_size,
+            master_key: Some(dir.join("keys/master.key")),
+            keystore: Some(dir.join("keys/keystore")),
+            ..Default::default()
+        };
+        let cluster = Cluster::init(&dir.join("data"), options)?;
+        cluster.set_memory_budget(memory_budget);
         let pool = baseline::pool(threads)?;
+        // Warm-up of both pipelines (threads, allocator, file system) on a little data.
         let warm_up = dir.join("warm-up");
         std::fs::create_dir_all(&warm_up)?;
-        // Warm-up: allocator, page cache and file system both pipelines will use.
-        baseline::write(
-            &warm_up,
-            block_size,
-            memory_budget,
-            4,
-            &pool,
-            &batches[..batches.len().min(2)],
-        )?;
+        let few = &batches[..batches.len().min(2)];
+        baseline::write(&warm_up, block_size, memory_budget, 4, &pool, few)?;
         std::fs::remove_dir_all(&warm_up)?;
+        cluster.database("dev")?.load(
+            "warm_up",
+            Some(((*lineitem_schema()).clone(), Distribution::Even)),
+            few.iter().cloned().map(Ok),
+        )?;
+        cluster.drop_database("dev")?;
         Ok(Self {
             threads,
             dir,
+            cluster,
             pool,
             tables: Vec::new(),
             kept: None,
@@ -134,10 +152,11 @@ impl Lane {
         })
     }
 
-    /// One sealed load into a fresh cluster and one unsealed write of the same batches into
-    /// fresh files, in alternating order from round to round (neither always runs on the
-    /// other's heels); then the previous round's output is deleted and the deletion made
-    /// durable, so freeing (and discarding) its blocks happens outside every timed section.
+    /// One sealed load into a new database (fresh slice files) of the lane's cluster and one
+    /// unsealed write of the same batches into fresh files, in alternating order from round to
+    /// round (neither always runs on the other's heels); then the previous round's database is
+    /// dropped and its unsealed files deleted, durably, so freeing (and discarding) their blocks
+    /// happens outside every timed section.
     fn write_round(
         &mut self,
         round: usize,
@@ -145,22 +164,14 @@ impl Lane {
         memory_budget: usize,
         batches: &[RecordBatch],
     ) -> CliResult {
-        let round_dir = self.dir.join(format!("round-{round}"));
-        let options = InitOptions {
-            threads: Some(self.threads),
-            block_size,
-            master_key: Some(round_dir.join("keys/master.key")),
-            keystore: Some(round_dir.join("keys/keystore")),
-            ..Default::default()
-        };
-        let cluster = Cluster::init(&round_dir.join("data"), options)?;
-        cluster.set_memory_budget(memory_budget);
-        let unsealed_dir = round_dir.join("unsealed");
+        let name = format!("round{round}");
+        let db = self.cluster.create_database(&name)?;
+        let unsealed_dir = self.dir.join(format!("unsealed-{round}"));
         std::fs::create_dir_all(&unsealed_dir)?;
         for sealed in alternate(round) {
             let start = Instant::now();
             if sealed {
-                cluster.database("dev")?.load(
+                db.load(
                     "lineitem",
                     Some(((*lineitem_schema()).clone(), Distribution::Even)),
                     batches.iter().cloned().map(Ok),
@@ -171,8 +182,9 @@ impl Lane {
                 self.write_unsealed_s.push(start.elapsed().as_secs_f64());
             }
         }
-        if let Some((old, old_dir)) = self.kept.replace((cluster, round_dir)) {
-            drop(old);
+        drop(db);
+        if let Some((old_db, old_dir)) = self.kept.replace((name, unsealed_dir)) {
+            self.cluster.drop_database(&old_db)?;
             std::fs::remove_dir_all(&old_dir)?;
             std::fs::File::open(&self.dir)?.sync_all()?;
         }
@@ -182,8 +194,8 @@ impl Lane {
     /// One full scan of the sealed table and one of the unsealed tables (page cache), in
     /// alternating order.
     fn scan_round(&mut self, round: usize, rows: usize) -> CliResult {
-        let (cluster, _) = self.kept.as_ref().ok_or_else(|| fail("no write runs"))?;
-        let db = cluster.database("dev")?;
+        let (name, _) = self.kept.as_ref().ok_or_else(|| fail("no write runs"))?;
+        let db = self.cluster.database(name)?;
         for sealed in alternate(round) {
             let start = Instant::now();
             let scanned = if sealed {
@@ -277,8 +289,8 @@ pub fn run(
     let mut blocks = 0;
     let mut selective = (0, 0);
     for lane in lanes {
-        let (cluster, _) = lane.kept.ok_or_else(|| fail("no write runs"))?;
-        let db = cluster.database("dev")?;
+        let (name, _) = lane.kept.as_ref().ok_or_else(|| fail("no write runs"))?;
+        let db = lane.cluster.database(name)?;
         disk_bytes = db.disk_bytes();
         blocks = db.blocks();
         let max_order = (rows as i64 / 4).max(1);
@@ -304,7 +316,6 @@ pub fn run(
             return Err(fail(format!("re-key re-sealed {} of {blocks} blocks", rekeyed.blocks)));
         }
         drop(db);
-        drop(cluster);
         let t = lane.threads;
         runs.push(Run {
             threads: t,
@@ -315,7 +326,12 @@ pub fn run(
             scan_mb_s: mb / median(&lane.scan_s),
             write_unsealed_mb_s: mb / median(&lane.write_unsealed_s),
             scan_unsealed_mb_s: mb / median(&lane.scan_unsealed_s),
+            write_rounds_s: lane.write_s.clone(),
+            write_unsealed_rounds_s: lane.write_unsealed_s.clone(),
+            scan_rounds_s: lane.scan_s.clone(),
+            scan_unsealed_rounds_s: lane.scan_unsealed_s.clone(),
         });
+        drop(lane.cluster);
         let _ = std::fs::remove_dir_all(&lane.dir);
     }
     let (seal, open) = aead_speed(0.5);
