@@ -950,7 +950,8 @@ impl Transaction<'_> {
     /// Cuts and seals every column's last partial block and, when pipelined, tells the writer
     /// thread that no more blocks come (it then writes and syncs the rest on its own). A cluster
     /// calls this on every slice before [`Transaction::prepare`], so one slice's sync overlaps
-    /// the next slice's sealing. Nothing can be appended afterwards.
+    /// the next slice's sealing. In a pipelined transaction a block cut afterwards is an error
+    /// (`Error::Internal`), never silently dropped.
     pub fn finish_blocks(&mut self) -> Result<()> {
         let tables: Vec<String> = self.writers.keys().cloned().collect();
         for table in tables {

@@ -13,9 +13,10 @@ pub(crate) fn start(file: &File, offset: u64, len: usize) {
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
         return;
     };
-    // SAFETY: `sync_file_range` only reads its integer arguments; the descriptor is borrowed
-    // from a `File` that outlives the call. SYNC_FILE_RANGE_WRITE neither waits nor changes
-    // file contents, so no Rust memory or invariant is involved.
+    // SAFETY: `sync_file_range` only reads its integer arguments and touches no memory of
+    // ours; the descriptor is borrowed from a `File` that outlives the call. With only
+    // SYNC_FILE_RANGE_WRITE it starts writeback (at most waiting for queue space), never waits
+    // for completion and never changes file contents.
     #[allow(unsafe_code)]
     let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
