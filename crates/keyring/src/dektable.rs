@@ -728,23 +728,10 @@ impl DekTable {
             next_block_id: self.next_block_id,
             metadata_keys,
         };
-        let metadata = open_metadata_keys(
-            &self.database,
-            new_dk.as_ref(),
-            new_dk_generation,
-            &header.metadata_keys,
-        )?;
-        let (tmp, file, len) = write_generation_tmp(&self.dir, &header, &entries)?;
+        let generation = NewGeneration::stage(&self.dir, header, entries, new_dk.as_ref(), new_dk_generation)?;
         Ok(PreparedRewrap {
             new_dk,
-            generation: NewGeneration {
-                tmp,
-                header,
-                file,
-                len,
-                entries,
-                metadata,
-            },
+            generation,
             based_on: (self.generation, self.file_len),
         })
     }
@@ -834,16 +821,7 @@ impl DekTable {
             next_block_id: self.next_block_id,
             metadata_keys,
         };
-        let metadata = open_metadata_keys(&self.database, self.dk.as_ref(), dk_generation, &header.metadata_keys)?;
-        let (tmp, file, len) = write_generation_tmp(&self.dir, &header, &entries)?;
-        let new = NewGeneration {
-            tmp,
-            header,
-            file,
-            len,
-            entries,
-            metadata,
-        };
+        let new = NewGeneration::stage(&self.dir, header, entries, self.dk.as_ref(), dk_generation)?;
         self.switch_generation(new, |_| {})
     }
 
@@ -896,6 +874,29 @@ struct NewGeneration {
     len: u64,
     entries: Vec<WrappedDek>,
     metadata: Vec<(u32, Box<dyn AeadKey>)>,
+}
+
+impl NewGeneration {
+    /// Writes `header` and `entries` to the generation's temporary file (synced) and opens the
+    /// header's metadata keys under `dk`, checking they unwrap before anything is switched.
+    fn stage(
+        dir: &Path,
+        header: Header,
+        entries: Vec<WrappedDek>,
+        dk: &dyn AeadKey,
+        dk_generation: u32,
+    ) -> Result<Self> {
+        let metadata = open_metadata_keys(&header.database, dk, dk_generation, &header.metadata_keys)?;
+        let (tmp, file, len) = write_generation_tmp(dir, &header, &entries)?;
+        Ok(Self {
+            tmp,
+            header,
+            file,
+            len,
+            entries,
+            metadata,
+        })
+    }
 }
 
 /// A rewrapped generation written to a temporary file, ready for [`DekTable::install_rewrap`].
