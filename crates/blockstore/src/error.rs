@@ -31,6 +31,12 @@ pub enum Error {
         block_id: u64,
         reason: String,
     },
+    /// A scan read a table that a commit dropped (and crypto-shredded) while the scan ran.
+    #[error("table `{table}` was dropped while this scan was reading it; its keys are destroyed")]
+    TableDropped { table: String },
+    /// A slice directory is not the store its place in the cluster names.
+    #[error("{path} is not the store expected here: {detail}")]
+    WrongStore { path: PathBuf, detail: String },
     /// A file is present but not valid.
     #[error("corrupt file {path}: {reason} (at byte offset {offset})")]
     Corrupt { path: PathBuf, offset: u64, reason: String },

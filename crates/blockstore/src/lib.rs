@@ -28,8 +28,8 @@ pub use manifest::{BlockMeta, ColumnMeta, Manifest, TableMeta};
 pub use predicate::{CmpOp, Predicate, parse_filter};
 pub use scan::{ScanBuilder, ScanCounts, ScanIter, ScanStats};
 pub use store::{
-    CommitInfo, OpenOptions, Prepared, STORE_VERSION, Store, StoreOptions, StoreStats, TableStats, Transaction,
-    VerifyFailure, table_columns, validate_table_name,
+    CommitInfo, OpenOptions, Prepared, STORE_ID_LEN, STORE_VERSION, Store, StoreIdentity, StoreOptions, StoreStats,
+    TableStats, Transaction, VerifyFailure, table_columns, validate_table_name,
 };
 pub use types::ColumnType;
 pub use writer::PAGE_ROWS;

@@ -6,7 +6,9 @@
 //! "SSMF" | version u16 | flags u16 | generation u64 | slice_id u32 | dk_generation u32
 //!        | nonce[12] | body_len u32 | AES-256-GCM(JSON body) | tag[16]
 //! ```
-//! The 40-byte header is bound as AAD (with the database name, by the keyring). `CURRENT` names
+//! The 40-byte header is bound as AAD, followed by the store id of the slice (from `STORE`,
+//! checked against the cluster's commit record), with the database name added by the keyring:
+//! a manifest copied to another slice, store or database fails to open. `CURRENT` names
 //! the committed generation: `"SSCU" | generation u64 | crc32 u32`, replaced atomically.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,12 +16,13 @@ use std::sync::Arc;
 use sealstore_keyring::{DatabaseKeys, fsutil};
 use serde::{Deserialize, Serialize};
 
+use crate::store::StoreIdentity;
 use crate::types::ColumnType;
 use crate::zone::ZoneMap;
 use crate::{Error, Result};
 
 /// Current manifest format version.
-pub const MANIFEST_VERSION: u16 = 2;
+pub const MANIFEST_VERSION: u16 = 3;
 const MANIFEST_MAGIC: &[u8; 4] = b"SSMF";
 const CURRENT_MAGIC: &[u8; 4] = b"SSCU";
 const HEADER_LEN: usize = 40;
@@ -179,13 +182,19 @@ fn header(generation: u64, slice_id: u32, key_id: u32, nonce: &[u8; 12], body_le
     h
 }
 
+/// The AAD of a manifest: its header (nonce zeroed: GCM checks the nonce itself) and the store id.
+fn aad(generation: u64, identity: &StoreIdentity, key_id: u32, body_len: u32) -> Vec<u8> {
+    let mut a = header(generation, identity.slice_id, key_id, &[0; 12], body_len).to_vec();
+    a.extend_from_slice(&identity.store_id);
+    a
+}
+
 /// Seals and durably writes a manifest generation (not yet current).
-pub(crate) fn write(dir: &Path, manifest: &Manifest, slice_id: u32, keys: &DatabaseKeys) -> Result<()> {
+pub(crate) fn write(dir: &Path, manifest: &Manifest, identity: &StoreIdentity, keys: &DatabaseKeys) -> Result<()> {
+    let slice_id = identity.slice_id;
     let mut body = serde_json::to_vec(manifest).map_err(|e| Error::corrupt(dir, 0, e.to_string()))?;
-    // The nonce is chosen by the keyring; the header binds generation, slice and length as AAD,
-    // so the AAD excludes the nonce (it is checked by GCM itself).
     let key_id = keys.metadata_key_id();
-    let aad = header(manifest.generation, slice_id, key_id, &[0; 12], body.len() as u32);
+    let aad = aad(manifest.generation, identity, key_id, body.len() as u32);
     let (nonce, tag) = keys.seal_metadata(SEAL_LABEL, key_id, &aad, &mut body)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 16);
     out.extend_from_slice(&header(
@@ -237,20 +246,26 @@ pub(crate) fn parse_image(bytes: &[u8]) -> std::result::Result<ManifestImage<'_>
 }
 
 /// Reads, authenticates and parses one manifest generation.
-pub(crate) fn read(dir: &Path, generation: u64, slice_id: u32, keys: &DatabaseKeys) -> Result<Manifest> {
+pub(crate) fn read(dir: &Path, generation: u64, identity: &StoreIdentity, keys: &DatabaseKeys) -> Result<Manifest> {
+    let slice_id = identity.slice_id;
     let path = manifest_path(dir, generation);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = fsutil::read(&path)?;
     let image = parse_image(&bytes).map_err(|(offset, reason)| Error::corrupt(&path, offset, reason))?;
     let (file_gen, file_slice) = (image.generation, image.slice_id);
-    let aad = header(file_gen, file_slice, image.key_id, &[0; 12], image.body.len() as u32);
+    let file_identity = StoreIdentity {
+        slice_id: file_slice,
+        store_id: identity.store_id,
+    };
+    let aad = aad(file_gen, &file_identity, image.key_id, image.body.len() as u32);
     let mut body = image.body.to_vec();
     keys.open_metadata(SEAL_LABEL, image.key_id, &aad, &image.nonce, &mut body, &image.tag)
         .map_err(|e| match e {
-            sealstore_keyring::Error::Authentication { .. } => Error::corrupt(
-                &path,
-                0,
-                "manifest failed authentication (tampered, corrupt, or sealed under another database key)",
-            ),
+            sealstore_keyring::Error::Authentication { .. } => Error::Key(sealstore_keyring::Error::Authentication {
+                what: format!(
+                    "manifest {} (tampered, from another store or slice, or sealed under another database key)",
+                    path.display()
+                ),
+            }),
             other => Error::Key(other),
         })?;
     if file_slice == slice_id && file_gen < generation {
@@ -282,7 +297,7 @@ pub(crate) fn read(dir: &Path, generation: u64, slice_id: u32, keys: &DatabaseKe
 /// Reads `CURRENT`.
 pub(crate) fn read_current(dir: &Path) -> Result<u64> {
     let path = dir.join("CURRENT");
-    let b = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let b = fsutil::read(&path)?;
     if b.len() != 16 || &b[..4] != CURRENT_MAGIC || crc32fast::hash(&b[..12]).to_le_bytes() != b[12..16] {
         return Err(Error::corrupt(&path, 0, "CURRENT pointer is damaged"));
     }
@@ -302,15 +317,15 @@ pub(crate) fn write_current(dir: &Path, generation: u64) -> Result<()> {
 
 /// Deletes manifest files older than `keep_from`.
 pub(crate) fn remove_older(dir: &Path, keep_from: u64) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
+    let Ok(names) = fsutil::list_dir(dir) else { return };
+    for name in names {
         if let Some(g) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("manifest-")?.strip_suffix(".ssm")?.parse::<u64>().ok())
+            .strip_prefix("manifest-")
+            .and_then(|n| n.strip_suffix(".ssm"))
+            .and_then(|n| n.parse::<u64>().ok())
             && g < keep_from
         {
-            let _ = std::fs::remove_file(e.path());
+            let _ = fsutil::remove_file(&dir.join(&name));
         }
     }
 }

@@ -1,27 +1,30 @@
 //! Segment files: each holds a fixed number of block slots, written with positioned writes and
-//! `fdatasync` (writeback started per slot, see `writeback`), read through memory maps.
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+//! `fdatasync` (writeback started per slot, see `writeback`).
+//!
+//! Slots are read with `pread` into the caller's buffer — a private copy — and only then
+//! authenticated and decrypted in place. Another process writing or truncating the file while we
+//! read can therefore change what we copy, never the bytes between authentication and
+//! decryption, and a truncated file is a short read (an error), never a SIGBUS from a map.
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
 use parking_lot::RwLock;
 use sealstore_keyring::{faults, fsutil};
 
 use crate::{Error, Result};
 
-struct Segment {
-    file: File,
-    /// `None` for an empty file (nothing to map).
-    map: Option<Mmap>,
-}
+/// Most segment files a store may have (with the smallest slots, 2^32 slots: see `MAX_SLOT`).
+/// Bounds what a hostile segment name (`seg-18446744073709551615.dat`) can make us allocate.
+pub(crate) const MAX_SEGMENTS: u64 = 1 << 16;
 
 /// The segment files of one store.
 pub(crate) struct Segments {
     dir: PathBuf,
     block_size: usize,
     slots_per_segment: u64,
-    files: RwLock<Vec<Option<Segment>>>,
+    writable: bool,
+    files: RwLock<Vec<Option<File>>>,
 }
 
 impl std::fmt::Debug for Segments {
@@ -37,53 +40,48 @@ fn segment_name(index: u64) -> String {
     format!("seg-{index:06}.dat")
 }
 
-fn map(file: &File, path: &Path) -> Result<Option<Mmap>> {
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if len == 0 {
-        return Ok(None);
+/// The index a segment file name stands for (`seg-000012.dat` → 12).
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".dat")?;
+    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    // SAFETY: the mapping is read-only and sealstore never truncates or shrinks a segment file
-    // (slots are rewritten in place with pwrite, which the shared mapping observes coherently).
-    // Bytes read through it are authenticated (AES-GCM) before use, so concurrent modification
-    // by another process can yield an authentication error but never unsound Rust values. The
-    // remaining hazard, truncation by another process while mapped (SIGBUS), is documented in
-    // docs/format.md.
-    #[allow(unsafe_code)]
-    let m = unsafe { Mmap::map(file) }.map_err(|e| Error::io(path, e))?;
-    Ok(Some(m))
+    digits.parse().ok()
 }
 
 impl Segments {
     /// Opens the segment files present in `dir` (gaps are allowed: a missing file is reported
-    /// when a slot in it is read).
-    pub fn open(dir: &Path, block_size: usize, slots_per_segment: u64) -> Result<Self> {
+    /// when a slot in it is read). Read-only stores open them read-only.
+    pub fn open(dir: &Path, block_size: usize, slots_per_segment: u64, writable: bool) -> Result<Self> {
         let mut indexes = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
-            let name = entry.file_name();
-            if let Some(i) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("seg-")?.strip_suffix(".dat")?.parse::<u64>().ok())
-            {
+        for name in fsutil::list_dir(dir)? {
+            if let Some(i) = parse_segment_name(&name) {
+                if i >= MAX_SEGMENTS {
+                    return Err(Error::corrupt(
+                        dir.join(&name),
+                        0,
+                        format!("segment index {i} is beyond the largest a store has ({MAX_SEGMENTS})"),
+                    ));
+                }
                 indexes.push(i);
             }
         }
         let count = indexes.iter().max().map_or(0, |m| m + 1) as usize;
-        let mut files: Vec<Option<Segment>> = (0..count).map(|_| None).collect();
+        let mut files: Vec<Option<File>> = (0..count).map(|_| None).collect();
         for i in indexes {
             let path = dir.join(segment_name(i));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
-            let map = map(&file, &path)?;
-            files[i as usize] = Some(Segment { file, map });
+            let file = if writable {
+                fsutil::open_rw(&path)?
+            } else {
+                fsutil::open_read(&path)?
+            };
+            files[i as usize] = Some(file);
         }
         Ok(Self {
             dir: dir.to_owned(),
             block_size,
             slots_per_segment,
+            writable,
             files: RwLock::new(files),
         })
     }
@@ -107,25 +105,29 @@ impl Segments {
         )
     }
 
-    /// Adds one segment file (full size, sparse), durably.
+    /// Adds one segment file (full size, sparse), created exclusively, durably.
     pub fn grow(&self) -> Result<()> {
+        if !self.writable {
+            return Err(Error::Key(sealstore_keyring::Error::ReadOnly {
+                what: format!("store {}", self.dir.display()),
+            }));
+        }
         let mut files = self.files.write();
         let index = files.len() as u64;
+        if index >= MAX_SEGMENTS {
+            return Err(Error::corrupt(
+                &self.dir,
+                0,
+                "the store has its largest number of segments",
+            ));
+        }
         let path = self.dir.join(segment_name(index));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = fsutil::create_new(&path, 0o600)?;
         file.set_len(self.slots_per_segment * self.block_size as u64)
             .map_err(|e| Error::io(&path, e))?;
         faults::sync_all(&file).map_err(|e| Error::io(&path, e))?;
         fsutil::sync_dir(&self.dir)?;
-        let map = map(&file, &path)?;
-        files.push(Some(Segment { file, map }));
+        files.push(Some(file));
         Ok(())
     }
 
@@ -141,13 +143,15 @@ impl Segments {
                 path: path.clone(),
                 reason: "no such segment".into(),
             })?;
-        faults::write_at(&seg.file, bytes, offset).map_err(|e| Error::io(&path, e))?;
-        crate::writeback::start(&seg.file, offset, bytes.len());
+        faults::write_at(seg, bytes, offset).map_err(|e| Error::io(&path, e))?;
+        crate::writeback::start(seg, offset, bytes.len());
         Ok(())
     }
 
-    /// Runs `f` on a slot's mapped bytes (one block long), without copying them.
-    pub fn with_slot<T>(&self, slot: u64, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
+    /// Copies the first `out.len()` bytes of a slot (at most one block) into `out`. A file too
+    /// short to hold them — missing, or truncated, even while we read — is an error.
+    pub fn read_slot(&self, slot: u64, out: &mut [u8]) -> Result<()> {
+        debug_assert!(out.len() <= self.block_size);
         let (path, offset) = self.location(slot);
         let files = self.files.read();
         let Some(seg) = files
@@ -159,14 +163,13 @@ impl Segments {
                 reason: "file not found".into(),
             });
         };
-        let end = offset as usize + self.block_size;
-        match seg.map.as_ref().filter(|m| m.len() >= end) {
-            Some(m) => Ok(f(&m[offset as usize..end])),
-            None => Err(Error::MissingSegment {
+        seg.read_exact_at(out, offset).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::MissingSegment {
                 path,
-                reason: format!("shorter than {end} bytes"),
-            }),
-        }
+                reason: format!("shorter than {} bytes (truncated)", offset + out.len() as u64),
+            },
+            _ => Error::io(self.dir.join(segment_name(slot / self.slots_per_segment)), e),
+        })
     }
 
     /// `fdatasync`s every segment file holding one of `slots`.
@@ -177,7 +180,7 @@ impl Segments {
         let files = self.files.read();
         for s in segs {
             if let Some(Some(seg)) = files.get(s as usize) {
-                faults::sync_data(&seg.file).map_err(|e| Error::io(self.dir.join(segment_name(s)), e))?;
+                faults::sync_data(seg).map_err(|e| Error::io(self.dir.join(segment_name(s)), e))?;
             }
         }
         Ok(())
@@ -190,5 +193,45 @@ impl Segments {
             .filter(|i| files[*i as usize].is_some())
             .map(|i| self.dir.join(segment_name(i)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_parse_strictly() {
+        assert_eq!(parse_segment_name("seg-000012.dat"), Some(12));
+        assert_eq!(parse_segment_name("seg-18446744073709551615.dat"), Some(u64::MAX));
+        assert_eq!(parse_segment_name("seg-+00001.dat"), None);
+        assert_eq!(parse_segment_name("seg-1.dat"), None);
+        assert_eq!(parse_segment_name("seg-99999999999999999999999.dat"), None);
+    }
+
+    #[test]
+    fn a_hostile_segment_name_is_a_clear_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seg-18446744073709551615.dat"), b"").unwrap();
+        let err = Segments::open(dir.path(), 1 << 16, 1024, false).unwrap_err();
+        assert!(err.to_string().contains("beyond the largest"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_segment_reads_as_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path(), 1 << 16, 4, true).unwrap();
+        segs.grow().unwrap();
+        segs.write_slot(1, &vec![7u8; 1 << 16]).unwrap();
+        let mut out = vec![0u8; 1 << 16];
+        segs.read_slot(1, &mut out).unwrap();
+        assert!(out.iter().all(|&b| b == 7));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(segment_name(0)))
+            .unwrap()
+            .set_len(100_000)
+            .unwrap();
+        assert!(matches!(segs.read_slot(1, &mut out), Err(Error::MissingSegment { .. })));
     }
 }

@@ -24,11 +24,30 @@ use crate::writer::{BlockOut, ColumnWriter, split_pages};
 use crate::{Error, Result};
 
 /// Store layout file: `"SSST" | version u16 | 0 u16 | block_size u32 | slice_id u32 |
-/// slots_per_segment u32 | crc32 u32`.
+/// slots_per_segment u32 | store_id[16] | crc32 u32`. Unauthenticated by itself: the slice id
+/// and store id are bound into every manifest's AAD, and the cluster's sealed commit record
+/// names the store id each slice must have, so an edited or copied `STORE` fails to open.
 const STORE_FILE: &str = "STORE";
 const STORE_MAGIC: &[u8; 4] = b"SSST";
 /// Current store layout version.
-pub const STORE_VERSION: u16 = 1;
+pub const STORE_VERSION: u16 = 2;
+const STORE_FILE_LEN: usize = 40;
+/// Bytes of a store id.
+pub const STORE_ID_LEN: usize = 16;
+
+/// Who a store is: its slice index and the random id it was created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreIdentity {
+    pub slice_id: u32,
+    pub store_id: [u8; STORE_ID_LEN],
+}
+
+impl StoreIdentity {
+    /// The store id in hex (how the commit record names it).
+    pub fn store_id_hex(&self) -> String {
+        self.store_id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
 /// Bytes of segment file per segment (slots per segment = this / block size).
 const SEGMENT_BYTES: usize = 64 << 20;
 
@@ -58,6 +77,12 @@ pub struct OpenOptions {
     pub generation: Option<u64>,
     /// Remove DEKs no manifest references (only when this store owns its DEK table alone).
     pub reclaim_keys: bool,
+    /// The identity the store must have (the cluster passes the one its sealed commit record
+    /// names): a slice directory copied or moved to another index fails to open.
+    pub expected: Option<StoreIdentity>,
+    /// Change nothing in the directory: no `CURRENT` catch-up, no key reclaim, segments opened
+    /// read-only, every transaction refused.
+    pub read_only: bool,
 }
 
 /// What a commit did.
@@ -105,13 +130,17 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub block_size: usize,
     pub slice_id: u32,
+    pub identity: StoreIdentity,
+    pub read_only: bool,
     pub keys: Arc<DatabaseKeys>,
     pub segments: Segments,
     pub backend: &'static dyn AeadBackend,
 }
 
 impl Shared {
-    /// Reads, checks and decrypts one block into `buf`; returns the payload range.
+    /// Copies one block into `buf` (a private copy: nobody else can change it from here on),
+    /// checks its header against the manifest, then authenticates and decrypts it in place;
+    /// returns the payload range.
     pub fn open_block(
         &self,
         table: &TableMeta,
@@ -130,21 +159,41 @@ impl Shared {
             offset,
             reason,
         };
-        self.segments.with_slot(meta.slot, |sealed| {
-            let header = BlockHeader::decode(sealed).map_err(|r| fail(r.to_owned()))?;
-            let expected = (meta.block_id, table.id, column as u32, self.slice_id, meta.row_start, meta.rows, col.ty.code());
-            let found = (header.block_id, header.table_id, header.column_id, header.slice_id, header.row_start, header.row_count, header.column_type);
-            if expected != found {
-                return Err(fail(format!(
-                    "header does not match the manifest (block moved, swapped or replayed): found block {} of table {} column {} slice {} rows {}+{}",
-                    header.block_id, header.table_id, header.column_id, header.slice_id, header.row_start, header.row_count
-                )));
-            }
-            let dek = self.keys.data_key(meta.block_id).map_err(|e| fail(e.to_string()))?;
-            let key = self.backend.key(dek.expose_secret());
-            drop(dek);
-            block::open_to(sealed, key.as_ref(), buf).map_err(|r| fail(r.to_owned()))
-        })?
+        self.segments.read_slot(meta.slot, buf)?;
+        let header = BlockHeader::decode(buf).map_err(|r| fail(r.to_owned()))?;
+        let expected = (
+            meta.block_id,
+            table.id,
+            column as u32,
+            self.slice_id,
+            meta.row_start,
+            meta.rows,
+            col.ty.code(),
+        );
+        let found = (
+            header.block_id,
+            header.table_id,
+            header.column_id,
+            header.slice_id,
+            header.row_start,
+            header.row_count,
+            header.column_type,
+        );
+        if expected != found {
+            return Err(fail(format!(
+                "header does not match the manifest (block moved, swapped or replayed): found block {} of table {} column {} slice {} rows {}+{}",
+                header.block_id, header.table_id, header.column_id, header.slice_id, header.row_start, header.row_count
+            )));
+        }
+        let dek = self.keys.data_key(meta.block_id).map_err(|e| match e {
+            sealstore_keyring::Error::UnknownBlock { .. } => Error::TableDropped {
+                table: table.name.clone(),
+            },
+            e => fail(e.to_string()),
+        })?;
+        let key = self.backend.key(dek.expose_secret());
+        drop(dek);
+        block::open(buf, key.as_ref()).map_err(|r| fail(r.to_owned()))
     }
 
     fn decode_error(table: &TableMeta, column: usize, meta: &BlockMeta, e: crate::encoding::DecodeError) -> Error {
@@ -187,6 +236,9 @@ struct Retired {
     manifest: Arc<Manifest>,
     freed: Vec<(u64, u64)>,
     dropped: Vec<(u64, u64)>,
+    /// True once the DEKs of `freed` and `dropped` left the DEK table (a drop or re-key shreds
+    /// them at once; the slots stay reserved until no scan holds the manifest).
+    keys_released: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -198,14 +250,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn write_store_file(dir: &Path, block_size: usize, slice_id: u32, spp: u32) -> Result<()> {
-    let mut b = Vec::with_capacity(24);
+fn write_store_file(dir: &Path, block_size: usize, identity: &StoreIdentity, spp: u32) -> Result<()> {
+    let mut b = Vec::with_capacity(STORE_FILE_LEN);
     b.extend_from_slice(STORE_MAGIC);
     b.extend_from_slice(&STORE_VERSION.to_le_bytes());
     b.extend_from_slice(&0u16.to_le_bytes());
     b.extend_from_slice(&(block_size as u32).to_le_bytes());
-    b.extend_from_slice(&slice_id.to_le_bytes());
+    b.extend_from_slice(&identity.slice_id.to_le_bytes());
     b.extend_from_slice(&spp.to_le_bytes());
+    b.extend_from_slice(&identity.store_id);
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     fsutil::write_new(&dir.join(STORE_FILE), &b, 0o600).map_err(|e| match e {
@@ -214,22 +267,38 @@ fn write_store_file(dir: &Path, block_size: usize, slice_id: u32, spp: u32) -> R
     })
 }
 
-fn read_store_file(dir: &Path) -> Result<(usize, u32, u64)> {
+fn slots_per_segment(block_size: usize) -> u32 {
+    (SEGMENT_BYTES / block_size).max(1) as u32
+}
+
+fn read_store_file(dir: &Path) -> Result<(usize, StoreIdentity, u64)> {
     let path = dir.join(STORE_FILE);
-    let b = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    if b.len() != 24 || &b[..4] != STORE_MAGIC || crc32fast::hash(&b[..20]).to_le_bytes() != b[20..24] {
-        return Err(Error::corrupt(&path, 0, "store layout file is damaged"));
+    let b = fsutil::read(&path)?;
+    if b.len() >= 6 && &b[..4] == STORE_MAGIC && u16::from_le_bytes([b[4], b[5]]) != STORE_VERSION {
+        return Err(Error::corrupt(
+            &path,
+            4,
+            format!(
+                "store format {} is not supported by this sealstore (format {STORE_VERSION}); re-create the store and load its data again",
+                u16::from_le_bytes([b[4], b[5]])
+            ),
+        ));
     }
-    let version = u16::from_le_bytes([b[4], b[5]]);
-    if version != STORE_VERSION {
-        return Err(Error::corrupt(&path, 4, format!("unsupported store version {version}")));
+    let end = STORE_FILE_LEN - 4;
+    if b.len() != STORE_FILE_LEN || &b[..4] != STORE_MAGIC || crc32fast::hash(&b[..end]).to_le_bytes() != b[end..] {
+        return Err(Error::corrupt(&path, 0, "store layout file is damaged"));
     }
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
     let block_size = u32_at(8) as usize;
-    if !block::valid_block_size(block_size as u64) || u32_at(16) == 0 {
+    // The segment size is derived from the block size: a hostile count cannot size allocations.
+    if !block::valid_block_size(block_size as u64) || u32_at(16) != slots_per_segment(block_size) {
         return Err(Error::corrupt(&path, 8, "invalid block size or segment size"));
     }
-    Ok((block_size, u32_at(12), u64::from(u32_at(16))))
+    let identity = StoreIdentity {
+        slice_id: u32_at(12),
+        store_id: b[20..36].try_into().expect("16 bytes"),
+    };
+    Ok((block_size, identity, u64::from(u32_at(16))))
 }
 
 impl Store {
@@ -239,21 +308,50 @@ impl Store {
             return Err(Error::InvalidBlockSize(options.block_size as u64));
         }
         fsutil::create_dir_durable(dir)?;
-        let spp = (SEGMENT_BYTES / options.block_size).max(1) as u32;
-        write_store_file(dir, options.block_size, options.slice_id, spp)?;
+        let spp = slots_per_segment(options.block_size);
+        let mut identity = StoreIdentity {
+            slice_id: options.slice_id,
+            store_id: [0; STORE_ID_LEN],
+        };
+        sealstore_keyring::fill_random(&mut identity.store_id)?;
+        write_store_file(dir, options.block_size, &identity, spp)?;
         let m = Manifest {
             generation: 1,
             next_table_id: 1,
             tables: Vec::new(),
         };
-        manifest::write(dir, &m, options.slice_id, &keys)?;
+        manifest::write(dir, &m, &identity, &keys)?;
         manifest::write_current(dir, 1)?;
-        Self::open(dir, keys, OpenOptions::default())
+        Self::open(
+            dir,
+            keys,
+            OpenOptions {
+                expected: Some(identity),
+                ..Default::default()
+            },
+        )
     }
 
     /// Opens a store at its committed generation (or the one given).
     pub fn open(dir: &Path, keys: Arc<DatabaseKeys>, options: OpenOptions) -> Result<Self> {
-        let (block_size, slice_id, spp) = read_store_file(dir)?;
+        let (block_size, identity, spp) = read_store_file(dir)?;
+        if let Some(expected) = options.expected
+            && expected != identity
+        {
+            let detail = if expected.slice_id != identity.slice_id {
+                format!(
+                    "it holds slice {}, this is slice {}",
+                    identity.slice_id, expected.slice_id
+                )
+            } else {
+                "its store id differs from the one the commit record names (copied from another store)".to_owned()
+            };
+            return Err(Error::WrongStore {
+                path: dir.to_owned(),
+                detail,
+            });
+        }
+        let slice_id = identity.slice_id;
         let current = manifest::read_current(dir);
         let generation = match options.generation {
             Some(g) => g,
@@ -262,17 +360,20 @@ impl Store {
                 .copied()
                 .map_err(|e| Error::corrupt(dir.join("CURRENT"), 0, e.to_string()))?,
         };
-        let m = manifest::read(dir, generation, slice_id, &keys)?;
-        if options.generation.is_some() && current.ok() != Some(generation) {
-            manifest::write_current(dir, generation)?;
+        let m = manifest::read(dir, generation, &identity, &keys)?;
+        if !options.read_only {
+            if options.generation.is_some() && current.ok() != Some(generation) {
+                manifest::write_current(dir, generation)?;
+            }
+            fsutil::sweep_temp_files(dir)?;
         }
-        let segments = Segments::open(dir, block_size, spp)?;
+        let segments = Segments::open(dir, block_size, spp, !options.read_only)?;
         let max_slot = m.blocks().map(|b| b.slot + 1).max().unwrap_or(0);
         let mut in_use = vec![false; segments.slot_count().max(max_slot) as usize];
         for b in m.blocks() {
             in_use[b.slot as usize] = true;
         }
-        if options.reclaim_keys {
+        if options.reclaim_keys && !options.read_only {
             let referenced: std::collections::HashSet<u64> = m.blocks().map(|b| b.block_id).collect();
             let stale: Vec<u64> = keys
                 .block_ids()
@@ -285,6 +386,8 @@ impl Store {
             dir: dir.to_owned(),
             block_size,
             slice_id,
+            identity,
+            read_only: options.read_only,
             keys,
             segments,
             backend: default_backend(),
@@ -295,6 +398,11 @@ impl Store {
             in_use,
             retired: Default::default(),
         })
+    }
+
+    /// Who this store is (slice index and store id).
+    pub fn identity(&self) -> StoreIdentity {
+        self.shared.identity
     }
 
     /// The store directory.
@@ -373,11 +481,15 @@ impl Store {
         t.commit()
     }
 
-    /// Drops a table and crypto-shreds its blocks' DEKs (one commit).
+    /// Drops a table and crypto-shreds its blocks' DEKs (one commit): when this returns, no
+    /// wrapped copy of them remains in the DEK table's files, whatever scans still run.
     pub fn drop_table(&mut self, name: &str) -> Result<CommitInfo> {
         let mut t = self.begin();
         t.drop_table(name)?;
-        t.commit()
+        let info = t.commit()?;
+        self.release_retired_keys()?;
+        self.shared.keys.compact()?;
+        Ok(info)
     }
 
     /// Appends one batch as one commit.
@@ -396,12 +508,22 @@ impl Store {
 
     /// Seals the new manifest of a prepared commit (durable, not yet current).
     pub fn write_prepared(&self, prepared: &Prepared) -> Result<()> {
+        self.require_writable()?;
         manifest::write(
             &self.shared.dir,
             &prepared.manifest,
-            self.shared.slice_id,
+            &self.shared.identity,
             &self.shared.keys,
         )
+    }
+
+    fn require_writable(&self) -> Result<()> {
+        if self.shared.read_only {
+            return Err(Error::Key(sealstore_keyring::Error::ReadOnly {
+                what: format!("store {}", self.shared.dir.display()),
+            }));
+        }
+        Ok(())
     }
 
     /// Switches `CURRENT` to a written, prepared commit and releases what it replaced.
@@ -438,6 +560,7 @@ impl Store {
             manifest: old,
             freed: prepared.freed,
             dropped: prepared.dropped,
+            keys_released: false,
         });
         self.reclaim()?;
         Ok(CommitInfo {
@@ -460,14 +583,30 @@ impl Store {
             for (_, s) in r.freed.iter().chain(r.dropped.iter()) {
                 self.in_use[*s as usize] = false;
             }
-            let freed: Vec<u64> = r.freed.iter().map(|(id, _)| *id).collect();
-            self.shared.keys.remove(&freed)?;
-            if !r.dropped.is_empty() {
-                let dropped: Vec<u64> = r.dropped.iter().map(|(id, _)| *id).collect();
-                self.shared.keys.shred(&dropped)?;
+            if !r.keys_released {
+                let freed: Vec<u64> = r.freed.iter().map(|(id, _)| *id).collect();
+                self.shared.keys.remove(&freed)?;
+                if !r.dropped.is_empty() {
+                    let dropped: Vec<u64> = r.dropped.iter().map(|(id, _)| *id).collect();
+                    self.shared.keys.shred(&dropped)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Removes the DEKs every replaced manifest freed or dropped *now*, without waiting for the
+    /// scans that still hold those manifests (they end with a clear error when they reach a
+    /// block whose key is gone); the slots stay reserved until the scans are dropped. A drop or
+    /// a re-key calls this so its old keys are gone when it returns. The wrapped copies leave
+    /// the file at the next compaction or key rotation, which the caller runs.
+    pub fn release_retired_keys(&mut self) -> Result<()> {
+        for r in self.retired.iter_mut().filter(|r| !r.keys_released) {
+            let ids: Vec<u64> = r.freed.iter().chain(r.dropped.iter()).map(|(id, _)| *id).collect();
+            self.shared.keys.remove(&ids)?;
+            r.keys_released = true;
+        }
+        self.reclaim()
     }
 
     /// Checks, without decrypting, that every referenced slot still holds the block the manifest
@@ -476,10 +615,11 @@ impl Store {
     /// scans and `verify`, which report them as authentication failures.
     pub fn check_segments(&self) -> Result<()> {
         let m = self.manifest();
+        let mut head = [0u8; block::HEADER_LEN];
         for b in m.blocks() {
-            let found = self.shared.segments.with_slot(b.slot, |s| {
-                let never_written = s[..block::HEADER_LEN].iter().all(|&x| x == 0);
-                (never_written, BlockHeader::decode(s).map(|h| h.block_id).ok())
+            let found = self.shared.segments.read_slot(b.slot, &mut head).map(|()| {
+                let never_written = head.iter().all(|&x| x == 0);
+                (never_written, BlockHeader::decode(&head).map(|h| h.block_id).ok())
             });
             let (path, offset) = self.shared.segments.location(b.slot);
             let stale = |detail: String| {
@@ -842,10 +982,8 @@ impl Transaction<'_> {
                     }
                     let (old_id, old_slot) = (meta.block_id, meta.slot);
                     let payload = shared.open_block(t, ci, meta, &mut buf)?;
-                    let old_header = shared
-                        .segments
-                        .with_slot(old_slot, |s| BlockHeader::decode(s).map_err(str::to_owned))?
-                        .map_err(Error::Internal)?;
+                    // The header as authenticated, from the private copy (never re-read).
+                    let old_header = BlockHeader::decode(&buf).map_err(|r| Error::Internal(r.to_owned()))?;
                     let (block_id, dek) = shared.keys.generate(1)?.pop().expect("one key");
                     let slot = self.alloc_slot()?;
                     let mut header = old_header;
@@ -870,6 +1008,7 @@ impl Transaction<'_> {
     }
 
     fn alloc_slot(&mut self) -> Result<u64> {
+        self.store.require_writable()?;
         let segments = &self.store.shared.segments;
         loop {
             let slot = self.cursor;

@@ -164,13 +164,19 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
     step(7, "tamper: flip one byte of one block in a scratch copy, then read it");
     let scratch = root.join("scratch");
     copy_tree(&data, &scratch)?;
-    let mut config = ClusterConfig::load(&scratch)?;
+    // The copy gets its own key store (same master key), whose configuration names it.
+    let scratch_keys = sealstore_cluster::default_keystore(&scratch);
+    copy_tree(&sealstore_cluster::default_keystore(&data), &scratch_keys)?;
+    let mut config = ClusterConfig::load(&scratch_keys)?;
+    let (data, scratch) = (std::fs::canonicalize(&data)?, std::fs::canonicalize(&scratch)?);
+    config.data_dir = scratch.clone();
+    config.keystore = std::fs::canonicalize(&scratch_keys)?;
     config.node_dirs = config
         .node_dirs
         .iter()
         .map(|d| scratch.join(d.strip_prefix(&data).unwrap_or(d)))
         .collect();
-    config.save(&scratch)?;
+    config.save()?;
     let victim = {
         let c = Cluster::open(&scratch, None)?;
         let db = c.database("dev")?;

@@ -26,21 +26,24 @@ struct Cli {
     /// restore from backup); recorded in the audit log.
     #[arg(long, global = true)]
     accept_rollback: bool,
+    /// The cluster's key store directory (default: $SEALSTORE_KEYSTORE, else DIR.keys/keystore
+    /// beside the data directory). Never read from the data directory.
+    #[arg(long = "keystore", global = true, value_name = "KDIR")]
+    keystore_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 /// Set once from `--accept-rollback` before any command opens the cluster.
 static ACCEPT_ROLLBACK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set once from the global `--keystore` before any command opens the cluster.
+static KEYSTORE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a cluster: master key file (if absent), cluster key, database `dev`.
     Init {
         dir: PathBuf,
-        /// Key-store directory (default: DIR.keys/keystore, outside DIR).
-        #[arg(long)]
-        keystore: Option<PathBuf>,
         /// Local master key file, created with mode 0600 if absent (default: DIR.keys/master.key).
         #[arg(long)]
         master_key: Option<PathBuf>,
@@ -217,12 +220,23 @@ enum Command {
     },
 }
 
-fn open(dir: &Path) -> CliResult<Cluster> {
-    let options = sealstore_cluster::OpenOptions {
+fn open_options(read_only: bool) -> sealstore_cluster::OpenOptions {
+    sealstore_cluster::OpenOptions {
         threads: None,
         accept_rollback: ACCEPT_ROLLBACK.load(std::sync::atomic::Ordering::Relaxed),
-    };
-    Ok(Cluster::open_with(dir, options)?)
+        keystore: KEYSTORE.get().cloned().flatten(),
+        read_only,
+    }
+}
+
+/// Opens the cluster for a command that writes.
+fn open(dir: &Path) -> CliResult<Cluster> {
+    Ok(Cluster::open_with(dir, open_options(false))?)
+}
+
+/// Opens the cluster for a command that only reads: nothing in the data directory changes.
+fn open_read_only(dir: &Path) -> CliResult<Cluster> {
+    Ok(Cluster::open_with(dir, open_options(true))?)
 }
 
 fn rotate(
@@ -421,7 +435,7 @@ fn scan(
     limit: Option<u64>,
     format: output::Format,
 ) -> CliResult {
-    let cluster = open(dir)?;
+    let cluster = open_read_only(dir)?;
     let db = cluster.database(database)?;
     let schema = db.schema(table)?;
     let cols: Vec<(String, sealstore_blockstore::ColumnType)> = schema
@@ -479,7 +493,7 @@ fn scan(
 }
 
 fn tables(dir: &Path, database: Option<&str>) -> CliResult {
-    let cluster = open(dir)?;
+    let cluster = open_read_only(dir)?;
     let names = match database {
         Some(d) => vec![d.to_owned()],
         None => cluster.databases(),
@@ -502,7 +516,7 @@ fn tables(dir: &Path, database: Option<&str>) -> CliResult {
 }
 
 fn info(dir: &Path, json: bool) -> CliResult {
-    let cluster = open(dir)?;
+    let cluster = open_read_only(dir)?;
     let info = cluster.info()?;
     if json {
         println!(
@@ -527,7 +541,7 @@ fn info(dir: &Path, json: bool) -> CliResult {
 }
 
 fn verify(dir: &Path) -> CliResult {
-    let cluster = open(dir)?;
+    let cluster = open_read_only(dir)?;
     let report = cluster.verify();
     for (db, f) in &report.blocks {
         println!(
@@ -556,9 +570,13 @@ fn verify(dir: &Path) -> CliResult {
 }
 
 fn audit(dir: &Path, check: bool, op: Option<&str>, json: bool) -> CliResult {
-    let config = sealstore_cluster::ClusterConfig::load(dir)?;
-    let log = sealstore_keyring::AuditLog::open(&config.keystore).map_err(|e| CliError::Failure(e.to_string()))?;
-    let records = log.records().map_err(|e| CliError::Failure(e.to_string()))?;
+    // Checking the chain needs the audit key, so the hierarchy is opened (read-only); listing
+    // only reads the log under the key store's shared lock.
+    let cluster = if check { Some(open_read_only(dir)?) } else { None };
+    let records = match &cluster {
+        Some(c) => c.keyring().audit().records().map_err(sealstore_cluster::Error::from)?,
+        None => Cluster::read_audit_log(dir, KEYSTORE.get().cloned().flatten().as_deref())?,
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for r in records
         .iter()
@@ -591,11 +609,11 @@ fn audit(dir: &Path, check: bool, op: Option<&str>, json: bool) -> CliResult {
         }
     }
     out.flush()?;
-    if check {
-        let report = log.verify().map_err(|e| CliError::Failure(e.to_string()))?;
+    if let Some(c) = &cluster {
+        let report = c.keyring().verify_audit().map_err(sealstore_cluster::Error::from)?;
         println!(
-            "audit chain intact: {} records, last hash {}",
-            report.records, report.last_hash
+            "audit chain intact: {} records ({} unkeyed failure records), anchored in the key store, last MAC {}",
+            report.records, report.unkeyed, report.last_mac
         );
     }
     Ok(())
@@ -603,10 +621,10 @@ fn audit(dir: &Path, check: bool, op: Option<&str>, json: bool) -> CliResult {
 
 fn run(cli: Cli) -> CliResult {
     ACCEPT_ROLLBACK.store(cli.accept_rollback, std::sync::atomic::Ordering::Relaxed);
+    let _ = KEYSTORE.set(cli.keystore_dir.clone());
     match cli.command {
         Command::Init {
             dir,
-            keystore,
             master_key,
             passphrase_env,
             nodes,
@@ -630,7 +648,11 @@ fn run(cli: Cli) -> CliResult {
                 )));
             }
             let options = InitOptions {
-                keystore,
+                keystore: cli.keystore_dir.clone().or_else(|| {
+                    std::env::var_os(sealstore_cluster::KEYSTORE_ENV)
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                }),
                 master_key,
                 passphrase_env,
                 nodes,

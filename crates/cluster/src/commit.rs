@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"SSCC";
 /// Current commit-record version.
-pub const COMMIT_VERSION: u16 = 2;
+pub const COMMIT_VERSION: u16 = 3;
 const HEADER_LEN: usize = 36;
 const LABEL: &str = "cluster-commit";
 
@@ -31,6 +31,9 @@ pub struct CommitRecord {
     pub generation: u64,
     /// Manifest generation of each slice, by slice index.
     pub slices: Vec<u64>,
+    /// The store id (hex) each slice directory must hold, by slice index: a slice directory
+    /// copied over another, or from another database or cluster, fails to open.
+    pub stores: Vec<String>,
     pub tables: Vec<TableEntry>,
     /// The DEK table's (generation, file length) right after this commit's DEKs were made
     /// durable: an older DEK table file is a rollback.
@@ -77,7 +80,7 @@ impl CommitRecord {
     /// Reads and authenticates `COMMIT`.
     pub fn read(dir: &Path, keys: &DatabaseKeys) -> Result<Self> {
         let path = dir.join("COMMIT");
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = fsutil::read(&path)?;
         let corrupt = |reason: &str| Error::Corrupt {
             path: path.clone(),
             reason: reason.to_owned(),
@@ -115,7 +118,26 @@ impl CommitRecord {
         if record.generation != generation {
             return Err(corrupt("generation in the body differs from the header"));
         }
+        if record.stores.len() != record.slices.len() {
+            return Err(corrupt("store ids do not match the slices"));
+        }
         Ok(record)
+    }
+
+    /// The identity slice `slice` must have.
+    pub fn store_identity(&self, slice: usize) -> Option<sealstore_blockstore::StoreIdentity> {
+        let hex = self.stores.get(slice)?;
+        let mut store_id = [0u8; sealstore_blockstore::STORE_ID_LEN];
+        if hex.len() != 2 * store_id.len() {
+            return None;
+        }
+        for (i, b) in store_id.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(sealstore_blockstore::StoreIdentity {
+            slice_id: u32::try_from(slice).ok()?,
+            store_id,
+        })
     }
 
     /// The catalog entry of a table.

@@ -1,5 +1,9 @@
-//! `sealstore.json` in the data directory: layout, key-store path and provider settings.
-//! Never a secret: a passphrase is named by the environment variable that holds it.
+//! The cluster's configuration — layout, node directories, key-store path and master-key
+//! provider — lives in `cluster.json` **in the key store directory**, which the data-directory
+//! attacker cannot write: nothing read from the data directory decides where keys come from,
+//! which PKCS#11 module is loaded or which files are deleted. The data directory holds only a
+//! marker, `sealstore.json` (`{format, cluster_id}`), checked against the configuration.
+//! Never a secret: a passphrase or PIN is named by the environment variable that holds it.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,10 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Name of the configuration file in the data directory.
+/// Name of the marker file in the data directory.
 pub const CONFIG_FILE: &str = "sealstore.json";
+/// Name of the configuration file in the key store directory.
+pub const CLUSTER_CONFIG_FILE: &str = "cluster.json";
 /// Current configuration format.
-pub const CONFIG_VERSION: u32 = 1;
+pub const CONFIG_VERSION: u32 = 2;
+/// Environment variable naming the key store directory (like `--keystore`).
+pub const KEYSTORE_ENV: &str = "SEALSTORE_KEYSTORE";
 
 /// Where the master key lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,13 +98,14 @@ impl ProviderConfig {
             #[cfg(not(feature = "kms"))]
             ProviderConfig::Kms { .. } => Err(not_built("KMS", "kms")),
             ProviderConfig::LocalKeyFile { path, passphrase_env } => {
+                // Wiped when dropped (argon2 is built with `zeroize` for its own copies).
                 let passphrase = match passphrase_env {
-                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                    Some(var) => Some(zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
                         Error::InvalidOption(format!("the passphrase environment variable {var} is not set"))
-                    })?),
+                    })?)),
                     None => None,
                 };
-                let p = passphrase.as_deref();
+                let p = passphrase.as_ref().map(|s| s.as_str());
                 let provider = if create {
                     LocalKeyFile::open_or_create(path, p)?
                 } else {
@@ -209,6 +218,8 @@ fn next_label(label: &str) -> String {
 pub struct ClusterConfig {
     pub format: u32,
     pub cluster_id: String,
+    /// The data directory this configuration belongs to (canonical).
+    pub data_dir: PathBuf,
     pub keystore: PathBuf,
     pub provider: ProviderConfig,
     /// The provider being rotated away from, present only while a master-key rotation is in
@@ -222,19 +233,71 @@ pub struct ClusterConfig {
     pub block_size: usize,
 }
 
-impl ClusterConfig {
-    /// Reads `sealstore.json` from `data_dir`.
+/// The marker in the data directory: which cluster it belongs to. Unauthenticated, so it only
+/// has to agree with the configuration; it never decides anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataMarker {
+    pub format: u32,
+    pub cluster_id: String,
+}
+
+impl DataMarker {
+    /// Reads the marker; a missing one means "not a sealstore data directory".
     pub fn load(data_dir: &Path) -> Result<Self> {
         let path = data_dir.join(CONFIG_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotACluster {
-                    path: data_dir.to_owned(),
-                });
-            }
-            Err(e) => return Err(Error::io(&path, e)),
-        };
+        let bytes = fsutil::read_optional(&path)?.ok_or_else(|| Error::NotACluster {
+            path: data_dir.to_owned(),
+        })?;
+        let marker: DataMarker = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+            path: path.clone(),
+            reason: format!(
+                "{e} (a format-1 directory from an older sealstore kept its configuration here; re-create the cluster with this version)"
+            ),
+        })?;
+        if marker.format != CONFIG_VERSION {
+            return Err(Error::Config {
+                path,
+                reason: format!("unsupported format {}", marker.format),
+            });
+        }
+        Ok(marker)
+    }
+
+    /// Writes the marker durably.
+    pub fn save(&self, data_dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::InvalidOption(e.to_string()))?;
+        fsutil::write_atomic(&data_dir.join(CONFIG_FILE), &json, 0o644)?;
+        Ok(())
+    }
+}
+
+/// The key store a data directory uses when the caller names none: `<DIR>.keys/keystore`,
+/// beside it. Derived from the path the caller gave, never from anything inside it.
+pub fn default_keystore(data_dir: &Path) -> PathBuf {
+    let base = data_dir.file_name().and_then(|n| n.to_str()).unwrap_or("sealstore");
+    data_dir.with_file_name(format!("{base}.keys")).join("keystore")
+}
+
+/// The key store the caller chose: `explicit` (a flag or option), else `$SEALSTORE_KEYSTORE`,
+/// else [`default_keystore`].
+pub fn resolve_keystore(data_dir: &Path, explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(p) => p.to_owned(),
+        None => match std::env::var_os(KEYSTORE_ENV) {
+            Some(v) if !v.is_empty() => PathBuf::from(v),
+            _ => default_keystore(data_dir),
+        },
+    }
+}
+
+impl ClusterConfig {
+    /// Reads `cluster.json` from the key store directory.
+    pub fn load(keystore_dir: &Path) -> Result<Self> {
+        let path = keystore_dir.join(CLUSTER_CONFIG_FILE);
+        let bytes = fsutil::read_optional(&path)?.ok_or_else(|| Error::Config {
+            path: path.clone(),
+            reason: "no cluster configuration in this key store (wrong --keystore?)".into(),
+        })?;
         let config: ClusterConfig = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
             path: path.clone(),
             reason: e.to_string(),
@@ -250,6 +313,22 @@ impl ClusterConfig {
             reason: e.to_string(),
         })?;
         Ok(config)
+    }
+
+    /// Checks that the key store lies outside the data directory and every node directory (and
+    /// they outside it), all as canonical paths: run at every open, not only at `init`.
+    pub fn require_keystore_outside_data(&self) -> Result<()> {
+        let ks = &self.keystore;
+        for data in std::iter::once(&self.data_dir).chain(&self.node_dirs) {
+            if ks.starts_with(data) || data.starts_with(ks) {
+                return Err(Error::InvalidOption(format!(
+                    "the key store {} must be outside the data directory and every node directory ({} overlaps it)",
+                    ks.display(),
+                    data.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Checks the layout numbers.
@@ -271,10 +350,10 @@ impl ClusterConfig {
         Ok(())
     }
 
-    /// Writes `sealstore.json` durably.
-    pub fn save(&self, data_dir: &Path) -> Result<()> {
+    /// Writes `cluster.json` into the key store directory durably.
+    pub fn save(&self) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::InvalidOption(e.to_string()))?;
-        fsutil::write_atomic(&data_dir.join(CONFIG_FILE), &json, 0o644)?;
+        fsutil::write_atomic(&self.keystore.join(CLUSTER_CONFIG_FILE), &json, 0o600)?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use arrow_schema::SchemaRef;
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 use sealstore_blockstore::{OpenOptions, Prepared, Store, StoreOptions, VerifyFailure};
-use sealstore_keyring::{DatabaseKeys, Keyring};
+use sealstore_keyring::{DatabaseKeys, Keyring, fsutil};
 use serde::Serialize;
 
 use crate::commit::{CommitRecord, TableEntry};
@@ -71,6 +71,13 @@ pub(crate) fn in_flight_blocks(budget: usize, slices: usize, block_size: usize) 
     (budget.max(block_size) / 2 / (slices.max(1) * block_size)).max(1)
 }
 
+/// How a database is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OpenMode {
+    pub accept_rollback: bool,
+    pub read_only: bool,
+}
+
 /// What every database of a cluster shares: the worker pool and the load memory budget.
 #[derive(Debug, Clone)]
 pub(crate) struct Runtime {
@@ -92,6 +99,7 @@ pub struct Database {
     crash_at: Mutex<Option<CrashPoint>>,
     budget: Arc<std::sync::atomic::AtomicUsize>,
     block_size: usize,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Database {
@@ -120,27 +128,29 @@ impl Database {
         let dir = database_dir(data_dir, name);
         let keys = keyring.create_database(name, &dir.join("deks"))?;
         let mut slices = Vec::new();
+        let mut stores = Vec::new();
         for s in 0..config.slice_count() {
             let options = StoreOptions {
                 block_size: config.block_size,
                 slice_id: s as u32,
             };
-            slices.push(Mutex::new(Store::create(
-                &config.slice_dir(s, name),
-                keys.clone(),
-                options,
-            )?));
+            let store = Store::create(&config.slice_dir(s, name), keys.clone(), options)?;
+            stores.push(store.identity().store_id_hex());
+            slices.push(Mutex::new(store));
         }
         let record = CommitRecord {
             generation: 1,
             slices: vec![1; slices.len()],
+            stores,
             tables: Vec::new(),
             dek_table: keys.position(),
             rekey: None,
         };
         record.write(&dir, &keys)?;
         keyring.bind_generation(name, record.generation, false)?;
-        Ok(Self::assemble(name, dir, keyring, keys, slices, record, config, rt))
+        Ok(Self::assemble(
+            name, dir, keyring, keys, slices, record, config, rt, false,
+        ))
     }
 
     /// Opens every slice at the generation the commit record names, and reclaims DEKs that no
@@ -157,10 +167,18 @@ impl Database {
         config: &ClusterConfig,
         keyring: &Arc<Keyring>,
         rt: &Runtime,
-        accept_rollback: bool,
+        mode: OpenMode,
     ) -> Result<Self> {
+        let OpenMode {
+            accept_rollback,
+            read_only,
+        } = mode;
         let dir = database_dir(data_dir, name);
-        let keys = keyring.open_database(name, &dir.join("deks"))?;
+        let keys = if read_only {
+            keyring.open_database_read_only(name, &dir.join("deks"))?
+        } else {
+            keyring.open_database(name, &dir.join("deks"))?
+        };
         let record = CommitRecord::read(&dir, &keys)?;
         let bound = keyring.bound_generation(name)?;
         if record.generation < bound && !accept_rollback {
@@ -194,9 +212,15 @@ impl Database {
         }
         let mut slices = Vec::new();
         for (s, generation) in record.slices.iter().enumerate() {
+            let expected = record.store_identity(s).ok_or_else(|| Error::Corrupt {
+                path: dir.join("COMMIT"),
+                reason: format!("no valid store id for slice {s}"),
+            })?;
             let options = OpenOptions {
                 generation: Some(*generation),
                 reclaim_keys: false,
+                expected: Some(expected),
+                read_only,
             };
             let store = Store::open(&config.slice_dir(s, name), keys.clone(), options)?;
             if !accept_rollback {
@@ -208,17 +232,24 @@ impl Database {
             // Forward: a crash between the commit point and binding. Backward: an accepted restore.
             keyring.bind_generation(name, record.generation, accept_rollback)?;
         }
-        let referenced: std::collections::HashSet<u64> = slices
-            .iter()
-            .flat_map(|s| s.lock().manifest().blocks().map(|b| b.block_id).collect::<Vec<_>>())
-            .collect();
-        let stale: Vec<u64> = keys
-            .block_ids()
-            .into_iter()
-            .filter(|id| !referenced.contains(id))
-            .collect();
-        keys.remove(&stale)?;
-        Ok(Self::assemble(name, dir, keyring, keys, slices, record, config, rt))
+        if !read_only {
+            // Every slice's identity and manifest is authenticated by now: DEKs none of them
+            // references were left by a commit that crashed before its commit point.
+            let referenced: std::collections::HashSet<u64> = slices
+                .iter()
+                .flat_map(|s| s.lock().manifest().blocks().map(|b| b.block_id).collect::<Vec<_>>())
+                .collect();
+            let stale: Vec<u64> = keys
+                .block_ids()
+                .into_iter()
+                .filter(|id| !referenced.contains(id))
+                .collect();
+            keys.remove(&stale)?;
+            fsutil::sweep_temp_files(&dir)?;
+        }
+        Ok(Self::assemble(
+            name, dir, keyring, keys, slices, record, config, rt, read_only,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -231,6 +262,7 @@ impl Database {
         record: CommitRecord,
         config: &ClusterConfig,
         rt: &Runtime,
+        read_only: bool,
     ) -> Self {
         Self {
             name: name.to_owned(),
@@ -245,7 +277,24 @@ impl Database {
             crash_at: Mutex::new(None),
             budget: rt.budget.clone(),
             block_size: config.block_size,
+            read_only,
         }
+    }
+
+    /// Before any commit: refuses when read-only, and when the key store's rollback binding
+    /// lags the commit record (a binding that failed earlier is retried first; while it keeps
+    /// failing nothing new commits, so no commit can be rolled back unnoticed).
+    fn prepare_to_commit(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::Key(sealstore_keyring::Error::ReadOnly {
+                what: format!("database `{}`", self.name),
+            }));
+        }
+        let current = self.record.read().generation;
+        if self.keyring.bound_generation(&self.name)? < current {
+            self.keyring.bind_generation(&self.name, current, false)?;
+        }
+        Ok(())
     }
 
     /// Makes the next commit stop dead at `point`, as if the process died there (no cleanup,
@@ -407,6 +456,7 @@ impl Database {
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
     ) -> Result<AppendReport> {
         let _commit = self.commit_lock.lock();
+        self.prepare_to_commit()?;
         let mut record = self.record.read().clone();
         let (schema, distribution) = match create {
             Some((schema, dist)) => {
@@ -542,9 +592,14 @@ impl Database {
         Ok((record.generation, blocks))
     }
 
-    /// Drops a table on every slice (one cluster commit) and crypto-shreds its DEKs.
+    /// Drops a table on every slice (one cluster commit) and crypto-shreds it before returning:
+    /// its DEKs leave the DEK table at once (scans still reading it end with a "table was
+    /// dropped" error), then the database key is rotated, which rewrites the DEK table without
+    /// them and destroys the old DK — so no earlier copy of the DEK table (a backup, a stray
+    /// file) can unwrap them either. Leftover temporary files are swept.
     pub fn drop_table(&self, table: &str) -> Result<()> {
         let _commit = self.commit_lock.lock();
+        self.prepare_to_commit()?;
         let mut record = self.record.read().clone();
         if record.table(table).is_none() {
             return Err(Error::UnknownTable(table.to_owned()));
@@ -558,6 +613,12 @@ impl Database {
             prepared.push(t.prepare()?);
         }
         self.commit_slices(&mut stores, prepared, record)?;
+        for s in stores.iter_mut() {
+            s.release_retired_keys()?;
+        }
+        drop(stores);
+        self.keyring.rotate_database_key(&self.keys)?;
+        fsutil::sweep_temp_files(&self.keys.table_dir())?;
         Ok(())
     }
 
@@ -565,6 +626,7 @@ impl Database {
     /// (see [`Keyring::rotate_database_key`]). Scans keep running; loads wait.
     pub fn rotate_key(&self) -> Result<u32> {
         let _commit = self.commit_lock.lock();
+        self.prepare_to_commit()?;
         Ok(self.keyring.rotate_database_key(&self.keys)?)
     }
 
@@ -587,6 +649,7 @@ impl Database {
         }
         let state = {
             let _commit = self.commit_lock.lock();
+            self.prepare_to_commit()?;
             let record = self.record.read().clone();
             match &record.rekey {
                 Some(state) => {
@@ -651,10 +714,11 @@ impl Database {
             }
         }
         let _commit = self.commit_lock.lock();
-        // Wait for scans still holding pre-re-key snapshots, then drop every old wrapped DEK (and
-        // old metadata key) from the live DEK table before the re-key is declared finished.
+        // Every old DEK leaves the table now, even if a scan still holds a pre-re-key snapshot
+        // (it ends with a clear error; its slots stay reserved until it is dropped), then the
+        // table is rewritten so no wrapped copy of an old DEK (or old metadata key) remains.
         for s in &self.slices {
-            s.lock().reclaim()?;
+            s.lock().release_retired_keys()?;
         }
         if state.table.is_none() {
             self.keys.retire_metadata_keys()?;

@@ -32,7 +32,10 @@ use serde::Serialize;
 
 pub use commit::RekeyState;
 pub use commit::{COMMIT_VERSION, CommitRecord, TableEntry};
-pub use config::{CONFIG_FILE, ClusterConfig, ProviderConfig};
+pub use config::{
+    CLUSTER_CONFIG_FILE, CONFIG_FILE, ClusterConfig, DataMarker, KEYSTORE_ENV, ProviderConfig, default_keystore,
+    resolve_keystore,
+};
 pub use database::{AppendReport, CrashPoint, Database, RekeyReport, TableInfo};
 pub use distribute::Distribution;
 pub use error::{Error, Result};
@@ -94,6 +97,13 @@ pub struct OpenOptions {
     /// Accept data files older than the generation bound into the key store (a deliberate
     /// restore from backup); audited. Without it such a restore is refused as a rollback.
     pub accept_rollback: bool,
+    /// The key store directory (default: `$SEALSTORE_KEYSTORE`, else `<DIR>.keys/keystore`).
+    /// Never taken from the data directory.
+    pub keystore: Option<PathBuf>,
+    /// Change nothing in the data directory (scans, counts, `verify`, `info` on a read-only
+    /// copy); every write is refused with a read-only error. The key store is still written
+    /// (audit records, the rollback binding).
+    pub read_only: bool,
 }
 
 /// Which keys [`Cluster::rotate`] renews.
@@ -121,11 +131,7 @@ pub struct RotateReport {
 }
 
 fn remove_dir_if_present(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(dir, e)),
-    }
+    Ok(fsutil::remove_dir_all(dir)?)
 }
 
 /// What `verify` found.
@@ -175,6 +181,7 @@ pub struct Cluster {
     config: Mutex<ClusterConfig>,
     keyring: Arc<Keyring>,
     accept_rollback: bool,
+    read_only: bool,
     pool: Arc<rayon::ThreadPool>,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
     budget: Arc<std::sync::atomic::AtomicUsize>,
@@ -216,16 +223,19 @@ impl Cluster {
     /// database `dev` on every slice, and `sealstore.json` (written last).
     pub fn init(data_dir: &Path, options: InitOptions) -> Result<Self> {
         let data_dir = absolute(data_dir)?;
-        if data_dir.join(CONFIG_FILE).exists() {
+        if fsutil::exists(&data_dir.join(CONFIG_FILE)) {
             return Err(Error::AlreadyInitialized { path: data_dir });
         }
-        let base = data_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("sealstore")
-            .to_owned();
-        let keys_dir = data_dir.with_file_name(format!("{base}.keys"));
-        let keystore = absolute(&options.keystore.clone().unwrap_or_else(|| keys_dir.join("keystore")))?;
+        let keystore = absolute(
+            &options
+                .keystore
+                .clone()
+                .unwrap_or_else(|| config::default_keystore(&data_dir)),
+        )?;
+        let keys_dir = config::default_keystore(&data_dir)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let master_key = absolute(
             &options
                 .master_key
@@ -245,13 +255,24 @@ impl Cluster {
                 format!("sealstore-{}", r.iter().map(|b| format!("{b:02x}")).collect::<String>())
             }
         };
+        // Every root is created, then canonicalised once: below them nothing follows a link.
+        fsutil::create_dir_durable(&data_dir)?;
+        let data_dir = fsutil::canonical_root(&data_dir)?;
         let node_dirs = match &options.node_dirs {
             Some(d) => d.iter().map(|p| absolute(p)).collect::<Result<Vec<_>>>()?,
             None => (0..options.nodes).map(|n| data_dir.join(format!("node-{n}"))).collect(),
         };
+        let mut canonical_nodes = Vec::with_capacity(node_dirs.len());
+        for dir in &node_dirs {
+            fsutil::create_dir_durable(dir)?;
+            canonical_nodes.push(fsutil::canonical_root(dir)?);
+        }
+        fsutil::create_dir_durable(&keystore)?;
+        let keystore = fsutil::canonical_root(&keystore)?;
         let config = ClusterConfig {
             format: config::CONFIG_VERSION,
             cluster_id: cluster_id.clone(),
+            data_dir: data_dir.clone(),
             keystore: keystore.clone(),
             provider: options
                 .provider
@@ -263,11 +284,11 @@ impl Cluster {
             previous_provider: None,
             nodes: options.nodes,
             slices_per_node: options.slices_per_node,
-            node_dirs,
+            node_dirs: canonical_nodes,
             block_size: options.block_size,
         };
         config.validate()?;
-        fsutil::create_dir_durable(&data_dir)?;
+        config.require_keystore_outside_data()?;
         let local = matches!(config.provider, ProviderConfig::LocalKeyFile { .. });
         if local && let Some(parent) = master_key.parent() {
             fsutil::create_dir_durable(parent)?;
@@ -279,12 +300,19 @@ impl Cluster {
             config: Mutex::new(config.clone()),
             keyring,
             accept_rollback: false,
+            read_only: false,
             pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
             budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
         };
         cluster.create_database(DEFAULT_DATABASE)?;
-        config.save(&data_dir)?;
+        config.save()?;
+        // The marker last: a crash before it leaves no half-made cluster that opens.
+        config::DataMarker {
+            format: config::CONFIG_VERSION,
+            cluster_id,
+        }
+        .save(&data_dir)?;
         Ok(cluster)
     }
 
@@ -294,17 +322,56 @@ impl Cluster {
             data_dir,
             OpenOptions {
                 threads,
-                accept_rollback: false,
+                ..Default::default()
             },
         )
     }
 
-    /// Opens the cluster with options. If a master-key rotation was cut short, the
+    /// Opens the cluster with options. The key store comes from the caller (see
+    /// [`OpenOptions::keystore`]); the configuration in it must name this data directory and
+    /// agree with the data directory's marker. If a master-key rotation was cut short, the
     /// configuration names both providers; the one the key store is wrapped under is used and
     /// the configuration is settled on it.
     pub fn open_with(data_dir: &Path, options: OpenOptions) -> Result<Self> {
-        let data_dir = absolute(data_dir)?;
-        let mut config = ClusterConfig::load(&data_dir)?;
+        let data_dir = fsutil::canonical_root(&absolute(data_dir)?).map_err(|e| match e {
+            sealstore_keyring::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::NotACluster {
+                    path: data_dir.to_owned(),
+                }
+            }
+            other => other.into(),
+        })?;
+        let marker = config::DataMarker::load(&data_dir)?;
+        let keystore_dir = absolute(&config::resolve_keystore(&data_dir, options.keystore.as_deref()))?;
+        let keystore_dir = fsutil::canonical_root(&keystore_dir).map_err(|_| Error::Config {
+            path: keystore_dir.clone(),
+            reason: "no key store here (give the cluster's key store with --keystore or SEALSTORE_KEYSTORE)".into(),
+        })?;
+        let mut config = ClusterConfig::load(&keystore_dir)?;
+        let config_path = keystore_dir.join(config::CLUSTER_CONFIG_FILE);
+        if config.keystore != keystore_dir {
+            return Err(Error::Config {
+                path: config_path,
+                reason: format!(
+                    "this configuration belongs to the key store {}, not {}",
+                    config.keystore.display(),
+                    keystore_dir.display()
+                ),
+            });
+        }
+        if config.data_dir != data_dir || config.cluster_id != marker.cluster_id {
+            return Err(Error::Config {
+                path: config_path,
+                reason: format!(
+                    "this key store belongs to cluster `{}` at {}, not to `{}` at {}",
+                    config.cluster_id,
+                    config.data_dir.display(),
+                    marker.cluster_id,
+                    data_dir.display()
+                ),
+            });
+        }
+        config.require_keystore_outside_data()?;
         let provider = match config.previous_provider.clone() {
             None => config.provider.open(false)?,
             Some(previous) => {
@@ -316,7 +383,7 @@ impl Cluster {
                 };
                 config.provider = settled;
                 config.previous_provider = None;
-                config.save(&data_dir)?;
+                config.save()?;
                 chosen
             }
         };
@@ -327,26 +394,58 @@ impl Cluster {
             config: Mutex::new(config),
             keyring,
             accept_rollback: options.accept_rollback,
+            read_only: options.read_only,
             pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
             budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
         };
-        cluster.remove_dropped_databases()?;
+        if !cluster.read_only {
+            cluster.remove_dropped_databases()?;
+        }
         Ok(cluster)
+    }
+
+    /// Reads the audit log of the cluster in `data_dir` without opening the hierarchy (no
+    /// master key needed, nothing written): the key store comes from the caller as in
+    /// [`OpenOptions::keystore`] and must belong to this data directory. To check the chain,
+    /// open the cluster and call [`Keyring::verify_audit`].
+    pub fn read_audit_log(data_dir: &Path, keystore: Option<&Path>) -> Result<Vec<sealstore_keyring::AuditRecord>> {
+        let data_dir = fsutil::canonical_root(&absolute(data_dir)?)?;
+        let marker = config::DataMarker::load(&data_dir)?;
+        let keystore_dir = fsutil::canonical_root(&absolute(&config::resolve_keystore(&data_dir, keystore))?)?;
+        let config = ClusterConfig::load(&keystore_dir)?;
+        if config.data_dir != data_dir || config.cluster_id != marker.cluster_id {
+            return Err(Error::Config {
+                path: keystore_dir.join(config::CLUSTER_CONFIG_FILE),
+                reason: format!("this key store belongs to the cluster at {}", config.data_dir.display()),
+            });
+        }
+        Ok(sealstore_keyring::read_audit_records(&keystore_dir)?)
+    }
+
+    /// True when opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn require_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::Key(sealstore_keyring::Error::ReadOnly {
+                what: format!("cluster {}", self.data_dir.display()),
+            }));
+        }
+        Ok(())
     }
 
     /// Deletes the files of databases whose key is gone from the key store (a drop that crashed
     /// after the crypto-shred, the commit point of a drop, but before the files were removed).
     fn remove_dropped_databases(&self) -> Result<()> {
+        // The decision rests on the authenticated key store alone (a database it does not hold is
+        // gone for good); the names come from the directory, so only valid names are acted on,
+        // and removal never follows a link.
         let live = self.keyring.databases();
-        let listing = match std::fs::read_dir(self.data_dir.join("databases")) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(self.data_dir.join("databases"), e)),
-        };
-        for entry in listing.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !live.contains(&name) {
+        for name in fsutil::list_dir(&self.data_dir.join("databases"))? {
+            if sealstore_keyring::validate_database_name(&name).is_ok() && !live.contains(&name) {
                 self.remove_database_files(&name)?;
             }
         }
@@ -406,6 +505,7 @@ impl Cluster {
 
     /// Creates a database on every slice.
     pub fn create_database(&self, name: &str) -> Result<Arc<Database>> {
+        self.require_writable()?;
         let mut dbs = self.databases.lock();
         let db = Arc::new(Database::create(
             name,
@@ -433,7 +533,10 @@ impl Cluster {
             &self.config(),
             &self.keyring,
             &self.runtime(),
-            self.accept_rollback,
+            database::OpenMode {
+                accept_rollback: self.accept_rollback,
+                read_only: self.read_only,
+            },
         )?);
         dbs.insert(name.to_owned(), db.clone());
         Ok(db)
@@ -444,6 +547,7 @@ impl Cluster {
     /// key store is switched, so a crash at any point reopens with whichever one matches. The old
     /// key is not deleted: retire it once no backup of the key store needs it.
     pub fn rotate_master_key(&self, new: ProviderConfig) -> Result<(String, String)> {
+        self.require_writable()?;
         let old = self.config();
         let provider = new.open(true)?;
         let old_id = self.keyring.provider().key_id();
@@ -455,22 +559,23 @@ impl Cluster {
         let mut staged = old.clone();
         staged.previous_provider = Some(old.provider.clone());
         staged.provider = new;
-        staged.save(&self.data_dir)?;
+        staged.save()?;
         self.keyring.crash_point(RotationStep::MasterConfigStaged)?;
         if let Err(e) = self.keyring.rotate_master_key(provider.clone()) {
-            let _ = old.save(&self.data_dir);
+            let _ = old.save();
             return Err(e.into());
         }
         self.keyring.crash_point(RotationStep::MasterKeyRewrapped)?;
         let mut settled = staged;
         settled.previous_provider = None;
-        settled.save(&self.data_dir)?;
+        settled.save()?;
         *self.config.lock() = settled;
         Ok((old_id, provider.key_id()))
     }
 
     /// Rotates the cluster key (every database key re-wrapped; one atomic key-store replace).
     pub fn rotate_cluster_key(&self) -> Result<u32> {
+        self.require_writable()?;
         Ok(self.keyring.rotate_cluster_key()?)
     }
 
@@ -507,6 +612,7 @@ impl Cluster {
     /// nothing of it can be decrypted, the commit point of the drop), then its files are deleted
     /// (a crash in between is finished on the next open).
     pub fn drop_database(&self, name: &str) -> Result<()> {
+        self.require_writable()?;
         if !self.keyring.databases().iter().any(|d| d == name) {
             return Err(Error::UnknownDatabase(name.to_owned()));
         }
@@ -557,7 +663,7 @@ impl Cluster {
                 Err(e) => report.databases.push((name, e.to_string())),
             }
         }
-        report.audit = self.keyring.audit().verify().map_err(|e| e.to_string());
+        report.audit = self.keyring.verify_audit().map_err(|e| e.to_string());
         report
     }
 }

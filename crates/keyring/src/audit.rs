@@ -1,21 +1,29 @@
-//! The audit log: append-only JSON lines in the key store directory, each record carrying the
-//! SHA-256 of the previous record, so an edit, deletion or reordering breaks the chain.
-//! `audit.head` (replaced atomically after each append) remembers the last sequence number and
-//! hash, so cutting records off the tail is detected too.
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+//! The audit log: append-only JSON lines in the key store directory, chained with HMAC-SHA256.
+//!
+//! Each record carries the MAC of the previous one (`prev`) and its own (`mac`), computed under
+//! the cluster's audit key — a random key wrapped by the cluster key in the key store, so only a
+//! holder of the master key can extend or recompute the chain, and a log from another cluster
+//! fails at its first record. The key store keeps the chain's *anchor*, the (sequence, MAC) of
+//! the last record when it was last saved (every commit and every open saves it), so cutting
+//! records at or before the anchor, or deleting the log, is detected.
+//!
+//! Records written before the key is known — a failed open with a wrong master key — are
+//! *unkeyed*: marked `"keyed":false`, chained with plain SHA-256. Only failure records may be
+//! unkeyed; anything else without a valid MAC breaks the chain.
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{EncryptionContext, Error, Result, fsutil};
+use crate::{AuditKey, EncryptionContext, Error, Result, fsutil};
 
 pub(crate) const AUDIT_FILE: &str = "audit.log";
-const HEAD_FILE: &str = "audit.head";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const HASH_FIELD: &str = ",\"hash\":\"";
+const MAC_FIELD: &str = ",\"mac\":\"";
+const MAC_DOMAIN: &[u8] = b"sealstore/audit/v2\0";
 
 /// Key operations recorded in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +55,14 @@ impl AuditOp {
     }
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// One audit record. Never holds key bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -69,7 +85,10 @@ pub struct AuditRecord {
     pub count: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub detail: Option<String>,
-    /// SHA-256 (hex) of the previous record's line body; zeros for the first.
+    /// False for a record written before the audit key was known (a failed open).
+    #[serde(skip_serializing_if = "is_true", default = "yes")]
+    pub keyed: bool,
+    /// MAC (hex) of the previous record; zeros for the first.
     pub prev: String,
 }
 
@@ -88,6 +107,7 @@ impl AuditRecord {
             outcome: "ok".into(),
             count: None,
             detail: None,
+            keyed: true,
             prev: String::new(),
         }
     }
@@ -120,12 +140,18 @@ impl AuditRecord {
         self.outcome = format!("failed: {err}");
         self
     }
+
+    /// Records that may stand in the chain without a MAC: failures seen before the key was known.
+    fn may_be_unkeyed(&self) -> bool {
+        matches!(self.op, AuditOp::Unwrap | AuditOp::AuthFailure) && self.outcome.starts_with("failed")
+    }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Head {
-    seq: u64,
-    hash: String,
+/// The chain position the key store anchors: the last record's sequence number and MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditAnchor {
+    pub seq: u64,
+    pub mac: [u8; 32],
 }
 
 #[derive(Debug)]
@@ -134,63 +160,77 @@ struct Tail {
     /// Bytes of complete records: a failed append is cut back to it.
     len: u64,
     seq: u64,
-    hash: String,
+    mac: String,
+    key: Option<AuditKey>,
 }
 
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditVerifyReport {
     pub records: u64,
-    pub last_hash: String,
+    pub last_mac: String,
+    /// Records written before the key was known (failed opens).
+    pub unkeyed: u64,
 }
 
-/// The append-only, hash-chained audit log.
+/// The append-only, MAC-chained audit log.
 #[derive(Debug)]
 pub struct AuditLog {
     dir: PathBuf,
     tail: Mutex<Tail>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+fn hmac_hex(key: &AuditKey, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key.expose_secret()).expect("any key length");
+    mac.update(MAC_DOMAIN);
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }
 
-/// Splits a line into (body, hash): the body is the JSON text the hash covers.
+fn sha256_hex(body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(MAC_DOMAIN);
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// Splits a line into (body, mac): the body is the JSON text the MAC covers.
 fn split_line(line: &str) -> Option<(&str, &str)> {
-    let at = line.rfind(HASH_FIELD)?;
-    let hash = line[at + HASH_FIELD.len()..].strip_suffix("\"}")?;
-    Some((&line[..at], hash))
+    let at = line.rfind(MAC_FIELD)?;
+    let mac = line[at + MAC_FIELD.len()..].strip_suffix("\"}")?;
+    Some((&line[..at], mac))
+}
+
+/// The complete lines of a log image (a torn final line, still being written or left by a
+/// crash, is not part of it).
+fn complete_lines(bytes: &[u8]) -> &[u8] {
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    &bytes[..complete]
+}
+
+fn parse_record(body: &str) -> std::result::Result<AuditRecord, String> {
+    serde_json::from_str(&format!("{body}}}")).map_err(|e| e.to_string())
 }
 
 impl AuditLog {
-    /// Opens (or starts) the log in `dir`. A torn final line left by a crash is cut off.
+    /// Opens (or starts) the log in `dir` for appending. The caller holds the key store's
+    /// exclusive lock, so a torn final line can only be a crash's and is cut off. Appends are
+    /// unkeyed until [`AuditLog::set_key`].
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(AUDIT_FILE);
-        let mut bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = fsutil::open_append(&path, 0o600)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Error::io(&path, e))?;
+        let complete = complete_lines(&bytes).len();
         if complete < bytes.len() {
             file.set_len(complete as u64).map_err(|e| Error::io(&path, e))?;
-            bytes.truncate(complete);
         }
-        let (mut seq, mut hash) = (0, GENESIS.to_owned());
+        let (mut seq, mut mac) = (0, GENESIS.to_owned());
         if let Some(last) = bytes[..complete].split(|&b| b == b'\n').rfind(|l| !l.is_empty()) {
             let text = std::str::from_utf8(last).map_err(|_| Error::corrupt(&path, 0, "audit line is not UTF-8"))?;
-            let (body, h) = split_line(text).ok_or_else(|| Error::corrupt(&path, 0, "audit line without hash"))?;
-            let record: AuditRecord =
-                serde_json::from_str(&format!("{body}}}")).map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
-            seq = record.seq;
-            hash = h.to_owned();
+            let (body, m) = split_line(text).ok_or_else(|| Error::corrupt(&path, 0, "audit line without MAC"))?;
+            seq = parse_record(body).map_err(|e| Error::corrupt(&path, 0, e))?.seq;
+            mac = m.to_owned();
         }
         Ok(Self {
             dir: dir.to_owned(),
@@ -198,9 +238,15 @@ impl AuditLog {
                 file,
                 len: complete as u64,
                 seq,
-                hash,
+                mac,
+                key: None,
             }),
         })
+    }
+
+    /// From now on records are MACed under `key`.
+    pub(crate) fn set_key(&self, key: AuditKey) {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner()).key = Some(key);
     }
 
     /// The log file's path.
@@ -208,7 +254,7 @@ impl AuditLog {
         self.dir.join(AUDIT_FILE)
     }
 
-    /// Appends a record (assigning its sequence number and chain hash) and syncs it.
+    /// Appends a record (assigning its sequence number and chain MAC) and syncs it.
     pub fn append(&self, record: AuditRecord) -> Result<u64> {
         self.append_with(record, true)
     }
@@ -220,11 +266,21 @@ impl AuditLog {
         let path = self.path();
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         record.seq = tail.seq + 1;
-        record.prev = tail.hash.clone();
+        record.prev = tail.mac.clone();
+        record.keyed = tail.key.is_some();
+        if !record.keyed && !record.may_be_unkeyed() {
+            return Err(Error::Internal(format!(
+                "audit record {:?} written before the audit key was known",
+                record.op
+            )));
+        }
         let json = serde_json::to_string(&record).map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
         let body = json.strip_suffix('}').unwrap_or(&json);
-        let hash = sha256_hex(body.as_bytes());
-        let line = format!("{body}{HASH_FIELD}{hash}\"}}\n");
+        let mac = match &tail.key {
+            Some(k) => hmac_hex(k, body.as_bytes()),
+            None => sha256_hex(body.as_bytes()),
+        };
+        let line = format!("{body}{MAC_FIELD}{mac}\"}}\n");
         let written = crate::faults::write_all(&tail.file, line.as_bytes()).and_then(|_| {
             if durable {
                 crate::faults::sync_data(&tail.file)
@@ -239,15 +295,39 @@ impl AuditLog {
         }
         tail.len += line.len() as u64;
         tail.seq = record.seq;
-        tail.hash = hash.clone();
-        // The head only guards against tail truncation: a stale head (crash before this rename)
-        // is still consistent with the log, so it needs no fsync of its own.
-        let head = serde_json::to_vec(&Head { seq: record.seq, hash }).unwrap_or_default();
-        let head_tmp = self.dir.join(format!(".{HEAD_FILE}.tmp"));
-        fs::write(&head_tmp, head)
-            .and_then(|_| fs::rename(&head_tmp, self.dir.join(HEAD_FILE)))
-            .map_err(|e| Error::io(self.dir.join(HEAD_FILE), e))?;
+        tail.mac = mac;
         Ok(record.seq)
+    }
+
+    /// Fails unless the log still holds the record the key store anchors (same sequence number,
+    /// same MAC): a log cut back, replaced or deleted behind the key store's back.
+    pub(crate) fn require_anchor(&self, anchor: &AuditAnchor) -> Result<()> {
+        if anchor.seq == 0 {
+            return Ok(());
+        }
+        let bytes = fsutil::read(&self.path())?;
+        let text = String::from_utf8_lossy(complete_lines(&bytes)).into_owned();
+        let found = text
+            .lines()
+            .nth((anchor.seq - 1) as usize)
+            .and_then(split_line)
+            .map(|(_, mac)| mac.to_owned());
+        if found.as_deref() == Some(hex::encode(anchor.mac).as_str()) {
+            return Ok(());
+        }
+        Err(Error::AuditChainBroken {
+            path: self.path(),
+            line: anchor.seq,
+            reason: format!(
+                "the key store anchors record {} and the log {}",
+                anchor.seq,
+                if found.is_some() {
+                    "holds a different record there (replaced)"
+                } else {
+                    "ends before it (truncated or deleted)"
+                }
+            ),
+        })
     }
 
     /// The sequence number of the last record.
@@ -255,52 +335,98 @@ impl AuditLog {
         self.tail.lock().unwrap_or_else(|p| p.into_inner()).seq
     }
 
-    /// Reads every record (without verifying the chain).
-    pub fn records(&self) -> Result<Vec<AuditRecord>> {
-        let path = self.path();
-        let text = fsutil::read(&path)?;
-        let text = String::from_utf8_lossy(&text);
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .enumerate()
-            .map(|(i, line)| {
-                let body = split_line(line).map_or(line.to_owned(), |(b, _)| format!("{b}}}"));
-                serde_json::from_str(&body).map_err(|e| Error::corrupt(&path, i as u64 + 1, e.to_string()))
-            })
-            .collect()
+    /// The anchor of the chain as it stands (what the key store records when it is saved).
+    pub(crate) fn anchor(&self) -> AuditAnchor {
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut mac = [0u8; 32];
+        let _ = hex::decode_to_slice(&tail.mac, &mut mac);
+        AuditAnchor { seq: tail.seq, mac }
     }
 
-    /// Verifies the whole chain and the head: every edit, removal, reordering or tail truncation
-    /// is reported with the record number where the chain breaks.
-    pub fn verify(&self) -> Result<AuditVerifyReport> {
+    /// Reads every record (without verifying the chain). The holder of the key store's lock
+    /// calls this; other processes use [`read_records`].
+    pub fn records(&self) -> Result<Vec<AuditRecord>> {
+        parse_records(&self.path())
+    }
+
+    /// Verifies the whole chain under the audit key and against the key store's anchor: every
+    /// edit (even with the chain recomputed without the key), removal, reordering, truncation at
+    /// or before the anchor, a deleted log, or a log of another cluster is reported with the
+    /// record number where the chain breaks.
+    pub(crate) fn verify(&self, anchor: &AuditAnchor) -> Result<AuditVerifyReport> {
         let bytes = fsutil::read(&self.path())?;
-        let head = fs::read(self.dir.join(HEAD_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Head>(&b).ok());
-        verify_bytes(&bytes, head.as_ref().map(|h| (h.seq, h.hash.as_str()))).map_err(|(line, reason)| {
-            Error::AuditChainBroken {
-                path: self.path(),
-                line,
-                reason,
-            }
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let key = tail
+            .key
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the audit chain is verified only with the audit key".into()))?;
+        verify_bytes(complete_lines(&bytes), Some(key), anchor).map_err(|(line, reason)| Error::AuditChainBroken {
+            path: self.path(),
+            line,
+            reason,
         })
     }
 }
 
-/// Verifies a log image against an optional head `(seq, hash)`.
-pub(crate) fn verify_bytes(bytes: &[u8], head: Option<(u64, &str)>) -> Result<AuditVerifyReport, (u64, String)> {
+/// Reads the records of the log in `dir` without changing anything: the key store's lock is
+/// taken shared (so no writer is mid-way through a key-store change), and a final line still
+/// being written is left alone.
+pub fn read_records(dir: &Path) -> Result<Vec<AuditRecord>> {
+    let lock_path = dir.join(crate::hierarchy::LOCK_FILE);
+    let lock = fsutil::open_read(&lock_path)?;
+    lock.lock_shared().map_err(|e| Error::io(&lock_path, e))?;
+    let records = parse_records(&dir.join(AUDIT_FILE));
+    drop(lock);
+    records
+}
+
+fn parse_records(path: &Path) -> Result<Vec<AuditRecord>> {
+    let bytes = fsutil::read(path)?;
+    let text = String::from_utf8_lossy(complete_lines(&bytes)).into_owned();
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let body = split_line(line).map_or(line, |(b, _)| b);
+            parse_record(body).map_err(|e| Error::corrupt(path, i as u64 + 1, e))
+        })
+        .collect()
+}
+
+/// Verifies a log image: with `key`, every keyed record's MAC; always the chain, the sequence
+/// numbers and the anchor.
+pub(crate) fn verify_bytes(
+    bytes: &[u8],
+    key: Option<&AuditKey>,
+    anchor: &AuditAnchor,
+) -> Result<AuditVerifyReport, (u64, String)> {
     let text = std::str::from_utf8(bytes).map_err(|_| (0, "log is not UTF-8".to_owned()))?;
     let mut prev = GENESIS.to_owned();
     let mut count = 0u64;
-    let mut head_seen = head.is_none();
+    let mut unkeyed = 0u64;
+    let anchor_mac = hex::encode(anchor.mac);
     for (i, line) in text.lines().enumerate() {
         let n = i as u64 + 1;
-        let (body, hash) = split_line(line).ok_or((n, "record has no hash field".to_owned()))?;
-        if sha256_hex(body.as_bytes()) != hash {
-            return Err((n, "record was edited (its hash does not match its contents)".into()));
+        let (body, mac) = split_line(line).ok_or((n, "record has no MAC field".to_owned()))?;
+        let record = parse_record(body).map_err(|e| (n, format!("record is not valid: {e}")))?;
+        let expected = if record.keyed {
+            match key {
+                Some(k) => hmac_hex(k, body.as_bytes()),
+                None => mac.to_owned(),
+            }
+        } else {
+            if !record.may_be_unkeyed() {
+                return Err((n, "record claims to be unkeyed but is not a failure record".into()));
+            }
+            unkeyed += 1;
+            sha256_hex(body.as_bytes())
+        };
+        if expected != mac {
+            return Err((
+                n,
+                "record was edited or forged (its MAC does not match; a recomputed chain needs the audit key)".into(),
+            ));
         }
-        let record: AuditRecord =
-            serde_json::from_str(&format!("{body}}}")).map_err(|e| (n, format!("record is not valid: {e}")))?;
         if record.prev != prev {
             return Err((
                 n,
@@ -310,37 +436,42 @@ pub(crate) fn verify_bytes(bytes: &[u8], head: Option<(u64, &str)>) -> Result<Au
         if record.seq != n {
             return Err((n, format!("sequence number {} where {n} was expected", record.seq)));
         }
-        if let Some((seq, h)) = head
-            && seq == record.seq
-        {
-            if h != hash {
-                return Err((n, "record differs from the one the head file recorded".into()));
-            }
-            head_seen = true;
+        if record.seq == anchor.seq && mac != anchor_mac {
+            return Err((n, "record differs from the one the key store anchors".into()));
         }
-        prev = hash.to_owned();
+        prev = mac.to_owned();
         count = n;
     }
-    if !head_seen {
-        let seq = head.map_or(0, |h| h.0);
+    if count < anchor.seq {
         return Err((
             count + 1,
-            format!("log truncated: the head file records {seq} records, the log holds {count}"),
+            format!(
+                "log truncated: the key store anchors record {}, the log holds {count}",
+                anchor.seq
+            ),
         ));
     }
     Ok(AuditVerifyReport {
         records: count,
-        last_hash: prev,
+        last_mac: prev,
+        unkeyed,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    fn key(b: u8) -> AuditKey {
+        AuditKey::from_bytes([b; 32])
+    }
 
     fn log_with(n: u64) -> (tempfile::TempDir, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(crate::hierarchy::LOCK_FILE), b"").unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
+        log.set_key(key(1));
         for i in 0..n {
             let ctx = EncryptionContext::new().with("cluster-id", "c1");
             log.append(
@@ -366,74 +497,172 @@ mod tests {
         fs::write(log.path(), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     }
 
+    fn verify(log: &AuditLog, anchor: &AuditAnchor) -> Result<AuditVerifyReport> {
+        log.verify(anchor)
+    }
+
+    /// Rewrites the chain after an edit the way someone without the key would: plain SHA-256.
+    fn recompute_without_key(lines: &[String]) -> Vec<String> {
+        let mut prev = GENESIS.to_owned();
+        lines
+            .iter()
+            .map(|l| {
+                let (body, _) = split_line(l).unwrap();
+                let mut r = parse_record(body).unwrap();
+                r.prev = prev.clone();
+                let json = serde_json::to_string(&r).unwrap();
+                let body = json.strip_suffix('}').unwrap();
+                let mac = sha256_hex(body.as_bytes());
+                prev = mac.clone();
+                format!("{body}{MAC_FIELD}{mac}\"}}")
+            })
+            .collect()
+    }
+
     #[test]
     fn intact_chain_verifies_and_survives_reopen() {
         let (dir, log) = log_with(5);
-        assert_eq!(log.verify().unwrap().records, 5);
+        let anchor = log.anchor();
+        assert_eq!(verify(&log, &anchor).unwrap().records, 5);
         drop(log);
         let log = AuditLog::open(dir.path()).unwrap();
+        log.require_anchor(&anchor).unwrap();
+        log.set_key(key(1));
         log.append(AuditRecord::new(AuditOp::Unwrap, "master")).unwrap();
-        assert_eq!(log.verify().unwrap().records, 6);
+        assert_eq!(verify(&log, &anchor).unwrap().records, 6);
         assert_eq!(log.records().unwrap()[5].op, AuditOp::Unwrap);
     }
 
     #[test]
     fn edited_record_is_detected() {
         let (_d, log) = log_with(4);
+        let anchor = log.anchor();
         let mut l = lines(&log);
         l[1] = l[1].replace("\"ok\"", "\"failed\"");
         write_lines(&log, &l);
-        assert!(matches!(log.verify(), Err(Error::AuditChainBroken { line: 2, .. })));
+        assert!(matches!(
+            verify(&log, &anchor),
+            Err(Error::AuditChainBroken { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn an_edit_with_the_chain_recomputed_without_the_key_is_detected() {
+        let (_d, log) = log_with(4);
+        let anchor = log.anchor();
+        let mut l = lines(&log);
+        l[1] = l[1].replace("\"ok\"", "\"failed\"");
+        write_lines(&log, &recompute_without_key(&l));
+        assert!(matches!(
+            verify(&log, &anchor),
+            Err(Error::AuditChainBroken { line: 1, .. })
+        ));
     }
 
     #[test]
     fn removed_record_is_detected() {
         let (_d, log) = log_with(4);
+        let anchor = log.anchor();
         let mut l = lines(&log);
         l.remove(1);
         write_lines(&log, &l);
-        assert!(matches!(log.verify(), Err(Error::AuditChainBroken { line: 2, .. })));
+        assert!(matches!(
+            verify(&log, &anchor),
+            Err(Error::AuditChainBroken { line: 2, .. })
+        ));
     }
 
     #[test]
     fn reordered_records_are_detected() {
         let (_d, log) = log_with(4);
+        let anchor = log.anchor();
         let mut l = lines(&log);
         l.swap(1, 2);
         write_lines(&log, &l);
-        assert!(matches!(log.verify(), Err(Error::AuditChainBroken { line: 2, .. })));
+        assert!(matches!(
+            verify(&log, &anchor),
+            Err(Error::AuditChainBroken { line: 2, .. })
+        ));
     }
 
     #[test]
-    fn truncated_tail_is_detected() {
-        let (_d, log) = log_with(4);
+    fn truncation_before_the_anchor_is_detected_and_refuses_reopening() {
+        let (dir, log) = log_with(4);
+        let anchor = log.anchor();
         let mut l = lines(&log);
         l.pop();
         write_lines(&log, &l);
-        match log.verify() {
+        match verify(&log, &anchor) {
             Err(Error::AuditChainBroken { reason, .. }) => assert!(reason.contains("truncated"), "{reason}"),
             other => panic!("expected truncation, got {other:?}"),
         }
+        drop(log);
+        let reopened = AuditLog::open(dir.path()).unwrap();
+        assert!(matches!(
+            reopened.require_anchor(&anchor),
+            Err(Error::AuditChainBroken { .. })
+        ));
+        fs::remove_file(reopened.path()).unwrap();
+        let reopened = AuditLog::open(dir.path()).unwrap();
+        assert!(
+            reopened.require_anchor(&anchor).is_err(),
+            "a deleted log is refused too"
+        );
     }
 
     #[test]
-    fn torn_final_line_is_cut_on_open() {
+    fn a_log_of_another_cluster_fails_at_its_first_record() {
+        let (_d, log) = log_with(3);
+        let (_d2, other) = log_with(3);
+        other.set_key(key(2));
+        let anchor = AuditAnchor::default();
+        assert!(matches!(
+            verify(&other, &anchor),
+            Err(Error::AuditChainBroken { line: 1, .. })
+        ));
+        verify(&log, &anchor).unwrap();
+    }
+
+    #[test]
+    fn only_failures_may_be_unkeyed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        let failure = Error::auth("x");
+        log.append(AuditRecord::new(AuditOp::Unwrap, "master").failed(&failure))
+            .unwrap();
+        assert!(log.append(AuditRecord::new(AuditOp::Rekey, "data")).is_err());
+        log.set_key(key(1));
+        log.append(AuditRecord::new(AuditOp::Rekey, "data")).unwrap();
+        let report = verify(&log, &log.anchor()).unwrap();
+        assert_eq!((report.records, report.unkeyed), (2, 1));
+        // Turning a keyed record into an "unkeyed" one does not pass.
+        let mut l = lines(&log);
+        l[1] = l[1].replace("\"outcome\":\"ok\"", "\"outcome\":\"ok\",\"keyed\":false");
+        write_lines(&log, &recompute_without_key(&l));
+        assert!(verify(&log, &AuditAnchor::default()).is_err());
+    }
+
+    #[test]
+    fn torn_final_line_is_cut_on_open_but_left_alone_by_readers() {
         let (dir, log) = log_with(3);
         drop(log);
         let path = dir.path().join(AUDIT_FILE);
         let mut bytes = fs::read(&path).unwrap();
         bytes.extend_from_slice(b"{\"seq\":4,\"ti");
         fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_records(dir.path()).unwrap().len(), 3);
+        assert_eq!(fs::read(&path).unwrap(), bytes, "a reader cuts nothing");
         let log = AuditLog::open(dir.path()).unwrap();
+        log.set_key(key(1));
         log.append(AuditRecord::new(AuditOp::Unwrap, "master")).unwrap();
-        assert_eq!(log.verify().unwrap().records, 4);
+        assert_eq!(verify(&log, &AuditAnchor::default()).unwrap().records, 4);
     }
 
     #[test]
     fn garbage_never_panics() {
-        for bytes in [&b"\xff\xfe"[..], b"{}", b"{\"hash\":\"x\"}\n", b"\n\n"] {
-            let _ = verify_bytes(bytes, None);
-            let _ = verify_bytes(bytes, Some((3, "ab")));
+        for bytes in [&b"\xff\xfe"[..], b"{}", b"{\"mac\":\"x\"}\n", b"\n\n"] {
+            let _ = verify_bytes(bytes, None, &AuditAnchor::default());
+            let _ = verify_bytes(bytes, Some(&key(1)), &AuditAnchor { seq: 3, mac: [1; 32] });
         }
     }
 }

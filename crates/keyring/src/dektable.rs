@@ -1,7 +1,9 @@
 //! The DEK table: per database, block id → DEK wrapped under the database key.
 //!
 //! On disk it is one log file per table generation, `dek-<generation>.log`, in the database's data
-//! directory: a header, then frames appended with `fdatasync`. A frame is `len u32 | crc32 u32 |
+//! directory: a header authenticated under the DK (a GMAC tag over its bytes, so its database,
+//! DK generation, table generation and next block id cannot be edited), then frames appended
+//! with `fdatasync`. A frame is `len u32 | crc32 u32 |
 //! payload`; a torn final frame (a crash mid-append) is dropped on open, so truncating the file
 //! anywhere inside the last append reopens to the state before it. Compaction (and shredding)
 //! writes generation N+1 complete, fsyncs, renames it into place, then deletes generation N.
@@ -9,8 +11,8 @@
 //! DK, each with an id) that seal manifests and commit records: re-wrapped with the DEKs at a
 //! database-key rotation, so sealed metadata stays valid, and replaced by a data re-key.
 //! In memory an entry is 72 bytes in a sorted vector (block ids are allocated ascending).
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -24,9 +26,10 @@ use crate::{DataKey, Error, Result, fsutil};
 pub type BlockId = u64;
 
 /// Current DEK-table format version.
-pub const DEK_TABLE_VERSION: u16 = 2;
+pub const DEK_TABLE_VERSION: u16 = 3;
 const DEK_MAGIC: &[u8; 4] = b"SSDT";
 const DEK_AAD_LABEL: &[u8] = b"sealstore/dek/v1";
+const HEADER_AAD_LABEL: &[u8] = b"sealstore/dek-table-header/v3";
 const METADATA_KEY_AAD_LABEL: &str = "sealstore/metadata-key/v1";
 /// Most metadata keys a header may hold (normally 1; 2 while a re-key is in progress).
 const MAX_METADATA_KEYS: usize = 16;
@@ -103,7 +106,8 @@ struct Header {
 }
 
 impl Header {
-    fn encode(&self) -> Vec<u8> {
+    /// The header's bytes as authenticated (everything before its nonce and tag).
+    fn body(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.bytes(DEK_MAGIC)
             .u16(DEK_TABLE_VERSION)
@@ -116,16 +120,51 @@ impl Header {
         for m in &self.metadata_keys {
             w.u32(m.id).bytes(&m.nonce).bytes(&m.wrapped).bytes(&m.tag);
         }
-        let crc = crc32fast::hash(&w.buf);
-        w.u32(crc);
         w.buf
     }
+
+    /// The header as written: body, then a fresh nonce and the GMAC tag over the body under `dk`.
+    fn seal(&self, dk: &dyn AeadKey) -> Result<Vec<u8>> {
+        let mut out = self.body();
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::fill_random(&mut nonce)?;
+        let tag = dk
+            .seal_in_place(&nonce, &header_aad(&out), &mut [])
+            .map_err(|_| Error::auth("DEK table header seal"))?;
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+}
+
+fn header_aad(body: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(HEADER_AAD_LABEL.len() + body.len());
+    aad.extend_from_slice(HEADER_AAD_LABEL);
+    aad.extend_from_slice(body);
+    aad
+}
+
+/// Checks a replayed header's tag under `dk`: a header edited in any field (and its checksum
+/// recomputed) or sealed under another key fails here.
+fn authenticate_header(replayed: &Replayed, bytes: &[u8], dk: &dyn AeadKey, path: &Path) -> Result<()> {
+    let body = &bytes[..replayed.header_len];
+    dk.open_in_place(&replayed.header_nonce, &header_aad(body), &mut [], &replayed.header_tag)
+        .map_err(|_| {
+            Error::auth(format!(
+                "DEK table header {} (edited, or not sealed under this database key)",
+                path.display()
+            ))
+        })
 }
 
 /// The state a DEK-table image replays to.
 #[derive(Debug)]
 pub(crate) struct Replayed {
     header: Header,
+    /// Length of the authenticated header body, then its nonce and tag.
+    header_len: usize,
+    header_nonce: [u8; NONCE_LEN],
+    header_tag: [u8; TAG_LEN],
     entries: Vec<WrappedDek>,
     next_block_id: u64,
     /// Bytes that form complete, valid frames (the rest is a torn tail).
@@ -177,14 +216,8 @@ fn replay(bytes: &[u8], path: &Path) -> Result<Replayed> {
         metadata_keys,
     };
     let header_len = r.position();
-    let crc = r.u32().map_err(corrupt)?;
-    if crc != crc32fast::hash(&bytes[..header_len]) {
-        return Err(Error::corrupt(
-            path,
-            header_len as u64,
-            "DEK table header checksum mismatch",
-        ));
-    }
+    let header_nonce: [u8; NONCE_LEN] = r.array().map_err(corrupt)?;
+    let header_tag: [u8; TAG_LEN] = r.array().map_err(corrupt)?;
     let mut entries: Vec<WrappedDek> = Vec::new();
     let mut next_block_id = header.next_block_id;
     let mut valid_len = r.position() as u64;
@@ -216,6 +249,9 @@ fn replay(bytes: &[u8], path: &Path) -> Result<Replayed> {
     }
     Ok(Replayed {
         header,
+        header_len,
+        header_nonce,
+        header_tag,
         entries,
         next_block_id,
         valid_len,
@@ -272,6 +308,8 @@ fn remove_sorted(entries: &mut Vec<WrappedDek>, ids: &mut [BlockId]) {
 
 /// The DEK table of one database, open for reading and appending.
 pub struct DekTable {
+    /// False when opened read-only: every write is refused.
+    writable: bool,
     dir: PathBuf,
     database: String,
     dk: Box<dyn AeadKey>,
@@ -310,18 +348,10 @@ fn parse_file_name(name: &str) -> Option<u64> {
 
 /// Generations of DEK-table files present in `dir`, ascending.
 fn generations_in(dir: &Path) -> Result<Vec<u64>> {
-    let mut gens = Vec::new();
-    let listing = match fs::read_dir(dir) {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(gens),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for entry in listing {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if let Some(g) = entry.file_name().to_str().and_then(parse_file_name) {
-            gens.push(g);
-        }
-    }
+    let mut gens: Vec<u64> = fsutil::list_dir(dir)?
+        .iter()
+        .filter_map(|n| parse_file_name(n))
+        .collect();
     gens.sort_unstable();
     Ok(gens)
 }
@@ -343,13 +373,24 @@ impl DekTable {
             next_block_id: 1,
             metadata_keys: vec![new_metadata_key(database, dk.as_ref(), dk_generation, 1)?],
         };
-        let (tmp, _, _) = write_generation_tmp(dir, &header, &[])?;
-        publish_generation(dir, &tmp, header.generation)?;
+        let staged = write_generation_tmp(dir, &header, &[], dk.as_ref())?;
+        publish_generation(dir, &staged.dir, &staged.tmp, header.generation)?;
         Self::open(dir, database, dk, dk_generation)
     }
 
-    /// Opens the newest complete generation in `dir`, dropping a torn tail and stale generations.
+    /// Opens the newest complete generation in `dir` for writing: drops a torn tail, stale
+    /// generations and leftover temporary files.
     pub fn open(dir: &Path, database: &str, dk: Box<dyn AeadKey>, dk_generation: u32) -> Result<Self> {
+        Self::open_with(dir, database, dk, dk_generation, true)
+    }
+
+    /// Opens the newest generation in `dir` without changing any file (a torn tail is ignored,
+    /// not cut; nothing is swept). Every write through it fails.
+    pub fn open_read_only(dir: &Path, database: &str, dk: Box<dyn AeadKey>, dk_generation: u32) -> Result<Self> {
+        Self::open_with(dir, database, dk, dk_generation, false)
+    }
+
+    fn open_with(dir: &Path, database: &str, dk: Box<dyn AeadKey>, dk_generation: u32, writable: bool) -> Result<Self> {
         crate::hierarchy::validate_name(database)?;
         let gens = generations_in(dir)?;
         let Some(&generation) = gens.last() else {
@@ -360,7 +401,13 @@ impl DekTable {
             ));
         };
         let path = dir.join(file_name(generation));
-        let bytes = fsutil::read(&path)?;
+        let file = if writable {
+            fsutil::open_rw(&path)?
+        } else {
+            fsutil::open_read(&path)?
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Error::io(&path, e))?;
         let replayed = replay(&bytes, &path)?;
         if replayed.header.database != database {
             return Err(Error::auth(format!(
@@ -379,20 +426,21 @@ impl DekTable {
                 replayed.header.dk_generation
             )));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        if replayed.valid_len < bytes.len() as u64 {
-            file.set_len(replayed.valid_len).map_err(|e| Error::io(&path, e))?;
-            file.sync_all().map_err(|e| Error::io(&path, e))?;
-        }
+        authenticate_header(&replayed, &bytes, dk.as_ref(), &path)?;
         let metadata = open_metadata_keys(database, dk.as_ref(), dk_generation, &replayed.header.metadata_keys)?;
-        for old in &gens[..gens.len() - 1] {
-            let _ = fs::remove_file(dir.join(file_name(*old)));
+        if writable {
+            if replayed.valid_len < bytes.len() as u64 {
+                file.set_len(replayed.valid_len).map_err(|e| Error::io(&path, e))?;
+                file.sync_all().map_err(|e| Error::io(&path, e))?;
+            }
+            // Only now, with the newest generation authenticated, are older ones removed.
+            for old in &gens[..gens.len() - 1] {
+                fsutil::remove_file(&dir.join(file_name(*old)))?;
+            }
+            fsutil::sweep_temp_files(dir)?;
         }
         Ok(Self {
+            writable,
             dir: dir.to_owned(),
             database: database.to_owned(),
             dk,
@@ -467,6 +515,7 @@ impl DekTable {
     /// Allocates `n` new block ids, each with a fresh random DEK. The plaintext DEKs are returned
     /// once; only the wrapped forms are kept, staged until [`DekTable::commit`].
     pub fn generate(&mut self, n: usize) -> Result<Vec<(BlockId, DataKey)>> {
+        self.require_writable()?;
         let mut out = Vec::with_capacity(n);
         let mut random = Zeroizing::new(vec![0u8; RNG_CHUNK.min(n.max(1)) * (32 + NONCE_LEN)]);
         let mut done = 0;
@@ -618,7 +667,18 @@ impl DekTable {
         self.pending.clear();
     }
 
+    fn require_writable(&self) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(Error::ReadOnly {
+                what: format!("DEK table of database `{}`", self.database),
+            })
+        }
+    }
+
     fn append_frame(&mut self, payload: &[u8]) -> Result<()> {
+        self.require_writable()?;
         let path = self.current_path();
         let mut frame = Vec::with_capacity(8 + payload.len());
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -746,7 +806,7 @@ impl DekTable {
         } = prepared;
         if based_on != (self.generation, self.file_len) {
             let dk_generation = generation.header.dk_generation;
-            let _ = fs::remove_file(&generation.tmp);
+            let _ = rustix::fs::unlinkat(&generation.dir, generation.tmp.as_str(), rustix::fs::AtFlags::empty());
             drop(generation);
             let again = self.prepare_rewrap(new_dk, dk_generation)?;
             return self.install_rewrap(again);
@@ -762,7 +822,8 @@ impl DekTable {
     /// after the rename failed, since the disk then shows the new generation and later appends
     /// must go to it — then deletes the old file. `also` updates the rest of the state with it.
     fn switch_generation(&mut self, new: NewGeneration, also: impl FnOnce(&mut Self)) -> Result<()> {
-        let publish = publish_generation(&self.dir, &new.tmp, new.header.generation);
+        self.require_writable()?;
+        let publish = publish_generation(&self.dir, &new.dir, &new.tmp, new.header.generation);
         if !published(&publish) {
             return publish;
         }
@@ -776,7 +837,7 @@ impl DekTable {
         self.metadata_wrapped = new.header.metadata_keys;
         also(self);
         publish?;
-        fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+        fsutil::remove_file(&old)?;
         fsutil::sync_dir(&self.dir)
     }
 
@@ -868,7 +929,9 @@ impl DekTable {
 
 /// A complete generation written to a temporary file, with the state that goes with it.
 struct NewGeneration {
-    tmp: PathBuf,
+    /// Handle of the table's directory and the temp file's name in it.
+    dir: OwnedFd,
+    tmp: String,
     header: Header,
     file: File,
     len: u64,
@@ -887,8 +950,9 @@ impl NewGeneration {
         dk_generation: u32,
     ) -> Result<Self> {
         let metadata = open_metadata_keys(&header.database, dk, dk_generation, &header.metadata_keys)?;
-        let (tmp, file, len) = write_generation_tmp(dir, &header, &entries)?;
+        let StagedFile { dir, tmp, file, len } = write_generation_tmp(dir, &header, &entries, dk)?;
         Ok(Self {
+            dir,
             tmp,
             header,
             file,
@@ -995,23 +1059,18 @@ fn open_metadata_keys(
     Ok(out)
 }
 
-/// The DK generation of the newest DEK-table generation in `dir`, read without any key (to pick
-/// the key-store record to open it with while a rotation is being finished).
-pub(crate) fn peek_dk_generation(dir: &Path) -> Result<Option<u32>> {
-    let Some(&generation) = generations_in(dir)?.last() else {
-        return Ok(None);
-    };
-    let path = dir.join(file_name(generation));
-    let bytes = fsutil::read(&path)?;
-    Ok(Some(replay(&bytes, &path)?.header.dk_generation))
-}
-
 /// Renames a temporary generation file into place and syncs the directory. A failed sync after
 /// the rename is `NotDurable`: the new generation is the one on disk, so callers switch to it.
-fn publish_generation(dir: &Path, tmp: &Path, generation: u64) -> Result<()> {
-    let path = dir.join(file_name(generation));
-    fs::rename(tmp, &path).map_err(|e| Error::io(&path, e))?;
-    fsutil::sync_dir(dir).map_err(|e| fsutil::not_durable(&path, e))
+fn publish_generation(dir: &Path, dir_fd: &OwnedFd, tmp: &str, generation: u64) -> Result<()> {
+    fsutil::publish_temp(dir_fd, tmp, &dir.join(file_name(generation)))
+}
+
+/// A generation written to a temporary file (random name, fsynced), not yet renamed into place.
+struct StagedFile {
+    dir: OwnedFd,
+    tmp: String,
+    file: File,
+    len: u64,
 }
 
 /// `Ok` and `NotDurable` both mean the new generation is in place.
@@ -1020,9 +1079,9 @@ fn published(result: &Result<()>) -> bool {
 }
 
 /// Writes a complete generation to a temporary file (fsynced); returns it open, with its length.
-fn write_generation_tmp(dir: &Path, header: &Header, entries: &[WrappedDek]) -> Result<(PathBuf, File, u64)> {
+fn write_generation_tmp(dir: &Path, header: &Header, entries: &[WrappedDek], dk: &dyn AeadKey) -> Result<StagedFile> {
     let mut w = Writer::new();
-    w.bytes(&header.encode());
+    w.bytes(&header.seal(dk)?);
     for chunk in entries.chunks(1 << 20) {
         let mut payload = Writer::new();
         payload.u8(FRAME_PUT).u32(chunk.len() as u32);
@@ -1033,19 +1092,13 @@ fn write_generation_tmp(dir: &Path, header: &Header, entries: &[WrappedDek]) -> 
             .u32(crc32fast::hash(&payload.buf))
             .bytes(&payload.buf);
     }
-    let tmp = dir.join(format!(".{}.tmp", file_name(header.generation)));
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?;
-    crate::faults::write_all(&f, &w.buf)
-        .and_then(|_| crate::faults::sync_all(&f))
-        .map_err(|e| Error::io(&tmp, e))?;
-    Ok((tmp, f, w.buf.len() as u64))
+    let (dir_fd, tmp, file) = fsutil::write_temp(&dir.join(file_name(header.generation)), &w.buf, 0o600)?;
+    Ok(StagedFile {
+        dir: dir_fd,
+        tmp,
+        file,
+        len: w.buf.len() as u64,
+    })
 }
 
 #[cfg(test)]
@@ -1054,6 +1107,7 @@ mod tests {
     use crate::aead::default_backend;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
+    use std::fs;
 
     fn dk() -> Box<dyn AeadKey> {
         default_backend().key(&[0x11; 32])
@@ -1084,10 +1138,10 @@ mod tests {
         let mut t = DekTable::create(dir.path(), "dev", dk(), 1).unwrap();
         t.generate(1).unwrap();
         t.commit().unwrap();
-        // The metadata keys in the header fail to unwrap at once: a wrong DK never opens.
+        // The header tag fails at once under a wrong DK: it never opens.
         let err = DekTable::open(dir.path(), "dev", default_backend().key(&[0x22; 32]), 1).unwrap_err();
         assert!(err.is_authentication(), "{err}");
-        assert!(err.to_string().contains("metadata key 1"), "{err}");
+        assert!(err.to_string().contains("DEK table header"), "{err}");
         assert!(
             DekTable::open(dir.path(), "prod", dk(), 1)
                 .unwrap_err()
@@ -1167,8 +1221,10 @@ mod tests {
             next_block_id: 1,
             metadata_keys: t.metadata_wrapped.clone(),
         }
-        .encode()
-        .len();
+        .body()
+        .len()
+            + NONCE_LEN
+            + TAG_LEN;
         bytes[header_len + 20] ^= 0xFF;
         fs::write(&path, &bytes).unwrap();
         match DekTable::open(dir.path(), "dev", dk(), 1) {

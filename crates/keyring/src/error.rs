@@ -34,6 +34,13 @@ pub enum Error {
         what: &'static str,
         version: u32,
     },
+    /// A file is not what sealstore may open there: a symbolic link (or behind one), not a
+    /// regular file, hard-linked, or (a key file) owned by someone else.
+    #[error("refusing {path}: {reason}")]
+    UnsafeFile { path: PathBuf, reason: String },
+    /// A write was asked of something opened read-only (read-only commands change nothing).
+    #[error("{what} is open read-only")]
+    ReadOnly { what: String },
     /// An I/O operation failed.
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -93,6 +100,9 @@ pub enum Error {
     #[doc(hidden)]
     #[error("injected crash at {0}")]
     InjectedCrash(&'static str),
+    /// A bug: an invariant of sealstore itself did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Rng(String),

@@ -13,11 +13,14 @@ use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 use serde::Serialize;
 
 use crate::aead::{AeadKey, default_backend};
-use crate::keystore::{ClusterRecord, DatabaseRecord, KeystoreFile};
+use crate::keystore::{ClusterRecord, DatabaseRecord, KeystoreFile, WrappedAuditKey};
 use crate::{
-    AuditLog, AuditOp, AuditRecord, BlockId, ClusterKey, DataKey, DatabaseKey, DekTable, EncryptionContext, Error,
-    MasterKeyProvider, Result, fsutil,
+    AuditKey, AuditLog, AuditOp, AuditRecord, AuditVerifyReport, BlockId, ClusterKey, DataKey, DatabaseKey, DekTable,
+    EncryptionContext, Error, MasterKeyProvider, Result, fsutil,
 };
+
+/// The key store's lock file.
+pub(crate) const LOCK_FILE: &str = "LOCK";
 
 /// Builds the encryption context bound into every master-key call for the cluster key.
 fn cluster_context(cluster_id: &str, createtime: &str, generation: u32) -> EncryptionContext {
@@ -28,7 +31,7 @@ fn cluster_context(cluster_id: &str, createtime: &str, generation: u32) -> Encry
 }
 
 /// Database and cluster ids: 1–64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
-pub(crate) fn validate_name(name: &str) -> Result<()> {
+pub fn validate_name(name: &str) -> Result<()> {
     let bad = |reason| {
         Err(Error::InvalidName {
             name: name.to_owned(),
@@ -88,13 +91,8 @@ pub enum RotationStep {
 /// Takes the key store's exclusive lock (released when the keyring is dropped), so two
 /// processes never extend the audit chain or rewrite the key store at once.
 fn lock_keystore(dir: &Path) -> Result<std::fs::File> {
-    let path = dir.join("LOCK");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+    let path = dir.join(LOCK_FILE);
+    let file = fsutil::open_append(&path, 0o600)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
@@ -130,14 +128,22 @@ impl Keyring {
         provider.key_spec()?.require_symmetric_aes256()?;
         fsutil::create_dir_durable(keystore_dir)?;
         let path = KeystoreFile::path(keystore_dir);
-        if path.exists() {
+        let lock = lock_keystore(keystore_dir)?;
+        if fsutil::exists(&path) {
             return Err(Error::AlreadyExists { path });
         }
-        let lock = lock_keystore(keystore_dir)?;
         let audit = Arc::new(AuditLog::open(keystore_dir)?);
         let createtime = crate::now_rfc3339();
         let context = cluster_context(cluster_id, &createtime, 1);
         let ck = ClusterKey::generate()?;
+        let audit_key = AuditKey::generate()?;
+        let wrapped_audit_key = WrappedAuditKey::seal(
+            default_backend().key(ck.expose_secret()).as_ref(),
+            cluster_id,
+            1,
+            &audit_key,
+        )?;
+        audit.set_key(audit_key);
         let wrapped_ck = provider.wrap(ck.expose_secret(), &context);
         audit.append(outcome(
             AuditRecord::new(AuditOp::Wrap, "master")
@@ -156,7 +162,8 @@ impl Keyring {
                 context: context.clone(),
                 wrapped_ck: wrapped_ck?,
             },
-            audit_seq: audit.last_seq(),
+            audit_key: wrapped_audit_key,
+            audit_anchor: audit.anchor(),
             databases: Vec::new(),
         };
         file.save(keystore_dir)?;
@@ -171,28 +178,65 @@ impl Keyring {
     /// Opens an existing hierarchy: checks the provider's key type and id, the stored context,
     /// and unwraps the cluster key through the provider. Every attempt is audited.
     pub fn open(keystore_dir: &Path, provider: Arc<dyn MasterKeyProvider>) -> Result<Self> {
-        let file = KeystoreFile::load(keystore_dir)?;
+        if !fsutil::exists(&KeystoreFile::path(keystore_dir)) {
+            return Err(Error::NoKeyStore {
+                path: keystore_dir.to_owned(),
+            });
+        }
+        // Locked before it is read, so a writer holding the lock cannot change it under us.
         let lock = lock_keystore(keystore_dir)?;
+        let file = KeystoreFile::load(keystore_dir)?;
         let audit = Arc::new(AuditLog::open(keystore_dir)?);
-        let result = Self::unwrap_cluster_key(&file, provider.as_ref());
+        // A log cut back before the anchor must fail here: appending to it and saving a new
+        // anchor would otherwise hide the cut.
+        audit.require_anchor(&file.audit_anchor)?;
+        let result = Self::unwrap_cluster_key(&file, provider.as_ref()).and_then(|ck| {
+            let key = file.audit_key.open(
+                default_backend().key(ck.expose_secret()).as_ref(),
+                &file.cluster.cluster_id,
+                file.cluster.generation,
+            )?;
+            Ok((ck, key))
+        });
         let c = &file.cluster;
         let record = AuditRecord::new(AuditOp::Unwrap, "master")
             .key_id(provider.key_id())
             .generation(c.generation.into())
             .context(&c.context)
             .detail("cluster key");
-        audit.append(outcome(record, &result))?;
-        if let Err(e) = &result
-            && e.is_authentication()
-        {
-            audit.append(
-                AuditRecord::new(AuditOp::AuthFailure, "master")
-                    .key_id(provider.key_id())
-                    .failed(e),
-            )?;
-        }
-        let ck = result?;
-        Ok(Self::assemble(lock, keystore_dir, provider, audit, file, &ck))
+        let (ck, audit_key) = match result {
+            Ok(keys) => keys,
+            Err(e) => {
+                // Without the cluster key there is no audit key: these records go in unkeyed.
+                audit.append(record.failed(&e))?;
+                if e.is_authentication() {
+                    audit.append(
+                        AuditRecord::new(AuditOp::AuthFailure, "master")
+                            .key_id(provider.key_id())
+                            .failed(&e),
+                    )?;
+                }
+                return Err(e);
+            }
+        };
+        audit.set_key(audit_key);
+        audit.append(record)?;
+        let ring = Self::assemble(lock, keystore_dir, provider, audit, file, &ck);
+        ring.save_anchor()?;
+        Ok(ring)
+    }
+
+    /// Saves the key store with the audit chain's current anchor.
+    fn save_anchor(&self) -> Result<()> {
+        let mut state = self.state();
+        let next = state.clone();
+        self.commit_state(&mut state, next)
+    }
+
+    /// Verifies the audit chain under the audit key and against the key store's anchor.
+    pub fn verify_audit(&self) -> Result<AuditVerifyReport> {
+        let anchor = self.state().audit_anchor.clone();
+        self.audit.verify(&anchor)
     }
 
     /// The master-key id the key store was written under (read without opening the hierarchy),
@@ -296,7 +340,7 @@ impl Keyring {
 
     /// Saves `next` as the key store and makes it the in-memory state.
     fn commit_state(&self, state: &mut KeystoreFile, mut next: KeystoreFile) -> Result<()> {
-        next.audit_seq = self.audit.last_seq() + 1;
+        next.audit_anchor = self.audit.anchor();
         let saved = next.save(&self.dir);
         // Replaced but not known durable: memory follows the file on disk.
         if saved.as_ref().err().is_none_or(Error::is_not_durable) {
@@ -342,22 +386,44 @@ impl Keyring {
     /// short, the key store holds two records; the DEK table says which one it is wrapped
     /// under, and the other is discarded (the rotation is either finished or abandoned).
     pub fn open_database(&self, name: &str, dek_dir: &Path) -> Result<Arc<DatabaseKeys>> {
+        self.open_database_with(name, dek_dir, true)
+    }
+
+    /// Like [`Keyring::open_database`], but changes nothing in `dek_dir` (read-only commands);
+    /// every DEK write through the result fails.
+    pub fn open_database_read_only(&self, name: &str, dek_dir: &Path) -> Result<Arc<DatabaseKeys>> {
+        self.open_database_with(name, dek_dir, false)
+    }
+
+    /// Of the records left by an interrupted rotation, the one whose database key authenticates
+    /// the DEK table's header and metadata keys; nothing unauthenticated decides which record
+    /// survives.
+    fn record_authenticating_table(
+        &self,
+        state: &KeystoreFile,
+        records: &[DatabaseRecord],
+        dek_dir: &Path,
+    ) -> Result<DatabaseRecord> {
+        let mut last_error = None;
+        for record in records {
+            let dk = record.open(self.ck.read().as_ref(), &state.cluster.cluster_id)?;
+            let key = default_backend().key(dk.expose_secret());
+            match DekTable::open_read_only(dek_dir, &record.name, key, record.dk_generation) {
+                Ok(_) => return Ok(record.clone()),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::UnknownDatabase(String::new())))
+    }
+
+    fn open_database_with(&self, name: &str, dek_dir: &Path, writable: bool) -> Result<Arc<DatabaseKeys>> {
         let mut state = self.state();
         let records: Vec<DatabaseRecord> = state.databases.iter().filter(|d| d.name == name).cloned().collect();
         let record = match records.len() {
             0 => return Err(Error::UnknownDatabase(name.to_owned())),
             1 => records[0].clone(),
             _ => {
-                let in_table = crate::dektable::peek_dk_generation(dek_dir)?;
-                let chosen = records
-                    .iter()
-                    .find(|r| Some(r.dk_generation) == in_table)
-                    .cloned()
-                    .ok_or_else(|| {
-                        Error::auth(format!(
-                            "DEK table of database `{name}` (wrapped under database key generation {in_table:?}, which the key store does not hold)"
-                        ))
-                    })?;
+                let chosen = self.record_authenticating_table(&state, &records, dek_dir)?;
                 let newest = records.iter().map(|r| r.dk_generation).max().unwrap_or(0);
                 let mut next = state.clone();
                 next.databases
@@ -384,12 +450,12 @@ impl Keyring {
             .detail("database key");
         self.audit.append(outcome(audit, &result))?;
         let dk = result?;
-        let table = DekTable::open(
-            dek_dir,
-            name,
-            default_backend().key(dk.expose_secret()),
-            record.dk_generation,
-        )?;
+        let key = default_backend().key(dk.expose_secret());
+        let table = if writable {
+            DekTable::open(dek_dir, name, key, record.dk_generation)?
+        } else {
+            DekTable::open_read_only(dek_dir, name, key, record.dk_generation)?
+        };
         Ok(Arc::new(DatabaseKeys::new(name, table, self.audit.clone())))
     }
 
@@ -451,6 +517,8 @@ impl Keyring {
         let mut next = state.clone();
         {
             let old_ck = self.ck.read();
+            let audit_key = state.audit_key.open(old_ck.as_ref(), &c.cluster_id, c.generation)?;
+            next.audit_key = WrappedAuditKey::seal(new_ck_key.as_ref(), &c.cluster_id, new_generation, &audit_key)?;
             for rec in &mut next.databases {
                 let dk = rec.open(old_ck.as_ref(), &c.cluster_id)?;
                 *rec = DatabaseRecord::seal(
@@ -954,7 +1022,7 @@ mod tests {
         assert_eq!(info.context.get("cluster-id"), Some("c1"));
         assert_eq!(info.databases[0].database_key_generation, 1);
         drop(db);
-        let report = ring.audit().verify().unwrap();
+        let report = ring.verify_audit().unwrap();
         assert!(report.records >= 6);
         let ops: Vec<AuditOp> = ring.audit().records().unwrap().iter().map(|r| r.op).collect();
         for op in [

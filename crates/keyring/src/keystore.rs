@@ -7,7 +7,8 @@
 //! "SSKS" | version u16 | flags u16
 //! cluster: cluster_id str | createtime str | ck_generation u32 | provider_kind str
 //!          | mk_key_id str | context blob | wrapped_ck blob
-//! audit_seq u64 | db_count u32
+//!          | audit_key: nonce[12] | wrapped[32] | tag[16]   (under the CK)
+//! audit_seq u64 | audit_mac[32] | db_count u32
 //! db × db_count: name str | created str | dk_generation u32 | ck_generation u32
 //!          | bound_generation u64 | nonce[12] | wrapped_dk[32] | tag[16]
 //! sha256[32] over everything before it
@@ -17,14 +18,54 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::aead::{AeadKey, NONCE_LEN, TAG_LEN};
+use crate::audit::AuditAnchor;
 use crate::codec::{ReadError, Reader, Writer};
-use crate::{DatabaseKey, EncryptionContext, Error, Result, fsutil};
+use crate::{AuditKey, DatabaseKey, EncryptionContext, Error, Result, fsutil};
 
 /// Current key-store format version.
-pub const KEYSTORE_VERSION: u16 = 1;
+pub const KEYSTORE_VERSION: u16 = 2;
 const KEYSTORE_MAGIC: &[u8; 4] = b"SSKS";
 pub(crate) const KEYSTORE_FILE: &str = "keystore.ssk";
 const DK_AAD_LABEL: &str = "sealstore/database-key/v1";
+const AUDIT_KEY_AAD_LABEL: &str = "sealstore/audit-key/v1";
+
+/// The audit chain's key, wrapped under the cluster key (re-wrapped when the CK rotates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WrappedAuditKey {
+    pub nonce: [u8; NONCE_LEN],
+    pub wrapped: [u8; 32],
+    pub tag: [u8; TAG_LEN],
+}
+
+impl WrappedAuditKey {
+    fn aad(cluster_id: &str, ck_generation: u32) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.str(AUDIT_KEY_AAD_LABEL).str(cluster_id).u32(ck_generation);
+        w.buf
+    }
+
+    pub fn seal(ck: &dyn AeadKey, cluster_id: &str, ck_generation: u32, key: &AuditKey) -> Result<Self> {
+        let mut rec = Self {
+            nonce: [0; NONCE_LEN],
+            wrapped: *key.expose_secret(),
+            tag: [0; TAG_LEN],
+        };
+        crate::fill_random(&mut rec.nonce)?;
+        rec.tag = ck
+            .seal_in_place(&rec.nonce, &Self::aad(cluster_id, ck_generation), &mut rec.wrapped)
+            .map_err(|_| Error::auth("audit key wrap"))?;
+        Ok(rec)
+    }
+
+    pub fn open(&self, ck: &dyn AeadKey, cluster_id: &str, ck_generation: u32) -> Result<AuditKey> {
+        let mut buf = self.wrapped;
+        let result = ck.open_in_place(&self.nonce, &Self::aad(cluster_id, ck_generation), &mut buf, &self.tag);
+        let key = AuditKey::from_bytes(buf);
+        zeroize::Zeroize::zeroize(&mut buf);
+        result.map_err(|_| Error::auth("audit key record in the key store"))?;
+        Ok(key)
+    }
+}
 
 /// The cluster key record (tier 3, wrapped by the master key).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +156,9 @@ impl DatabaseRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeystoreFile {
     pub cluster: ClusterRecord,
-    pub audit_seq: u64,
+    pub audit_key: WrappedAuditKey,
+    /// The audit chain's last record when this file was saved.
+    pub audit_anchor: AuditAnchor,
     pub databases: Vec<DatabaseRecord>,
 }
 
@@ -139,7 +182,12 @@ impl KeystoreFile {
             .str(&c.mk_key_id)
             .blob(&c.context.canonical_bytes())
             .blob(&c.wrapped_ck);
-        w.u64(self.audit_seq).u32(self.databases.len() as u32);
+        w.bytes(&self.audit_key.nonce)
+            .bytes(&self.audit_key.wrapped)
+            .bytes(&self.audit_key.tag);
+        w.u64(self.audit_anchor.seq)
+            .bytes(&self.audit_anchor.mac)
+            .u32(self.databases.len() as u32);
         for d in &self.databases {
             w.str(&d.name)
                 .str(&d.created)
@@ -188,8 +236,24 @@ impl KeystoreFile {
         let context = EncryptionContext::from_canonical_bytes(r.blob().map_err(corrupt)?)
             .ok_or_else(|| Error::corrupt(path, ctx_offset, "invalid encryption context"))?;
         let wrapped_ck = r.blob().map_err(corrupt)?.to_vec();
-        let audit_seq = r.u64().map_err(corrupt)?;
+        let audit_key = WrappedAuditKey {
+            nonce: r.array().map_err(corrupt)?,
+            wrapped: r.array().map_err(corrupt)?,
+            tag: r.array().map_err(corrupt)?,
+        };
+        let audit_anchor = AuditAnchor {
+            seq: r.u64().map_err(corrupt)?,
+            mac: r.array().map_err(corrupt)?,
+        };
         let count = r.u32().map_err(corrupt)?;
+        // Each record is at least 88 bytes: a hostile count allocates nothing up front.
+        if u64::from(count) * 88 > r.remaining() as u64 {
+            return Err(Error::corrupt(
+                path,
+                r.position() as u64,
+                "database count exceeds the file",
+            ));
+        }
         let mut databases = Vec::new();
         for _ in 0..count {
             databases.push(DatabaseRecord {
@@ -217,20 +281,15 @@ impl KeystoreFile {
         };
         Ok(Self {
             cluster,
-            audit_seq,
+            audit_key,
+            audit_anchor,
             databases,
         })
     }
 
     pub fn load(dir: &Path) -> Result<Self> {
         let path = Self::path(dir);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NoKeyStore { path: dir.to_owned() });
-            }
-            Err(e) => return Err(Error::io(&path, e)),
-        };
+        let bytes = fsutil::read_optional(&path)?.ok_or_else(|| Error::NoKeyStore { path: dir.to_owned() })?;
         Self::decode(&bytes, &path)
     }
 
@@ -258,7 +317,12 @@ mod tests {
                 context: EncryptionContext::new().with("cluster-id", "cid"),
                 wrapped_ck: vec![1, 2, 3],
             },
-            audit_seq: 7,
+            audit_key: WrappedAuditKey {
+                nonce: [4; NONCE_LEN],
+                wrapped: [5; 32],
+                tag: [6; TAG_LEN],
+            },
+            audit_anchor: AuditAnchor { seq: 7, mac: [8; 32] },
             databases: vec![rec],
         };
         (file, ck, dk)

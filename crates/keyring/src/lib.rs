@@ -27,15 +27,17 @@ mod rng;
 mod secret;
 mod time;
 
-pub use audit::{AuditLog, AuditOp, AuditRecord, AuditVerifyReport};
+pub use audit::{AuditAnchor, AuditLog, AuditOp, AuditRecord, AuditVerifyReport, read_records as read_audit_records};
 pub use context::EncryptionContext;
 pub use dektable::{BlockId, DEK_TABLE_VERSION, DekTable, PreparedRewrap, WrappedDek};
 pub use error::{Error, Result};
-pub use hierarchy::{DatabaseInfo, DatabaseKeys, HierarchyInfo, Keyring, RotationStep};
+pub use hierarchy::{
+    DatabaseInfo, DatabaseKeys, HierarchyInfo, Keyring, RotationStep, validate_name as validate_database_name,
+};
 pub use keystore::KEYSTORE_VERSION;
 pub use provider::{KeySpec, MasterKeyProvider};
 pub use rng::fill_random;
-pub use secret::{ClusterKey, DataKey, DatabaseKey, MasterKeyMaterial};
+pub use secret::{AuditKey, ClusterKey, DataKey, DatabaseKey, MasterKeyMaterial};
 pub use time::{civil_from_days, now_rfc3339};
 
 #[doc(hidden)]
@@ -55,6 +57,6 @@ pub mod fuzzing {
 
     /// Verifies an audit-log image.
     pub fn parse_audit(bytes: &[u8]) {
-        let _ = crate::audit::verify_bytes(bytes, None);
+        let _ = crate::audit::verify_bytes(bytes, None, &crate::AuditAnchor::default());
     }
 }

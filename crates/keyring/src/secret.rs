@@ -55,6 +55,10 @@ secret_key!(
     ClusterKey
 );
 secret_key!(
+    /// The key of the audit chain's HMAC (random, wrapped by the cluster key in the key store).
+    AuditKey
+);
+secret_key!(
     /// Tier 4 material of a local key file (other providers never expose it).
     MasterKeyMaterial
 );

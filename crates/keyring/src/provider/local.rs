@@ -1,7 +1,6 @@
 //! The embedded default provider: a 32-byte master key in a local file with mode 0600, optionally
 //! protected by a passphrase (Argon2id-derived key-encryption key).
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -11,6 +10,10 @@ use super::{KeySpec, MasterKeyProvider, fingerprint, unwrap_with, wrap_with};
 use crate::aead::{AeadKey, NONCE_LEN, TAG_LEN, default_backend};
 use crate::codec::{Reader, Writer};
 use crate::{EncryptionContext, Error, MasterKeyMaterial, Result, fsutil};
+
+fn libc_o_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
 
 /// Magic of a passphrase-protected key file.
 const PASSPHRASE_MAGIC: &[u8; 8] = b"SSMKPW01";
@@ -54,13 +57,38 @@ impl LocalKeyFile {
     /// Opens an existing key file, refusing one that is missing, group/world readable,
     /// of the wrong size, or (passphrase mode) opened with the wrong passphrase.
     pub fn open(path: &Path, passphrase: Option<&str>) -> Result<Self> {
-        let meta = match fs::metadata(path) {
-            Ok(m) => m,
+        // The last component is opened without following a link; the file must be a regular
+        // file of ours that nobody else can read.
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc_o_nofollow())
+            .open(path)
+        {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::KeyFileMissing { path: path.to_owned() });
             }
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                return Err(Error::UnsafeFile {
+                    path: path.to_owned(),
+                    reason: "a master key file must not be a symbolic link".into(),
+                });
+            }
             Err(e) => return Err(Error::io(path, e)),
         };
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.file_type().is_file() {
+            return Err(Error::UnsafeFile {
+                path: path.to_owned(),
+                reason: "a master key file must be a regular file".into(),
+            });
+        }
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            return Err(Error::UnsafeFile {
+                path: path.to_owned(),
+                reason: format!("the master key file is owned by uid {}, not by this user", meta.uid()),
+            });
+        }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(Error::KeyFileInsecure {
@@ -68,7 +96,8 @@ impl LocalKeyFile {
                 mode,
             });
         }
-        let bytes = Zeroizing::new(fsutil::read(path)?);
+        let mut bytes = Zeroizing::new(Vec::new());
+        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Error::io(path, e))?;
         let material = if bytes.starts_with(PASSPHRASE_MAGIC) {
             let passphrase = passphrase.ok_or_else(|| Error::PassphraseRequired { path: path.to_owned() })?;
             open_with_passphrase(&bytes, passphrase, path)?
@@ -83,7 +112,7 @@ impl LocalKeyFile {
 
     /// Opens the file if it exists, else creates it.
     pub fn open_or_create(path: &Path, passphrase: Option<&str>) -> Result<Self> {
-        if path.exists() {
+        if fsutil::exists(path) {
             Self::open(path, passphrase)
         } else {
             Self::create(path, passphrase)
@@ -197,6 +226,7 @@ fn open_with_passphrase(bytes: &[u8], passphrase: &str, path: &Path) -> Result<M
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn ctx() -> EncryptionContext {
         EncryptionContext::new().with("cluster-id", "c").with("createtime", "t")
