@@ -158,6 +158,7 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
         "{} blocks authenticated, 0 failures; audit chain intact ({audit_records} records)",
         v.blocks_checked
     );
+    let keystore = cluster.config().keystore;
     drop(db);
     drop(cluster);
 
@@ -166,7 +167,7 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
     copy_tree(&data, &scratch)?;
     // The copy gets its own key store (same master key), whose configuration names it.
     let scratch_keys = sealstore_cluster::default_keystore(&scratch);
-    copy_tree(&sealstore_cluster::default_keystore(&data), &scratch_keys)?;
+    copy_tree(&keystore, &scratch_keys)?;
     let mut config = ClusterConfig::load(&scratch_keys)?;
     let (data, scratch) = (std::fs::canonicalize(&data)?, std::fs::canonicalize(&scratch)?);
     config.data_dir = scratch.clone();

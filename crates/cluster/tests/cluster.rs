@@ -4,7 +4,7 @@ use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use sealstore_blockstore::{CmpOp, Scalar};
 use sealstore_cluster::datagen::{Lineitem, lineitem_schema};
-use sealstore_cluster::{Cluster, CrashPoint, Distribution, Error, InitOptions, Predicate, ScanStats};
+use sealstore_cluster::{Cluster, CrashPoint, Distribution, Error, InitOptions, OpenOptions, Predicate, ScanStats};
 
 fn init(dir: &std::path::Path, threads: usize) -> Cluster {
     let options = InitOptions {
@@ -231,42 +231,58 @@ fn wrong_master_key_wrong_keystore_and_tampered_records_are_refused() {
         "{err}"
     );
     std::fs::write(mk, &original).unwrap();
-    // Wrong key store: another cluster's (under another master key, then under its own).
+    // Wrong key store: another cluster's, named by the caller. Its configuration names another
+    // data directory and cluster, so it is refused before any key is used.
     let other = tempfile::tempdir().unwrap();
     let other_cluster = Cluster::init(
         &other.path().join("data"),
         InitOptions {
             block_size: 64 << 10,
             threads: Some(1),
-            cluster_id: Some("other".into()),
+            cluster_id: Some("test".into()),
             ..Default::default()
         },
     )
     .unwrap();
     let other_config = other_cluster.config().clone();
     drop(other_cluster);
-    let mut swapped = config.clone();
-    swapped.keystore = other_config.keystore.clone();
-    swapped.save(&data).unwrap();
-    let err = Cluster::open(&data, Some(1)).unwrap_err();
+    let with_keystore = |ks: &std::path::Path| {
+        Cluster::open_with(
+            &data,
+            OpenOptions {
+                threads: Some(1),
+                keystore: Some(ks.to_owned()),
+                ..Default::default()
+            },
+        )
+    };
+    let err = with_keystore(&other_config.keystore).unwrap_err();
     assert!(
-        matches!(err, Error::Key(sealstore_keyring::Error::WrongMasterKey { .. })),
+        matches!(&err, Error::Config { reason, .. } if reason.contains("belongs to cluster `test` at")),
         "{err}"
     );
-    swapped.provider = other_config.provider.clone();
-    swapped.save(&data).unwrap();
-    let err = Cluster::open(&data, Some(1)).unwrap_err();
-    assert!(
-        matches!(&err, Error::Key(sealstore_keyring::Error::ContextMismatch { field, .. }) if field == "cluster-id"),
-        "{err}"
-    );
-    // Same cluster id, other hierarchy: the database key cannot open this data.
-    let mut same_id = swapped.clone();
-    same_id.cluster_id = "other".into();
-    same_id.save(&data).unwrap();
-    let err = Cluster::open(&data, Some(1)).unwrap().database("dev").unwrap_err();
+    // The same key store with its configuration rewritten to claim this data directory (only
+    // someone who can write key stores could): same cluster id, other hierarchy — the database
+    // key cannot open this data.
+    let mut claimed = other_config.clone();
+    claimed.data_dir = config.data_dir.clone();
+    claimed.node_dirs = config.node_dirs.clone();
+    claimed.save().unwrap();
+    let err = with_keystore(&other_config.keystore)
+        .and_then(|c| c.database("dev").map(|_| ()))
+        .unwrap_err();
     assert!(err.is_authentication(), "{err}");
-    config.save(&data).unwrap();
+    // A key store inside the data directory is refused at open, not only at init.
+    let inside = data.join("keys-inside");
+    std::fs::create_dir(&inside).unwrap();
+    for f in ["keystore.ssk", "audit.log", "LOCK", "cluster.json"] {
+        std::fs::copy(config.keystore.join(f), inside.join(f)).unwrap();
+    }
+    let mut moved = config.clone();
+    moved.keystore = std::fs::canonicalize(&inside).unwrap();
+    moved.save().unwrap();
+    let err = with_keystore(&inside).unwrap_err();
+    assert!(err.to_string().contains("must be outside the data directory"), "{err}");
     // Tampered key record.
     let ks = config.keystore.join("keystore.ssk");
     let mut bytes = std::fs::read(&ks).unwrap();

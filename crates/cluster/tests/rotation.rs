@@ -523,6 +523,7 @@ fn restoring_any_older_file_is_detected_as_a_rollback_unless_accepted() {
     let options = OpenOptions {
         threads: Some(2),
         accept_rollback: true,
+        ..Default::default()
     };
     let cluster = Cluster::open_with(&live, options).unwrap();
     assert_eq!(rows_of(&cluster.database("dev").unwrap()), old_rows);
