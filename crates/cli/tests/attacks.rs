@@ -269,8 +269,7 @@ fn a_link_or_a_hard_link_in_place_of_a_data_file_or_directory_is_refused() {
     // A manifest replaced by a link to a copy of itself: refused, not followed.
     let manifest = files_under(&v.path("node-0/slice-0/dev"))
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "ssm"))
-        .next_back()
+        .rfind(|p| p.extension().is_some_and(|e| e == "ssm"))
         .unwrap();
     let real = v.root.join("manifest.real");
     std::fs::rename(&manifest, &real).unwrap();
