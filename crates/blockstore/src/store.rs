@@ -83,6 +83,9 @@ pub struct OpenOptions {
     /// Change nothing in the directory: no `CURRENT` catch-up, no key reclaim, segments opened
     /// read-only, every transaction refused.
     pub read_only: bool,
+    /// Standalone stores only: accept a manifest older than the generation bound into the key
+    /// store (a deliberate restore), re-binding it.
+    pub accept_rollback: bool,
 }
 
 /// What a commit did.
@@ -322,11 +325,14 @@ impl Store {
         };
         manifest::write(dir, &m, &identity, &keys)?;
         manifest::write_current(dir, 1)?;
+        // Opened at generation 1 explicitly: a cluster's slices never bind on their own; a
+        // standalone store binds at its first commit.
         Self::open(
             dir,
             keys,
             OpenOptions {
                 expected: Some(identity),
+                generation: Some(1),
                 ..Default::default()
             },
         )
@@ -361,6 +367,23 @@ impl Store {
                 .map_err(|e| Error::corrupt(dir.join("CURRENT"), 0, e.to_string()))?,
         };
         let m = manifest::read(dir, generation, &identity, &keys)?;
+        if options.generation.is_none() {
+            // A standalone store: `CURRENT` is its commit point, checked against the binding in
+            // the key store before anything is trusted or reclaimed.
+            let bound = keys.bound_generation()?;
+            if m.generation < bound && !options.accept_rollback {
+                return Err(Error::Key(sealstore_keyring::Error::RollbackDetected {
+                    what: format!("store {} (CURRENT and its manifest)", dir.display()),
+                    detail: format!(
+                        "it is at generation {}, the key store is bound to generation {bound}",
+                        m.generation
+                    ),
+                }));
+            }
+            if m.generation != bound {
+                keys.bind_generation(m.generation, options.accept_rollback)?;
+            }
+        }
         if !options.read_only {
             if options.generation.is_some() && current.ok() != Some(generation) {
                 manifest::write_current(dir, generation)?;
@@ -1131,13 +1154,22 @@ impl Transaction<'_> {
         Ok(prepared)
     }
 
-    /// Commits: blocks → DEK table → manifest → `CURRENT`.
+    /// Commits a standalone store: blocks → DEK table → manifest → `CURRENT` → the new
+    /// generation bound into the key store. Refused while the binding lags the committed
+    /// generation and cannot be brought up to date, so no commit can be rolled back unnoticed.
     pub fn commit(mut self) -> Result<CommitInfo> {
+        let keys = self.store.shared.keys.clone();
+        let current = self.store.generation();
+        if keys.bound_generation()? < current {
+            keys.bind_generation(current, false)?;
+        }
         let prepared = self.prepare_inner()?;
-        self.store.shared.keys.commit()?;
+        keys.commit()?;
         self.finished = true;
         self.store.write_prepared(&prepared)?;
-        self.store.publish(prepared)
+        let info = self.store.publish(prepared)?;
+        keys.bind_generation(info.generation, false)?;
+        Ok(info)
     }
 }
 

@@ -221,6 +221,7 @@ impl Database {
                 reclaim_keys: false,
                 expected: Some(expected),
                 read_only,
+                accept_rollback: false,
             };
             let store = Store::open(&config.slice_dir(s, name), keys.clone(), options)?;
             if !accept_rollback {

@@ -105,6 +105,8 @@ fn io_faults_at_every_point_leave_the_last_commit_and_writing_continues() {
 
         // A load, failing at each write/sync in turn.
         let mut points = 0;
+        let mut lagged = 0;
+        let bound = || cluster.keyring().bound_generation("dev").unwrap();
         for skip in 0.. {
             faults::inject(fault, skip);
             let result = db.append("t", [batch(next_id, ROWS)]);
@@ -126,17 +128,31 @@ fn io_faults_at_every_point_leave_the_last_commit_and_writing_continues() {
                         "{fault:?} at {skip}: partial commit visible"
                     );
                     state = now;
+                    // A fault past the commit point can leave the rollback binding behind.
+                    assert!(bound() <= db.generation());
+                    lagged += usize::from(bound() < db.generation());
                 }
             }
             points += 1;
-            // The fault cleared: the next load works.
+            // The fault cleared: the next load works, and it first brings the binding up to
+            // date (no commit goes in while the binding lags).
+            let before = db.generation();
             db.append("t", [batch(next_id, ROWS)]).unwrap();
+            assert_eq!(db.generation(), before + 1);
+            assert_eq!(
+                bound(),
+                db.generation(),
+                "{fault:?} at {skip}: binding did not catch up"
+            );
             let (rows, sum) = added(next_id);
             next_id += ROWS;
             state = (state.0 + rows, state.1 + sum);
             assert_eq!(checksum(&db), state, "{fault:?} at {skip}");
         }
         assert!(points > 5, "{fault:?}: a load went through only {points} fault points");
+        if fault != Fault::FsyncError {
+            assert!(lagged > 0, "{fault:?}: no fault point hit the binding");
+        }
         let load_points = points;
 
         // A database-key rotation, then a re-key (resumed each time), failing at each write/sync

@@ -103,18 +103,87 @@ fn lock_keystore(dir: &Path) -> Result<std::fs::File> {
 /// The open key hierarchy of one cluster.
 pub struct Keyring {
     _lock: std::fs::File,
-    dir: PathBuf,
     provider: RwLock<Arc<dyn MasterKeyProvider>>,
+    ks: Arc<KeystoreState>,
+    crash_after: Mutex<Option<RotationStep>>,
+}
+
+/// The open key store, shared by the keyring and every open database's keys (which bind their
+/// commit generation through it).
+pub(crate) struct KeystoreState {
+    dir: PathBuf,
     audit: Arc<AuditLog>,
     state: Mutex<KeystoreFile>,
     ck: RwLock<Box<dyn AeadKey>>,
-    crash_after: Mutex<Option<RotationStep>>,
+}
+
+impl KeystoreState {
+    fn state(&self) -> std::sync::MutexGuard<'_, KeystoreFile> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Saves `next` as the key store and makes it the in-memory state.
+    fn commit_state(&self, state: &mut KeystoreFile, mut next: KeystoreFile) -> Result<()> {
+        next.audit_anchor = self.audit.anchor();
+        let saved = next.save(&self.dir);
+        // Replaced but not known durable: memory follows the file on disk.
+        if saved.as_ref().err().is_none_or(Error::is_not_durable) {
+            *state = next;
+        }
+        saved
+    }
+
+    fn bound_generation(&self, name: &str) -> Result<u64> {
+        self.state()
+            .database(name)
+            .map(|d| d.bound_generation)
+            .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))
+    }
+
+    fn bind_generation(&self, name: &str, generation: u64, accept_rollback: bool) -> Result<()> {
+        let mut state = self.state();
+        let current = state
+            .database(name)
+            .map(|d| d.bound_generation)
+            .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))?;
+        if generation == current || (generation < current && !accept_rollback) {
+            return Ok(());
+        }
+        let cluster_id = state.cluster.cluster_id.clone();
+        let mut next = state.clone();
+        {
+            let ck = self.ck.read();
+            for rec in next.databases.iter_mut().filter(|d| d.name == name) {
+                let dk = rec.open(ck.as_ref(), &cluster_id)?;
+                *rec = DatabaseRecord::seal(
+                    ck.as_ref(),
+                    &cluster_id,
+                    &rec.name,
+                    &rec.created,
+                    &dk,
+                    rec.dk_generation,
+                    rec.ck_generation,
+                    generation,
+                )?;
+            }
+        }
+        self.commit_state(&mut state, next)?;
+        if generation < current {
+            self.audit.append(
+                AuditRecord::new(AuditOp::AcceptRollback, "database")
+                    .database(name)
+                    .generation(generation)
+                    .detail(format!("bound generation {current} -> {generation} (restore accepted)")),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
-            .field("dir", &self.dir)
+            .field("dir", &self.ks.dir)
             .field("provider", &*self.provider.read())
             .finish()
     }
@@ -228,15 +297,15 @@ impl Keyring {
 
     /// Saves the key store with the audit chain's current anchor.
     fn save_anchor(&self) -> Result<()> {
-        let mut state = self.state();
+        let mut state = self.ks.state();
         let next = state.clone();
-        self.commit_state(&mut state, next)
+        self.ks.commit_state(&mut state, next)
     }
 
     /// Verifies the audit chain under the audit key and against the key store's anchor.
     pub fn verify_audit(&self) -> Result<AuditVerifyReport> {
-        let anchor = self.state().audit_anchor.clone();
-        self.audit.verify(&anchor)
+        let anchor = self.ks.state().audit_anchor.clone();
+        self.ks.audit.verify(&anchor)
     }
 
     /// The master-key id the key store was written under (read without opening the hierarchy),
@@ -255,11 +324,13 @@ impl Keyring {
     ) -> Self {
         Self {
             _lock: lock,
-            dir: dir.to_owned(),
             provider: RwLock::new(provider),
-            audit,
-            state: Mutex::new(file),
-            ck: RwLock::new(default_backend().key(ck.expose_secret())),
+            ks: Arc::new(KeystoreState {
+                dir: dir.to_owned(),
+                audit,
+                state: Mutex::new(file),
+                ck: RwLock::new(default_backend().key(ck.expose_secret())),
+            }),
             crash_after: Mutex::new(None),
         }
     }
@@ -281,7 +352,7 @@ impl Keyring {
 
     /// Checks that the cluster id the caller expects is the one in the key store.
     pub fn require_cluster_id(&self, expected: &str) -> Result<()> {
-        let state = self.state();
+        let state = self.ks.state();
         if state.cluster.cluster_id != expected {
             return Err(Error::ContextMismatch {
                 field: "cluster-id".into(),
@@ -290,10 +361,6 @@ impl Keyring {
             });
         }
         Ok(())
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, KeystoreFile> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Makes the next database-key rotation stop dead after `step`, as if the process died
@@ -318,12 +385,12 @@ impl Keyring {
 
     /// The audit log shared by every operation of this hierarchy.
     pub fn audit(&self) -> &Arc<AuditLog> {
-        &self.audit
+        &self.ks.audit
     }
 
     /// The key store directory.
     pub fn keystore_dir(&self) -> &Path {
-        &self.dir
+        &self.ks.dir
     }
 
     /// The master-key provider currently wrapping the cluster key.
@@ -333,27 +400,16 @@ impl Keyring {
 
     /// Names of all databases.
     pub fn databases(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.state().databases.iter().map(|d| d.name.clone()).collect();
+        let mut names: Vec<String> = self.ks.state().databases.iter().map(|d| d.name.clone()).collect();
         names.dedup();
         names
-    }
-
-    /// Saves `next` as the key store and makes it the in-memory state.
-    fn commit_state(&self, state: &mut KeystoreFile, mut next: KeystoreFile) -> Result<()> {
-        next.audit_anchor = self.audit.anchor();
-        let saved = next.save(&self.dir);
-        // Replaced but not known durable: memory follows the file on disk.
-        if saved.as_ref().err().is_none_or(Error::is_not_durable) {
-            *state = next;
-        }
-        saved
     }
 
     /// Creates a database key (random, wrapped by the cluster key) and its empty DEK table in
     /// `dek_dir` (which belongs in the data directory, not the key store).
     pub fn create_database(&self, name: &str, dek_dir: &Path) -> Result<Arc<DatabaseKeys>> {
         validate_name(name)?;
-        let mut state = self.state();
+        let mut state = self.ks.state();
         if state.database(name).is_some() {
             return Err(Error::DatabaseExists(name.to_owned()));
         }
@@ -361,7 +417,7 @@ impl Keyring {
         let created = crate::now_rfc3339();
         let cluster_id = state.cluster.cluster_id.clone();
         let record = DatabaseRecord::seal(
-            self.ck.read().as_ref(),
+            self.ks.ck.read().as_ref(),
             &cluster_id,
             name,
             &created,
@@ -373,13 +429,13 @@ impl Keyring {
         let table = DekTable::create(dek_dir, name, default_backend().key(dk.expose_secret()), 1)?;
         let mut next = state.clone();
         next.databases.push(record);
-        self.commit_state(&mut state, next)?;
-        self.audit.append(
+        self.ks.commit_state(&mut state, next)?;
+        self.ks.audit.append(
             AuditRecord::new(AuditOp::CreateDatabaseKey, "database")
                 .database(name)
                 .generation(1),
         )?;
-        Ok(Arc::new(DatabaseKeys::new(name, table, self.audit.clone())))
+        Ok(Arc::new(DatabaseKeys::new(name, table, self.ks.clone())))
     }
 
     /// Unwraps a database key and opens its DEK table. If a database-key rotation was cut
@@ -406,7 +462,7 @@ impl Keyring {
     ) -> Result<DatabaseRecord> {
         let mut last_error = None;
         for record in records {
-            let dk = record.open(self.ck.read().as_ref(), &state.cluster.cluster_id)?;
+            let dk = record.open(self.ks.ck.read().as_ref(), &state.cluster.cluster_id)?;
             let key = default_backend().key(dk.expose_secret());
             match DekTable::open_read_only(dek_dir, &record.name, key, record.dk_generation) {
                 Ok(_) => return Ok(record.clone()),
@@ -417,7 +473,7 @@ impl Keyring {
     }
 
     fn open_database_with(&self, name: &str, dek_dir: &Path, writable: bool) -> Result<Arc<DatabaseKeys>> {
-        let mut state = self.state();
+        let mut state = self.ks.state();
         let records: Vec<DatabaseRecord> = state.databases.iter().filter(|d| d.name == name).cloned().collect();
         let record = match records.len() {
             0 => return Err(Error::UnknownDatabase(name.to_owned())),
@@ -428,13 +484,13 @@ impl Keyring {
                 let mut next = state.clone();
                 next.databases
                     .retain(|d| d.name != name || d.dk_generation == chosen.dk_generation);
-                self.commit_state(&mut state, next)?;
+                self.ks.commit_state(&mut state, next)?;
                 let what = if chosen.dk_generation == newest {
                     "interrupted rotation finished on open: old database key destroyed"
                 } else {
                     "interrupted rotation abandoned on open: staged database key destroyed"
                 };
-                self.audit.append(
+                self.ks.audit.append(
                     AuditRecord::new(AuditOp::RotateDatabaseKey, "database")
                         .database(name)
                         .generation(chosen.dk_generation.into())
@@ -443,12 +499,12 @@ impl Keyring {
                 chosen
             }
         };
-        let result = record.open(self.ck.read().as_ref(), &state.cluster.cluster_id);
+        let result = record.open(self.ks.ck.read().as_ref(), &state.cluster.cluster_id);
         let audit = AuditRecord::new(AuditOp::Unwrap, "cluster")
             .database(name)
             .generation(record.dk_generation.into())
             .detail("database key");
-        self.audit.append(outcome(audit, &result))?;
+        self.ks.audit.append(outcome(audit, &result))?;
         let dk = result?;
         let key = default_backend().key(dk.expose_secret());
         let table = if writable {
@@ -456,7 +512,7 @@ impl Keyring {
         } else {
             DekTable::open_read_only(dek_dir, name, key, record.dk_generation)?
         };
-        Ok(Arc::new(DatabaseKeys::new(name, table, self.audit.clone())))
+        Ok(Arc::new(DatabaseKeys::new(name, table, self.ks.clone())))
     }
 
     /// Rotates the master key: the cluster key is unwrapped with the current provider and
@@ -464,7 +520,7 @@ impl Keyring {
     /// the key store is replaced atomically. Nothing else changes.
     pub fn rotate_master_key(&self, new_provider: Arc<dyn MasterKeyProvider>) -> Result<()> {
         new_provider.key_spec()?.require_symmetric_aes256()?;
-        let mut state = self.state();
+        let mut state = self.ks.state();
         let old = self.provider();
         let ck = Self::unwrap_cluster_key(&state, old.as_ref())?;
         let context = state.cluster.context.clone();
@@ -487,7 +543,7 @@ impl Keyring {
         let wrapped = match result {
             Ok(w) => w,
             Err(e) => {
-                self.audit.append(record.failed(&e))?;
+                self.ks.audit.append(record.failed(&e))?;
                 return Err(e);
             }
         };
@@ -495,19 +551,19 @@ impl Keyring {
         next.cluster.mk_key_id = new_provider.key_id();
         next.cluster.provider_kind = new_provider.kind().to_owned();
         next.cluster.wrapped_ck = wrapped;
-        let saved = self.commit_state(&mut state, next);
+        let saved = self.ks.commit_state(&mut state, next);
         if saved.as_ref().err().is_none_or(Error::is_not_durable) {
             *self.provider.write() = new_provider;
         }
         saved?;
-        self.audit.append(record)?;
+        self.ks.audit.append(record)?;
         Ok(())
     }
 
     /// Rotates the cluster key: a new random CK (generation + 1, new context) wrapped by the
     /// master key, and every database key re-wrapped under it, in one atomic key-store replace.
     pub fn rotate_cluster_key(&self) -> Result<u32> {
-        let mut state = self.state();
+        let mut state = self.ks.state();
         let provider = self.provider();
         let c = state.cluster.clone();
         let new_generation = c.generation + 1;
@@ -516,7 +572,7 @@ impl Keyring {
         let new_ck_key = default_backend().key(new_ck.expose_secret());
         let mut next = state.clone();
         {
-            let old_ck = self.ck.read();
+            let old_ck = self.ks.ck.read();
             let audit_key = state.audit_key.open(old_ck.as_ref(), &c.cluster_id, c.generation)?;
             next.audit_key = WrappedAuditKey::seal(new_ck_key.as_ref(), &c.cluster_id, new_generation, &audit_key)?;
             for rec in &mut next.databases {
@@ -534,7 +590,7 @@ impl Keyring {
             }
         }
         let wrapped = provider.wrap(new_ck.expose_secret(), &context);
-        self.audit.append(outcome(
+        self.ks.audit.append(outcome(
             AuditRecord::new(AuditOp::Wrap, "master")
                 .key_id(provider.key_id())
                 .generation(new_generation.into())
@@ -546,12 +602,12 @@ impl Keyring {
         next.cluster.context = context.clone();
         next.cluster.wrapped_ck = wrapped?;
         let databases = next.databases.len();
-        let saved = self.commit_state(&mut state, next);
+        let saved = self.ks.commit_state(&mut state, next);
         if saved.as_ref().err().is_none_or(Error::is_not_durable) {
-            *self.ck.write() = new_ck_key;
+            *self.ks.ck.write() = new_ck_key;
         }
         saved?;
-        self.audit.append(
+        self.ks.audit.append(
             AuditRecord::new(AuditOp::RotateClusterKey, "cluster")
                 .generation(new_generation.into())
                 .context(&context)
@@ -569,7 +625,7 @@ impl Keyring {
     /// is untouched. Readers keep reading throughout; writers wait for the switch.
     pub fn rotate_database_key(&self, keys: &DatabaseKeys) -> Result<u32> {
         let name = keys.name().to_owned();
-        let mut state = self.state();
+        let mut state = self.ks.state();
         // The live record is the one the open DEK table is wrapped under; another one left by a
         // rotation that failed part-way (an I/O error) is dropped before staging a new one.
         let live = keys.dk_generation();
@@ -586,13 +642,13 @@ impl Keyring {
         {
             let mut next = state.clone();
             next.databases.retain(|d| d.name != name || d.dk_generation == live);
-            self.commit_state(&mut state, next)?;
+            self.ks.commit_state(&mut state, next)?;
         }
         let cluster_id = state.cluster.cluster_id.clone();
         let new_generation = old.dk_generation + 1;
         let new_dk = DatabaseKey::generate()?;
         let staged = DatabaseRecord::seal(
-            self.ck.read().as_ref(),
+            self.ks.ck.read().as_ref(),
             &cluster_id,
             &name,
             &old.created,
@@ -603,7 +659,7 @@ impl Keyring {
         )?;
         let mut next = state.clone();
         next.databases.push(staged.clone());
-        self.commit_state(&mut state, next)?;
+        self.ks.commit_state(&mut state, next)?;
         self.crash_here(RotationStep::DatabaseKeyStaged, "database key staged")?;
 
         let table = keys.table.upgradable_read();
@@ -617,8 +673,8 @@ impl Keyring {
         let mut next = state.clone();
         next.databases
             .retain(|d| d.name != name || d.dk_generation == new_generation);
-        self.commit_state(&mut state, next)?;
-        self.audit.append(
+        self.ks.commit_state(&mut state, next)?;
+        self.ks.audit.append(
             AuditRecord::new(AuditOp::RotateDatabaseKey, "database")
                 .database(&name)
                 .generation(new_generation.into())
@@ -633,65 +689,27 @@ impl Keyring {
 
     /// The cluster commit generation bound into a database's key record (0 before the first).
     pub fn bound_generation(&self, name: &str) -> Result<u64> {
-        self.state()
-            .database(name)
-            .map(|d| d.bound_generation)
-            .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))
+        self.ks.bound_generation(name)
     }
 
     /// Binds a database's latest committed generation into its authenticated key record, so a
     /// restore of older data files is detected on open. Only moves forward unless `accept` (a
     /// deliberate restore, audited).
     pub fn bind_generation(&self, name: &str, generation: u64, accept_rollback: bool) -> Result<()> {
-        let mut state = self.state();
-        let current = state
-            .database(name)
-            .map(|d| d.bound_generation)
-            .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))?;
-        if generation == current || (generation < current && !accept_rollback) {
-            return Ok(());
-        }
-        let cluster_id = state.cluster.cluster_id.clone();
-        let mut next = state.clone();
-        {
-            let ck = self.ck.read();
-            for rec in next.databases.iter_mut().filter(|d| d.name == name) {
-                let dk = rec.open(ck.as_ref(), &cluster_id)?;
-                *rec = DatabaseRecord::seal(
-                    ck.as_ref(),
-                    &cluster_id,
-                    &rec.name,
-                    &rec.created,
-                    &dk,
-                    rec.dk_generation,
-                    rec.ck_generation,
-                    generation,
-                )?;
-            }
-        }
-        self.commit_state(&mut state, next)?;
-        if generation < current {
-            self.audit.append(
-                AuditRecord::new(AuditOp::AcceptRollback, "database")
-                    .database(name)
-                    .generation(generation)
-                    .detail(format!("bound generation {current} -> {generation} (restore accepted)")),
-            )?;
-        }
-        Ok(())
+        self.ks.bind_generation(name, generation, accept_rollback)
     }
 
     /// Crypto-shreds a database: its key record(s) leave the key store (one atomic replace), so
     /// its DEK table and blocks can never be unwrapped again. The caller then deletes the files.
     pub fn drop_database(&self, name: &str) -> Result<()> {
-        let mut state = self.state();
+        let mut state = self.ks.state();
         if state.database(name).is_none() {
             return Err(Error::UnknownDatabase(name.to_owned()));
         }
         let mut next = state.clone();
         next.databases.retain(|d| d.name != name);
-        self.commit_state(&mut state, next)?;
-        self.audit.append(
+        self.ks.commit_state(&mut state, next)?;
+        self.ks.audit.append(
             AuditRecord::new(AuditOp::Shred, "database")
                 .database(name)
                 .detail("database key destroyed (database dropped)"),
@@ -703,13 +721,13 @@ impl Keyring {
     /// unwrapped again, so a test can scan files for their bytes.
     #[cfg(feature = "insecure-test-hooks")]
     pub fn insecure_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>> {
-        let state = self.state();
+        let state = self.ks.state();
         let ck = Self::unwrap_cluster_key(&state, self.provider().as_ref())?;
         let mut keys = vec![*ck.expose_secret()];
         for record in &state.databases {
             keys.push(
                 *record
-                    .open(self.ck.read().as_ref(), &state.cluster.cluster_id)?
+                    .open(self.ks.ck.read().as_ref(), &state.cluster.cluster_id)?
                     .expose_secret(),
             );
         }
@@ -718,7 +736,7 @@ impl Keyring {
 
     /// Describes the hierarchy (no secrets).
     pub fn info(&self) -> HierarchyInfo {
-        let state = self.state();
+        let state = self.ks.state();
         let c = &state.cluster;
         HierarchyInfo {
             cluster_id: c.cluster_id.clone(),
@@ -739,7 +757,7 @@ impl Keyring {
                     bound_generation: d.bound_generation,
                 })
                 .collect(),
-            keystore: self.dir.clone(),
+            keystore: self.ks.dir.clone(),
         }
     }
 }
@@ -757,6 +775,7 @@ pub struct DatabaseKeys {
     name: String,
     table: RwLock<DekTable>,
     audit: Arc<AuditLog>,
+    keystore: Arc<KeystoreState>,
     unwrapped: AtomicU64,
 }
 
@@ -767,11 +786,12 @@ impl std::fmt::Debug for DatabaseKeys {
 }
 
 impl DatabaseKeys {
-    fn new(name: &str, table: DekTable, audit: Arc<AuditLog>) -> Self {
+    fn new(name: &str, table: DekTable, keystore: Arc<KeystoreState>) -> Self {
         Self {
             name: name.to_owned(),
             table: RwLock::new(table),
-            audit,
+            audit: keystore.audit.clone(),
+            keystore,
             unwrapped: AtomicU64::new(0),
         }
     }
@@ -787,6 +807,17 @@ impl DatabaseKeys {
     /// The database name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The commit generation bound into this database's key record in the key store.
+    pub fn bound_generation(&self) -> Result<u64> {
+        self.keystore.bound_generation(&self.name)
+    }
+
+    /// Binds a newer commit generation into this database's key record (see
+    /// [`Keyring::bind_generation`]): a standalone store does this at every commit.
+    pub fn bind_generation(&self, generation: u64, accept_rollback: bool) -> Result<()> {
+        self.keystore.bind_generation(&self.name, generation, accept_rollback)
     }
 
     /// Fresh DEKs for `n` new blocks (staged until [`DatabaseKeys::commit`]).

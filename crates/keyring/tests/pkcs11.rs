@@ -178,3 +178,47 @@ fn an_rsa_key_in_the_token_is_refused_as_master_key() {
         "master key must be a symmetric AES-256 key; got RSA (2048-bit, asymmetric)"
     );
 }
+
+#[test]
+fn an_extractable_or_non_sensitive_aes_key_is_refused_as_master_key() {
+    let _turn = turn();
+    let module = env("SEALSTORE_TEST_PKCS11_MODULE");
+    let ctx = Pkcs11::new(&module).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == env("SEALSTORE_TEST_PKCS11_TOKEN"))
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    let pin = AuthPin::new(env("SEALSTORE_TEST_PKCS11_PIN").into());
+    let _ = session.login(UserType::User, Some(&pin));
+    let mut labels = Vec::new();
+    for (sensitive, extractable) in [(true, true), (false, false)] {
+        let label = unique("leaky");
+        session
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                    Attribute::Encrypt(true),
+                    Attribute::Decrypt(true),
+                    Attribute::Sensitive(sensitive),
+                    Attribute::Extractable(extractable),
+                ],
+            )
+            .unwrap();
+        labels.push(label);
+    }
+    drop(session);
+    for label in labels {
+        let p: Arc<dyn MasterKeyProvider> = Arc::new(Pkcs11Provider::open(config(&label), false).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let err = Keyring::create(&dir.path().join("ks"), p, "hsm").unwrap_err();
+        assert!(err.to_string().contains("can leave the token"), "{label}: {err}");
+    }
+}

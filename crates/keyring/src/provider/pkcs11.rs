@@ -224,12 +224,16 @@ fn describe(session: &Session, key: ObjectHandle) -> Result<KeySpec> {
                 AttributeType::Modulus,
                 AttributeType::Encrypt,
                 AttributeType::Decrypt,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
             ],
         )
         .map_err(|e| provider_error(format!("reading key attributes: {e}")))?;
     let mut class = None;
     let mut key_type = None;
     let (mut len, mut modulus_bits, mut encrypt, mut decrypt) = (0usize, 0usize, false, false);
+    // A master key must never leave the token: sensitive and not extractable (unknown = unsafe).
+    let (mut sensitive, mut extractable) = (false, true);
     for a in attrs {
         match a {
             Attribute::Class(c) => class = Some(c),
@@ -240,6 +244,8 @@ fn describe(session: &Session, key: ObjectHandle) -> Result<KeySpec> {
             Attribute::Modulus(m) => modulus_bits = modulus_bits.max(m.len() * 8),
             Attribute::Encrypt(e) => encrypt = e,
             Attribute::Decrypt(d) => decrypt = d,
+            Attribute::Sensitive(v) => sensitive = v,
+            Attribute::Extractable(v) => extractable = v,
             _ => {}
         }
     }
@@ -250,6 +256,9 @@ fn describe(session: &Session, key: ObjectHandle) -> Result<KeySpec> {
         (_, Some(KeyType::EC)) => KeySpec::Ec {
             curve: "(from token)".into(),
         },
+        (Some(ObjectClass::SECRET_KEY), Some(KeyType::AES)) if len == 32 && (!sensitive || extractable) => {
+            KeySpec::Other("AES-256 key that can leave the token (needs CKA_SENSITIVE and not CKA_EXTRACTABLE)".into())
+        }
         (Some(ObjectClass::SECRET_KEY), Some(KeyType::AES)) if len == 32 && encrypt && decrypt => KeySpec::Aes256,
         (Some(ObjectClass::SECRET_KEY), Some(KeyType::AES)) if len == 32 => {
             KeySpec::Other("AES-256 without CKA_ENCRYPT and CKA_DECRYPT".into())
