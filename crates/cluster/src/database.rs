@@ -147,7 +147,7 @@ impl Database {
             rekey: None,
         };
         record.write(&dir, &keys)?;
-        keyring.bind_generation(name, record.generation, false)?;
+        keys.bind_generation(record.generation, false)?;
         Ok(Self::assemble(
             name, dir, keyring, keys, slices, record, config, rt, false,
         ))
@@ -231,7 +231,7 @@ impl Database {
         }
         if record.generation != bound {
             // Forward: a crash between the commit point and binding. Backward: an accepted restore.
-            keyring.bind_generation(name, record.generation, accept_rollback)?;
+            keys.bind_generation(record.generation, accept_rollback)?;
         }
         if !read_only {
             // Every slice's identity and manifest is authenticated by now: DEKs none of them
@@ -293,7 +293,7 @@ impl Database {
         }
         let current = self.record.read().generation;
         if self.keyring.bound_generation(&self.name)? < current {
-            self.keyring.bind_generation(&self.name, current, false)?;
+            self.keys.bind_generation(current, false)?;
         }
         Ok(())
     }
@@ -583,7 +583,7 @@ impl Database {
             }
         }
         self.crash_here(CrashPoint::SlicesInstalled)?;
-        self.keyring.bind_generation(&self.name, record.generation, false)?;
+        self.keys.bind_generation(record.generation, false)?;
         if let Some(e) = not_durable {
             return Err(e);
         }
@@ -768,7 +768,7 @@ impl Database {
             Ok(()) => {}
         }
         *self.record.write() = record.clone();
-        self.keyring.bind_generation(&self.name, record.generation, false)?;
+        self.keys.bind_generation(record.generation, false)?;
         written
     }
 

@@ -323,6 +323,10 @@ pub struct DekTable {
     entries: Vec<WrappedDek>,
     pending: Vec<WrappedDek>,
     next_block_id: u64,
+    /// Seals made under `dk` (see `seals`): kept here, persisted in the key store at each binding.
+    dk_seals: u64,
+    /// Seals made under the newest metadata key (sealing runs under a shared lock).
+    metadata_seals: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for DekTable {
@@ -453,6 +457,8 @@ impl DekTable {
             entries: replayed.entries,
             pending: Vec::new(),
             next_block_id: replayed.next_block_id,
+            dk_seals: 0,
+            metadata_seals: Default::default(),
         })
     }
 
@@ -516,6 +522,7 @@ impl DekTable {
     /// once; only the wrapped forms are kept, staged until [`DekTable::commit`].
     pub fn generate(&mut self, n: usize) -> Result<Vec<(BlockId, DataKey)>> {
         self.require_writable()?;
+        self.dk_seals = self.charge_dk(n as u64)?;
         let mut out = Vec::with_capacity(n);
         let mut random = Zeroizing::new(vec![0u8; RNG_CHUNK.min(n.max(1)) * (32 + NONCE_LEN)]);
         let mut done = 0;
@@ -560,6 +567,29 @@ impl DekTable {
         Ok(())
     }
 
+    /// Seals made so far under this table's database key and newest metadata key.
+    pub fn seal_counts(&self) -> crate::SealCounts {
+        crate::SealCounts {
+            database_key: self.dk_seals,
+            metadata_key: self.metadata_seals.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Takes over the persisted counts (from the key store record) after opening.
+    pub fn set_seal_counts(&mut self, counts: crate::SealCounts) {
+        self.dk_seals = counts.database_key;
+        *self.metadata_seals.get_mut() = counts.metadata_key;
+    }
+
+    fn charge_dk(&self, n: u64) -> Result<u64> {
+        crate::seals::charge(
+            self.dk_seals,
+            n,
+            || format!("database key of `{}`", self.database),
+            || format!("sealstore rotate --database {}", self.database),
+        )
+    }
+
     /// The id of the metadata key that seals new metadata (callers bind it into their headers).
     pub fn metadata_key_id(&self) -> u32 {
         self.metadata.last().map_or(0, |(id, _)| *id)
@@ -587,6 +617,16 @@ impl DekTable {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<([u8; NONCE_LEN], [u8; TAG_LEN])> {
+        let before = self.metadata_seals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = crate::seals::charge(
+            before,
+            1,
+            || format!("metadata key of `{}`", self.database),
+            || format!("sealstore rekey --database {}", self.database),
+        ) {
+            self.metadata_seals.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(e);
+        }
         let mut nonce = [0u8; NONCE_LEN];
         crate::fill_random(&mut nonce)?;
         let aad = metadata_aad(label, &self.database, key_id, aad);
@@ -624,8 +664,11 @@ impl DekTable {
             return Err(Error::corrupt(&self.dir, 0, "too many metadata keys"));
         }
         self.commit()?;
+        self.dk_seals = self.charge_dk(1)?;
         let entries = self.entries.clone();
         self.install_generation(entries, self.dk_generation, keys)?;
+        // New metadata is sealed under the new key from now on: its count starts afresh.
+        *self.metadata_seals.get_mut() = 0;
         Ok(id)
     }
 
@@ -812,9 +855,12 @@ impl DekTable {
             return self.install_rewrap(again);
         }
         let pending = self.rewrap_entries(&self.pending, new_dk.as_ref(), generation.header.dk_generation)?;
+        // Everything the new generation holds was sealed under the new DK, plus its header.
+        let seals = (generation.entries.len() + pending.len() + generation.header.metadata_keys.len() + 1) as u64;
         self.switch_generation(generation, |t| {
             t.pending = pending;
             t.dk = new_dk;
+            t.dk_seals = seals;
         })
     }
 
@@ -882,8 +928,9 @@ impl DekTable {
             next_block_id: self.next_block_id,
             metadata_keys,
         };
+        let seals = self.charge_dk(1)?;
         let new = NewGeneration::stage(&self.dir, header, entries, self.dk.as_ref(), dk_generation)?;
-        self.switch_generation(new, |_| {})
+        self.switch_generation(new, |t| t.dk_seals = seals)
     }
 
     /// True if a committed DEK exists for `block_id`.
@@ -1302,6 +1349,34 @@ mod tests {
         assert!(err.is_authentication(), "{err}");
         let t2 = DekTable::open(dir.path(), "dev", default_backend().key(&[0x55; 32]), 2).unwrap();
         assert_eq!(t2.metadata_key_id(), 2);
+    }
+
+    #[test]
+    fn a_worn_out_database_key_or_metadata_key_refuses_to_seal_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = DekTable::create(dir.path(), "dev", dk(), 1).unwrap();
+        t.set_seal_counts(crate::SealCounts {
+            database_key: crate::SEAL_LIMIT - 2,
+            metadata_key: crate::SEAL_LIMIT - 1,
+        });
+        t.generate(2).unwrap();
+        let err = t.generate(1).unwrap_err();
+        assert!(
+            matches!(&err, Error::KeyWornOut { action, .. } if action == "sealstore rotate --database dev"),
+            "{err}"
+        );
+        let mut buf = b"m".to_vec();
+        t.seal_metadata("m", 1, b"", &mut buf).unwrap();
+        let err = t.seal_metadata("m", 1, b"", &mut buf).unwrap_err();
+        assert!(err.to_string().contains("sealstore rekey --database dev"), "{err}");
+        // A rotation resets the database key's count to what the new key sealed.
+        t.rewrap(default_backend().key(&[0x66; 32]), 2).unwrap();
+        assert_eq!(t.seal_counts().database_key, 2 + 1 + 1);
+        t.generate(1).unwrap();
+        // A new metadata key resets its count.
+        t.add_metadata_key().unwrap();
+        assert_eq!(t.seal_counts().metadata_key, 0);
+        t.seal_metadata("m", 2, b"", &mut buf).unwrap();
     }
 
     #[derive(Debug, Clone)]

@@ -100,6 +100,9 @@ pub enum Error {
     #[doc(hidden)]
     #[error("injected crash at {0}")]
     InjectedCrash(&'static str),
+    /// A long-lived key has made as many random-nonce AES-GCM seals as sealstore allows.
+    #[error("the {key} has made {seals} seals, near the 2^32 limit of random-nonce AES-GCM; replace it: {action}")]
+    KeyWornOut { key: String, seals: u64, action: String },
     /// A bug: an invariant of sealstore itself did not hold.
     #[error("internal error: {0}")]
     Internal(String),

@@ -59,6 +59,8 @@ pub struct HierarchyInfo {
     pub provider_secure: bool,
     pub master_key_id: String,
     pub cluster_key_generation: u32,
+    /// AES-GCM seals made under the current cluster key (limit: `SEAL_LIMIT`).
+    pub cluster_key_seals: u64,
     pub context: EncryptionContext,
     pub databases: Vec<DatabaseInfo>,
     pub keystore: PathBuf,
@@ -72,6 +74,8 @@ pub struct DatabaseInfo {
     pub database_key_generation: u32,
     pub wrapped_under_cluster_key_generation: u32,
     pub bound_generation: u64,
+    /// Seals under the database key and its newest metadata key, as of the last binding.
+    pub seals: crate::SealCounts,
 }
 
 /// A step of a database-key rotation after which a test can simulate a crash.
@@ -140,7 +144,26 @@ impl KeystoreState {
             .ok_or_else(|| Error::UnknownDatabase(name.to_owned()))
     }
 
-    fn bind_generation(&self, name: &str, generation: u64, accept_rollback: bool) -> Result<()> {
+    /// Counts `n` more seals under the cluster key into `next` (refused past the limit).
+    fn charge_ck(next: &mut KeystoreFile, n: u64) -> Result<()> {
+        next.cluster.ck_seals = crate::seals::charge(
+            next.cluster.ck_seals,
+            n,
+            || "cluster key".to_owned(),
+            || "sealstore rotate --cluster".to_owned(),
+        )?;
+        Ok(())
+    }
+
+    /// Binds `generation` into the database's record; with `seals`, also records the seal
+    /// counts of its keys (the open DEK table's, authoritative).
+    fn bind_generation(
+        &self,
+        name: &str,
+        generation: u64,
+        accept_rollback: bool,
+        seals: Option<crate::SealCounts>,
+    ) -> Result<()> {
         let mut state = self.state();
         let current = state
             .database(name)
@@ -153,6 +176,8 @@ impl KeystoreState {
         let mut next = state.clone();
         {
             let ck = self.ck.read();
+            let records = next.databases.iter().filter(|d| d.name == name).count() as u64;
+            Self::charge_ck(&mut next, records)?;
             for rec in next.databases.iter_mut().filter(|d| d.name == name) {
                 let dk = rec.open(ck.as_ref(), &cluster_id)?;
                 *rec = DatabaseRecord::seal(
@@ -164,6 +189,7 @@ impl KeystoreState {
                     rec.dk_generation,
                     rec.ck_generation,
                     generation,
+                    seals.unwrap_or(rec.seals),
                 )?;
             }
         }
@@ -230,6 +256,7 @@ impl Keyring {
                 mk_key_id: provider.key_id(),
                 context: context.clone(),
                 wrapped_ck: wrapped_ck?,
+                ck_seals: 1,
             },
             audit_key: wrapped_audit_key,
             audit_anchor: audit.anchor(),
@@ -416,6 +443,11 @@ impl Keyring {
         let dk = DatabaseKey::generate()?;
         let created = crate::now_rfc3339();
         let cluster_id = state.cluster.cluster_id.clone();
+        // A new DEK table has sealed its header and one metadata key under the DK.
+        let seals = crate::SealCounts {
+            database_key: 2,
+            metadata_key: 0,
+        };
         let record = DatabaseRecord::seal(
             self.ks.ck.read().as_ref(),
             &cluster_id,
@@ -425,9 +457,12 @@ impl Keyring {
             1,
             state.cluster.generation,
             0,
+            seals,
         )?;
-        let table = DekTable::create(dek_dir, name, default_backend().key(dk.expose_secret()), 1)?;
         let mut next = state.clone();
+        KeystoreState::charge_ck(&mut next, 1)?;
+        let mut table = DekTable::create(dek_dir, name, default_backend().key(dk.expose_secret()), 1)?;
+        table.set_seal_counts(seals);
         next.databases.push(record);
         self.ks.commit_state(&mut state, next)?;
         self.ks.audit.append(
@@ -507,11 +542,12 @@ impl Keyring {
         self.ks.audit.append(outcome(audit, &result))?;
         let dk = result?;
         let key = default_backend().key(dk.expose_secret());
-        let table = if writable {
+        let mut table = if writable {
             DekTable::open(dek_dir, name, key, record.dk_generation)?
         } else {
             DekTable::open_read_only(dek_dir, name, key, record.dk_generation)?
         };
+        table.set_seal_counts(record.seals);
         Ok(Arc::new(DatabaseKeys::new(name, table, self.ks.clone())))
     }
 
@@ -586,9 +622,12 @@ impl Keyring {
                     rec.dk_generation,
                     new_generation,
                     rec.bound_generation,
+                    rec.seals,
                 )?;
             }
         }
+        // The new cluster key has sealed every database record and the audit key.
+        next.cluster.ck_seals = next.databases.len() as u64 + 1;
         let wrapped = provider.wrap(new_ck.expose_secret(), &context);
         self.ks.audit.append(outcome(
             AuditRecord::new(AuditOp::Wrap, "master")
@@ -647,6 +686,15 @@ impl Keyring {
         let cluster_id = state.cluster.cluster_id.clone();
         let new_generation = old.dk_generation + 1;
         let new_dk = DatabaseKey::generate()?;
+        // What the new DK will have sealed once the table is re-wrapped under it (the binding
+        // after the next commit records the exact count).
+        let predicted = {
+            let t = keys.read();
+            crate::SealCounts {
+                database_key: (t.len() + t.pending_len() + 2) as u64,
+                metadata_key: t.seal_counts().metadata_key,
+            }
+        };
         let staged = DatabaseRecord::seal(
             self.ks.ck.read().as_ref(),
             &cluster_id,
@@ -656,8 +704,10 @@ impl Keyring {
             new_generation,
             state.cluster.generation,
             old.bound_generation,
+            predicted,
         )?;
         let mut next = state.clone();
+        KeystoreState::charge_ck(&mut next, 1)?;
         next.databases.push(staged.clone());
         self.ks.commit_state(&mut state, next)?;
         self.crash_here(RotationStep::DatabaseKeyStaged, "database key staged")?;
@@ -690,13 +740,6 @@ impl Keyring {
     /// The cluster commit generation bound into a database's key record (0 before the first).
     pub fn bound_generation(&self, name: &str) -> Result<u64> {
         self.ks.bound_generation(name)
-    }
-
-    /// Binds a database's latest committed generation into its authenticated key record, so a
-    /// restore of older data files is detected on open. Only moves forward unless `accept` (a
-    /// deliberate restore, audited).
-    pub fn bind_generation(&self, name: &str, generation: u64, accept_rollback: bool) -> Result<()> {
-        self.ks.bind_generation(name, generation, accept_rollback)
     }
 
     /// Crypto-shreds a database: its key record(s) leave the key store (one atomic replace), so
@@ -745,6 +788,7 @@ impl Keyring {
             provider_secure: self.provider().is_secure(),
             master_key_id: c.mk_key_id.clone(),
             cluster_key_generation: c.generation,
+            cluster_key_seals: c.ck_seals,
             context: c.context.clone(),
             databases: state
                 .databases
@@ -755,6 +799,7 @@ impl Keyring {
                     database_key_generation: d.dk_generation,
                     wrapped_under_cluster_key_generation: d.ck_generation,
                     bound_generation: d.bound_generation,
+                    seals: d.seals,
                 })
                 .collect(),
             keystore: self.ks.dir.clone(),
@@ -814,10 +859,19 @@ impl DatabaseKeys {
         self.keystore.bound_generation(&self.name)
     }
 
-    /// Binds a newer commit generation into this database's key record (see
-    /// [`Keyring::bind_generation`]): a standalone store does this at every commit.
+    /// Binds this database's latest committed generation into its authenticated key record in
+    /// the key store, so a restore of older data files is detected on open, together with the
+    /// seal counts of its keys. Only moves forward unless `accept_rollback` (a deliberate
+    /// restore, audited). A cluster does this after every commit, a standalone store too.
     pub fn bind_generation(&self, generation: u64, accept_rollback: bool) -> Result<()> {
-        self.keystore.bind_generation(&self.name, generation, accept_rollback)
+        let seals = self.read().seal_counts();
+        self.keystore
+            .bind_generation(&self.name, generation, accept_rollback, Some(seals))
+    }
+
+    /// Seals made so far under this database's key and newest metadata key.
+    pub fn seal_counts(&self) -> crate::SealCounts {
+        self.read().seal_counts()
     }
 
     /// Fresh DEKs for `n` new blocks (staged until [`DatabaseKeys::commit`]).
@@ -1154,6 +1208,38 @@ mod tests {
         assert!(matches!(Keyring::open(&ks, mk.clone()), Err(Error::Locked { .. })));
         drop(ring);
         Keyring::open(&ks, mk).unwrap();
+    }
+
+    #[test]
+    fn seal_counts_persist_and_a_worn_out_cluster_key_refuses_until_rotated() {
+        let (dir, mk) = setup();
+        let ks = dir.path().join("ks");
+        let data = dir.path().join("data/dev");
+        let ring = Keyring::create(&ks, mk.clone(), "c1").unwrap();
+        let db = ring.create_database("dev", &data).unwrap();
+        db.generate(5).unwrap();
+        db.commit().unwrap();
+        db.bind_generation(2, false).unwrap();
+        let counted = db.seal_counts();
+        assert_eq!(counted.database_key, 2 + 5);
+        drop(db);
+        drop(ring);
+        let ring = Keyring::open(&ks, mk.clone()).unwrap();
+        assert_eq!(ring.info().databases[0].seals, counted, "persisted at the binding");
+        assert_eq!(ring.open_database("dev", &data).unwrap().seal_counts(), counted);
+        // The cluster key near its limit: sealing another DK record is refused, naming the fix.
+        drop(ring);
+        let mut file = KeystoreFile::load(&ks).unwrap();
+        file.cluster.ck_seals = crate::SEAL_LIMIT;
+        file.save(&ks).unwrap();
+        let ring = Keyring::open(&ks, mk).unwrap();
+        let err = ring
+            .create_database("other", &dir.path().join("data/other"))
+            .unwrap_err();
+        assert!(err.to_string().contains("sealstore rotate --cluster"), "{err}");
+        ring.rotate_cluster_key().unwrap();
+        assert_eq!(ring.info().cluster_key_seals, 2, "one DK record and the audit key");
+        ring.create_database("other", &dir.path().join("data/other2")).unwrap();
     }
 
     #[test]

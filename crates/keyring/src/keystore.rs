@@ -6,11 +6,12 @@
 //! ```text
 //! "SSKS" | version u16 | flags u16
 //! cluster: cluster_id str | createtime str | ck_generation u32 | provider_kind str
-//!          | mk_key_id str | context blob | wrapped_ck blob
+//!          | mk_key_id str | context blob | wrapped_ck blob | ck_seals u64
 //!          | audit_key: nonce[12] | wrapped[32] | tag[16]   (under the CK)
 //! audit_seq u64 | audit_mac[32] | db_count u32
 //! db × db_count: name str | created str | dk_generation u32 | ck_generation u32
-//!          | bound_generation u64 | nonce[12] | wrapped_dk[32] | tag[16]
+//!          | bound_generation u64 | dk_seals u64 | metadata_seals u64
+//!          | nonce[12] | wrapped_dk[32] | tag[16]
 //! sha256[32] over everything before it
 //! ```
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::aead::{AeadKey, NONCE_LEN, TAG_LEN};
 use crate::audit::AuditAnchor;
 use crate::codec::{ReadError, Reader, Writer};
-use crate::{AuditKey, DatabaseKey, EncryptionContext, Error, Result, fsutil};
+use crate::{AuditKey, DatabaseKey, EncryptionContext, Error, Result, SealCounts, fsutil};
 
 /// Current key-store format version.
 pub const KEYSTORE_VERSION: u16 = 2;
@@ -77,6 +78,8 @@ pub(crate) struct ClusterRecord {
     pub mk_key_id: String,
     pub context: EncryptionContext,
     pub wrapped_ck: Vec<u8>,
+    /// AES-GCM seals made under the current cluster key (DK records, the audit key).
+    pub ck_seals: u64,
 }
 
 /// One database key record (tier 2, wrapped by the cluster key).
@@ -88,6 +91,8 @@ pub(crate) struct DatabaseRecord {
     pub ck_generation: u32,
     /// The latest committed data generation, bound here so old data files are detectable.
     pub bound_generation: u64,
+    /// Seals made under this DK and under the database's newest metadata key.
+    pub seals: SealCounts,
     pub nonce: [u8; NONCE_LEN],
     pub wrapped: [u8; 32],
     pub tag: [u8; TAG_LEN],
@@ -102,7 +107,9 @@ impl DatabaseRecord {
             .str(&self.created)
             .u32(self.dk_generation)
             .u32(self.ck_generation)
-            .u64(self.bound_generation);
+            .u64(self.bound_generation)
+            .u64(self.seals.database_key)
+            .u64(self.seals.metadata_key);
         w.buf
     }
 
@@ -117,6 +124,7 @@ impl DatabaseRecord {
         dk_generation: u32,
         ck_generation: u32,
         bound_generation: u64,
+        seals: SealCounts,
     ) -> Result<Self> {
         let mut rec = DatabaseRecord {
             name: name.to_owned(),
@@ -124,6 +132,7 @@ impl DatabaseRecord {
             dk_generation,
             ck_generation,
             bound_generation,
+            seals,
             nonce: [0; NONCE_LEN],
             wrapped: *dk.expose_secret(),
             tag: [0; TAG_LEN],
@@ -181,7 +190,8 @@ impl KeystoreFile {
             .str(&c.provider_kind)
             .str(&c.mk_key_id)
             .blob(&c.context.canonical_bytes())
-            .blob(&c.wrapped_ck);
+            .blob(&c.wrapped_ck)
+            .u64(c.ck_seals);
         w.bytes(&self.audit_key.nonce)
             .bytes(&self.audit_key.wrapped)
             .bytes(&self.audit_key.tag);
@@ -194,6 +204,8 @@ impl KeystoreFile {
                 .u32(d.dk_generation)
                 .u32(d.ck_generation)
                 .u64(d.bound_generation)
+                .u64(d.seals.database_key)
+                .u64(d.seals.metadata_key)
                 .bytes(&d.nonce)
                 .bytes(&d.wrapped)
                 .bytes(&d.tag);
@@ -236,6 +248,7 @@ impl KeystoreFile {
         let context = EncryptionContext::from_canonical_bytes(r.blob().map_err(corrupt)?)
             .ok_or_else(|| Error::corrupt(path, ctx_offset, "invalid encryption context"))?;
         let wrapped_ck = r.blob().map_err(corrupt)?.to_vec();
+        let ck_seals = r.u64().map_err(corrupt)?;
         let audit_key = WrappedAuditKey {
             nonce: r.array().map_err(corrupt)?,
             wrapped: r.array().map_err(corrupt)?,
@@ -246,8 +259,8 @@ impl KeystoreFile {
             mac: r.array().map_err(corrupt)?,
         };
         let count = r.u32().map_err(corrupt)?;
-        // Each record is at least 88 bytes: a hostile count allocates nothing up front.
-        if u64::from(count) * 88 > r.remaining() as u64 {
+        // Each record is at least 104 bytes: a hostile count allocates nothing up front.
+        if u64::from(count) * 104 > r.remaining() as u64 {
             return Err(Error::corrupt(
                 path,
                 r.position() as u64,
@@ -262,6 +275,10 @@ impl KeystoreFile {
                 dk_generation: r.u32().map_err(corrupt)?,
                 ck_generation: r.u32().map_err(corrupt)?,
                 bound_generation: r.u64().map_err(corrupt)?,
+                seals: SealCounts {
+                    database_key: r.u64().map_err(corrupt)?,
+                    metadata_key: r.u64().map_err(corrupt)?,
+                },
                 nonce: r.array().map_err(corrupt)?,
                 wrapped: r.array().map_err(corrupt)?,
                 tag: r.array().map_err(corrupt)?,
@@ -278,6 +295,7 @@ impl KeystoreFile {
             mk_key_id,
             context,
             wrapped_ck,
+            ck_seals,
         };
         Ok(Self {
             cluster,
@@ -306,7 +324,11 @@ mod tests {
     fn sample() -> (KeystoreFile, Box<dyn AeadKey>, DatabaseKey) {
         let ck = default_backend().key(&[3u8; 32]);
         let dk = DatabaseKey::from_bytes([9u8; 32]);
-        let rec = DatabaseRecord::seal(ck.as_ref(), "cid", "dev", "t0", &dk, 1, 1, 0).unwrap();
+        let seals = SealCounts {
+            database_key: 3,
+            metadata_key: 4,
+        };
+        let rec = DatabaseRecord::seal(ck.as_ref(), "cid", "dev", "t0", &dk, 1, 1, 0, seals).unwrap();
         let file = KeystoreFile {
             cluster: ClusterRecord {
                 cluster_id: "cid".into(),
@@ -316,6 +338,7 @@ mod tests {
                 mk_key_id: "local:00".into(),
                 context: EncryptionContext::new().with("cluster-id", "cid"),
                 wrapped_ck: vec![1, 2, 3],
+                ck_seals: 9,
             },
             audit_key: WrappedAuditKey {
                 nonce: [4; NONCE_LEN],
@@ -367,6 +390,8 @@ mod tests {
             (|r| r.dk_generation += 1),
             (|r| r.ck_generation += 1),
             (|r| r.bound_generation += 1),
+            (|r| r.seals.database_key -= 1),
+            (|r| r.seals.metadata_key = 0),
             (|r| r.nonce[0] ^= 1),
             (|r| r.wrapped[31] ^= 1),
             (|r| r.tag[5] ^= 1),

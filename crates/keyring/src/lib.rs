@@ -24,6 +24,7 @@ mod hierarchy;
 mod keystore;
 pub mod provider;
 mod rng;
+mod seals;
 mod secret;
 mod time;
 
@@ -37,6 +38,7 @@ pub use hierarchy::{
 pub use keystore::KEYSTORE_VERSION;
 pub use provider::{KeySpec, MasterKeyProvider};
 pub use rng::fill_random;
+pub use seals::{SEAL_LIMIT, SealCounts};
 pub use secret::{AuditKey, ClusterKey, DataKey, DatabaseKey, MasterKeyMaterial};
 pub use time::{civil_from_days, now_rfc3339};
 
