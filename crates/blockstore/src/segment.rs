@@ -122,11 +122,11 @@ impl Segments {
             ));
         }
         let path = self.dir.join(segment_name(index));
+        // `create_new` already made the new name durable (it syncs the directory).
         let file = fsutil::create_new(&path, 0o600)?;
         file.set_len(self.slots_per_segment * self.block_size as u64)
             .map_err(|e| Error::io(&path, e))?;
         faults::sync_all(&file).map_err(|e| Error::io(&path, e))?;
-        fsutil::sync_dir(&self.dir)?;
         files.push(Some(file));
         Ok(())
     }

@@ -397,13 +397,7 @@ impl Store {
             in_use[b.slot as usize] = true;
         }
         if options.reclaim_keys && !options.read_only {
-            let referenced: std::collections::HashSet<u64> = m.blocks().map(|b| b.block_id).collect();
-            let stale: Vec<u64> = keys
-                .block_ids()
-                .into_iter()
-                .filter(|id| !referenced.contains(id))
-                .collect();
-            keys.remove(&stale)?;
+            keys.remove_unreferenced(&m.blocks().map(|b| b.block_id).collect())?;
         }
         let shared = Shared {
             dir: dir.to_owned(),

@@ -240,12 +240,7 @@ impl Database {
                 .iter()
                 .flat_map(|s| s.lock().manifest().blocks().map(|b| b.block_id).collect::<Vec<_>>())
                 .collect();
-            let stale: Vec<u64> = keys
-                .block_ids()
-                .into_iter()
-                .filter(|id| !referenced.contains(id))
-                .collect();
-            keys.remove(&stale)?;
+            keys.remove_unreferenced(&referenced)?;
             fsutil::sweep_temp_files(&dir)?;
         }
         Ok(Self::assemble(

@@ -947,6 +947,18 @@ impl DatabaseKeys {
         Ok(())
     }
 
+    /// Durably removes every committed DEK whose block id is not in `referenced` (left by a
+    /// commit that crashed before its commit point); returns how many.
+    pub fn remove_unreferenced(&self, referenced: &std::collections::HashSet<BlockId>) -> Result<usize> {
+        let stale: Vec<BlockId> = self
+            .block_ids()
+            .into_iter()
+            .filter(|id| !referenced.contains(id))
+            .collect();
+        self.remove(&stale)?;
+        Ok(stale.len())
+    }
+
     /// Crypto-shreds DEKs: removes them and rewrites the table so no wrapped copy remains.
     pub fn shred(&self, ids: &[BlockId]) -> Result<()> {
         self.write().shred(ids)?;

@@ -41,6 +41,23 @@ fn config(key_label: &str) -> Pkcs11Config {
     }
 }
 
+/// A logged-in read-write session on the test token through the plain PKCS#11 API (outside the
+/// provider), to make keys the provider must refuse.
+fn user_session() -> (Pkcs11, cryptoki::session::Session) {
+    let ctx = Pkcs11::new(env("SEALSTORE_TEST_PKCS11_MODULE")).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == env("SEALSTORE_TEST_PKCS11_TOKEN"))
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    let pin = AuthPin::new(env("SEALSTORE_TEST_PKCS11_PIN").into());
+    let _ = session.login(UserType::User, Some(&pin));
+    (ctx, session)
+}
+
 fn provider_message(err: &Error) -> String {
     match err {
         Error::Provider { message, .. } => message.clone(),
@@ -137,18 +154,7 @@ fn an_rsa_key_in_the_token_is_refused_as_master_key() {
     let _turn = turn();
     let label = unique("rsa");
     // Make an RSA key pair in the token with the plain PKCS#11 API.
-    let module = env("SEALSTORE_TEST_PKCS11_MODULE");
-    let ctx = Pkcs11::new(&module).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_initialized_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == env("SEALSTORE_TEST_PKCS11_TOKEN"))
-        .unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    let pin = AuthPin::new(env("SEALSTORE_TEST_PKCS11_PIN").into());
-    let _ = session.login(UserType::User, Some(&pin));
+    let (_ctx, session) = user_session();
     session
         .generate_key_pair(
             &Mechanism::RsaPkcsKeyPairGen,
@@ -182,18 +188,7 @@ fn an_rsa_key_in_the_token_is_refused_as_master_key() {
 #[test]
 fn an_extractable_or_non_sensitive_aes_key_is_refused_as_master_key() {
     let _turn = turn();
-    let module = env("SEALSTORE_TEST_PKCS11_MODULE");
-    let ctx = Pkcs11::new(&module).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
-    let slot = ctx
-        .get_slots_with_initialized_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == env("SEALSTORE_TEST_PKCS11_TOKEN"))
-        .unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    let pin = AuthPin::new(env("SEALSTORE_TEST_PKCS11_PIN").into());
-    let _ = session.login(UserType::User, Some(&pin));
+    let (_ctx, session) = user_session();
     let mut labels = Vec::new();
     for (sensitive, extractable) in [(true, true), (false, false)] {
         let label = unique("leaky");
