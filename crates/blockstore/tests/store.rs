@@ -386,3 +386,28 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn a_scan_running_when_its_table_is_dropped_ends_with_a_clear_error_and_the_keys_are_gone_at_once() {
+    let env = Env::new();
+    let mut store = env.create(SMALL);
+    store.create_table("t", &all_types_schema()).unwrap();
+    store.append("t", &all_types_batch(0, 60_000)).unwrap();
+    let keys = store.keys().clone();
+    let blocks = keys.len();
+    let mut scan = store.scan("t").run().unwrap();
+    scan.next().unwrap().unwrap();
+    store.drop_table("t").unwrap();
+    // Shredded when the drop returns, although the scan still holds the old snapshot.
+    assert_eq!(keys.len(), 0, "{blocks} DEKs before the drop");
+    let err = scan
+        .find_map(|b| b.err())
+        .expect("a scan cannot go on reading a shredded table");
+    assert!(matches!(err, Error::TableDropped { .. }), "{err}");
+    assert!(err.to_string().contains("was dropped"), "{err}");
+    drop(scan);
+    // The slots it pinned are free again for the next load.
+    store.create_table("u", &all_types_schema()).unwrap();
+    store.append("u", &all_types_batch(0, 1_000)).unwrap();
+    assert!(store.verify().is_empty());
+}
