@@ -1,6 +1,6 @@
 //! One slice's store: tables, transactions and the commit protocol.
 //!
-//! Commit order (DESIGN §3): blocks → fdatasync segments → DEK-table append + fdatasync →
+//! Commit order (docs/format.md, "Commit protocol"): blocks → fdatasync segments → DEK-table append + fdatasync →
 //! manifest generation N+1 (temp, fsync, rename, fsync dir) → atomic switch of `CURRENT`.
 //! A crash before the switch leaves generation N whole; slots and DEKs that only the unfinished
 //! commit used are unreferenced and reclaimed on open.
