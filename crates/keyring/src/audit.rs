@@ -217,10 +217,25 @@ impl AuditLog {
     /// exclusive lock, so a torn final line can only be a crash's and is cut off. Appends are
     /// unkeyed until [`AuditLog::set_key`].
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, None)
+    }
+
+    /// Opens the log and, before anything is appended, requires that it still holds the record
+    /// the key store anchors (same sequence number, same MAC): a log cut back, replaced or
+    /// deleted behind the key store's back fails here, where appending to it and saving a new
+    /// anchor would otherwise hide the cut.
+    pub(crate) fn open_anchored(dir: &Path, anchor: &AuditAnchor) -> Result<Self> {
+        Self::open_with(dir, Some(anchor))
+    }
+
+    fn open_with(dir: &Path, anchor: Option<&AuditAnchor>) -> Result<Self> {
         let path = dir.join(AUDIT_FILE);
         let file = fsutil::open_append(&path, 0o600)?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Error::io(&path, e))?;
+        if let Some(anchor) = anchor {
+            check_anchor(complete_lines(&bytes), anchor, &path)?;
+        }
         let complete = complete_lines(&bytes).len();
         if complete < bytes.len() {
             file.set_len(complete as u64).map_err(|e| Error::io(&path, e))?;
@@ -299,37 +314,6 @@ impl AuditLog {
         Ok(record.seq)
     }
 
-    /// Fails unless the log still holds the record the key store anchors (same sequence number,
-    /// same MAC): a log cut back, replaced or deleted behind the key store's back.
-    pub(crate) fn require_anchor(&self, anchor: &AuditAnchor) -> Result<()> {
-        if anchor.seq == 0 {
-            return Ok(());
-        }
-        let bytes = fsutil::read(&self.path())?;
-        let text = String::from_utf8_lossy(complete_lines(&bytes)).into_owned();
-        let found = text
-            .lines()
-            .nth((anchor.seq - 1) as usize)
-            .and_then(split_line)
-            .map(|(_, mac)| mac.to_owned());
-        if found.as_deref() == Some(hex::encode(anchor.mac).as_str()) {
-            return Ok(());
-        }
-        Err(Error::AuditChainBroken {
-            path: self.path(),
-            line: anchor.seq,
-            reason: format!(
-                "the key store anchors record {} and the log {}",
-                anchor.seq,
-                if found.is_some() {
-                    "holds a different record there (replaced)"
-                } else {
-                    "ends before it (truncated or deleted)"
-                }
-            ),
-        })
-    }
-
     /// The sequence number of the last record.
     pub fn last_seq(&self) -> u64 {
         self.tail.lock().unwrap_or_else(|p| p.into_inner()).seq
@@ -366,6 +350,35 @@ impl AuditLog {
             reason,
         })
     }
+}
+
+/// Fails unless the complete lines of a log hold the record `anchor` names, with its MAC.
+fn check_anchor(lines: &[u8], anchor: &AuditAnchor, path: &Path) -> Result<()> {
+    if anchor.seq == 0 {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(lines);
+    let found = text
+        .lines()
+        .nth((anchor.seq - 1) as usize)
+        .and_then(split_line)
+        .map(|(_, mac)| mac.to_owned());
+    if found.as_deref() == Some(hex::encode(anchor.mac).as_str()) {
+        return Ok(());
+    }
+    Err(Error::AuditChainBroken {
+        path: path.to_owned(),
+        line: anchor.seq,
+        reason: format!(
+            "the key store anchors record {} and the log {}",
+            anchor.seq,
+            if found.is_some() {
+                "holds a different record there (replaced)"
+            } else {
+                "ends before it (truncated or deleted)"
+            }
+        ),
+    })
 }
 
 /// Reads the records of the log in `dir` without changing anything: the key store's lock is
@@ -525,8 +538,7 @@ mod tests {
         let anchor = log.anchor();
         assert_eq!(verify(&log, &anchor).unwrap().records, 5);
         drop(log);
-        let log = AuditLog::open(dir.path()).unwrap();
-        log.require_anchor(&anchor).unwrap();
+        let log = AuditLog::open_anchored(dir.path(), &anchor).unwrap();
         log.set_key(key(1));
         log.append(AuditRecord::new(AuditOp::Unwrap, "master")).unwrap();
         assert_eq!(verify(&log, &anchor).unwrap().records, 6);
@@ -597,15 +609,13 @@ mod tests {
             other => panic!("expected truncation, got {other:?}"),
         }
         drop(log);
-        let reopened = AuditLog::open(dir.path()).unwrap();
         assert!(matches!(
-            reopened.require_anchor(&anchor),
+            AuditLog::open_anchored(dir.path(), &anchor),
             Err(Error::AuditChainBroken { .. })
         ));
-        fs::remove_file(reopened.path()).unwrap();
-        let reopened = AuditLog::open(dir.path()).unwrap();
+        fs::remove_file(dir.path().join(AUDIT_FILE)).unwrap();
         assert!(
-            reopened.require_anchor(&anchor).is_err(),
+            AuditLog::open_anchored(dir.path(), &anchor).is_err(),
             "a deleted log is refused too"
         );
     }

@@ -282,10 +282,7 @@ impl Keyring {
         // Locked before it is read, so a writer holding the lock cannot change it under us.
         let lock = lock_keystore(keystore_dir)?;
         let file = KeystoreFile::load(keystore_dir)?;
-        let audit = Arc::new(AuditLog::open(keystore_dir)?);
-        // A log cut back before the anchor must fail here: appending to it and saving a new
-        // anchor would otherwise hide the cut.
-        audit.require_anchor(&file.audit_anchor)?;
+        let audit = Arc::new(AuditLog::open_anchored(keystore_dir, &file.audit_anchor)?);
         let result = Self::unwrap_cluster_key(&file, provider.as_ref()).and_then(|ck| {
             let key = file.audit_key.open(
                 default_backend().key(ck.expose_secret()).as_ref(),

@@ -11,7 +11,7 @@ use crate::aead::{AeadKey, NONCE_LEN, TAG_LEN, default_backend};
 use crate::codec::{Reader, Writer};
 use crate::{EncryptionContext, Error, MasterKeyMaterial, Result, fsutil};
 
-fn libc_o_nofollow() -> i32 {
+fn o_nofollow() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
@@ -61,7 +61,7 @@ impl LocalKeyFile {
         // file of ours that nobody else can read.
         let file = match std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc_o_nofollow())
+            .custom_flags(o_nofollow())
             .open(path)
         {
             Ok(f) => f,
