@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let provider: Arc<dyn MasterKeyProvider> = Arc::new(InsecureInMemoryProvider::new()?);
     let ring = Keyring::create(&dir.path().join("keystore"), provider, "bench")?;
     let keys = ring.create_database("dev", &dir.path().join("deks"))?;
-    let mut store = Store::create(
+    let store = Store::create(
         &dir.path().join("slice"),
         keys,
         StoreOptions {

@@ -159,7 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             block_size: MIN_BLOCK_SIZE,
             slice_id: 0,
         };
-        let mut store = sealstore_blockstore::Store::create(&store_dir, keys, options)?;
+        let store = sealstore_blockstore::Store::create(&store_dir, keys, options)?;
         let schema = arrow_schema::Schema::new(vec![
             arrow_schema::Field::new("id", arrow_schema::DataType::Int64, true),
             arrow_schema::Field::new("name", arrow_schema::DataType::Utf8, true),

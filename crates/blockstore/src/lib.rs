@@ -11,22 +11,26 @@
 #[doc(hidden)]
 pub mod baseline;
 pub mod block;
+pub mod commit;
 pub mod encoding;
 mod error;
 pub mod manifest;
 pub mod predicate;
 mod scan;
 mod segment;
+mod snapshot;
 mod store;
 pub mod types;
 mod writeback;
 mod writer;
 pub mod zone;
 
+pub use commit::{CommitOutcome, CommitPoint, CommitStep, CurrentFile, Durability};
 pub use error::{Error, Result};
 pub use manifest::{BlockMeta, ColumnMeta, Manifest, TableMeta};
 pub use predicate::{CmpOp, Predicate, parse_filter};
 pub use scan::{ScanBuilder, ScanCounts, ScanIter, ScanStats};
+pub use snapshot::Snapshot;
 pub use store::{
     CommitInfo, OpenOptions, Prepared, STORE_ID_LEN, STORE_VERSION, Store, StoreIdentity, StoreOptions, StoreStats,
     TableStats, Transaction, VerifyFailure, table_columns, validate_table_name,

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::manifest::{Manifest, TableMeta};
 use crate::predicate::Predicate;
+use crate::snapshot::Snapshot;
 use crate::store::{Shared, Store};
 use crate::{Error, Result};
 
@@ -83,21 +84,21 @@ impl Source {
     }
 }
 
-/// Builds a scan of one table.
+/// Builds a scan of one table at one snapshot.
 #[derive(Debug)]
-pub struct ScanBuilder<'a> {
-    store: &'a Store,
+pub struct ScanBuilder {
+    snapshot: Snapshot,
     table: String,
     columns: Option<Vec<String>>,
     predicates: Vec<Predicate>,
     stats: Arc<ScanStats>,
 }
 
-impl Store {
-    /// Starts a scan of `table`.
-    pub fn scan(&self, table: &str) -> ScanBuilder<'_> {
+impl Snapshot {
+    /// Starts a scan of `table` at this snapshot.
+    pub fn scan(&self, table: &str) -> ScanBuilder {
         ScanBuilder {
-            store: self,
+            snapshot: self.clone(),
             table: table.to_owned(),
             columns: None,
             predicates: Vec::new(),
@@ -106,7 +107,14 @@ impl Store {
     }
 }
 
-impl<'a> ScanBuilder<'a> {
+impl Store {
+    /// Starts a scan of `table` at the latest commit.
+    pub fn scan(&self, table: &str) -> ScanBuilder {
+        self.snapshot().scan(table)
+    }
+}
+
+impl ScanBuilder {
     /// Returns only these columns, in this order.
     pub fn columns<S: AsRef<str>>(mut self, cols: &[S]) -> Self {
         self.columns = Some(cols.iter().map(|c| c.as_ref().to_owned()).collect());
@@ -133,10 +141,10 @@ impl<'a> ScanBuilder<'a> {
 
     /// Plans the scan: checks columns and predicates, prunes by zone map.
     pub fn run(self) -> Result<ScanIter> {
-        let source = Source::Sealed(self.store.shared.clone());
+        let (shared, manifest) = self.snapshot.into_parts();
         plan(
-            source,
-            self.store.manifest(),
+            Source::Sealed(shared),
+            manifest,
             &self.table,
             self.columns,
             self.predicates,

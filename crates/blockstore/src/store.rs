@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use sealstore_keyring::aead::{AeadBackend, default_backend};
 use sealstore_keyring::{DatabaseKeys, fsutil};
 use serde::Serialize;
@@ -222,10 +222,18 @@ impl Shared {
     }
 }
 
-/// The block store of one slice of one database.
+/// The block store of one slice of one database. Shared by reference: readers take
+/// [`Store::snapshot`]s (an `Arc` clone of the committed manifest, never a lock held while
+/// reading), and one [`Transaction`] at a time holds the write state.
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
     pub(crate) manifest: RwLock<Arc<Manifest>>,
+    /// What only the writer touches; a transaction holds it from `begin` to its end.
+    state: Mutex<WriteState>,
+}
+
+/// The writer's bookkeeping of slots and retired manifests.
+pub(crate) struct WriteState {
     /// Slots referenced by the committed manifest or by a retired one a reader still holds.
     in_use: Vec<bool>,
     /// Replaced manifests, oldest first, with the slots and DEKs their successor released.
@@ -239,9 +247,11 @@ struct Retired {
     manifest: Arc<Manifest>,
     freed: Vec<(u64, u64)>,
     dropped: Vec<(u64, u64)>,
-    /// True once the DEKs of `freed` and `dropped` left the DEK table (a drop or re-key shreds
-    /// them at once; the slots stay reserved until no scan holds the manifest).
-    keys_released: bool,
+    /// True once the DEKs of `freed` left the DEK table (a re-key releases them at once; the
+    /// slots stay reserved until no scan holds the manifest).
+    freed_released: bool,
+    /// True once the DEKs of `dropped` were shredded (a drop does so at once).
+    dropped_released: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -412,8 +422,10 @@ impl Store {
         Ok(Self {
             shared: Arc::new(shared),
             manifest: RwLock::new(Arc::new(m)),
-            in_use,
-            retired: Default::default(),
+            state: Mutex::new(WriteState {
+                in_use,
+                retired: Default::default(),
+            }),
         })
     }
 
@@ -462,14 +474,18 @@ impl Store {
         Ok(self.manifest.read().table(table)?.rows)
     }
 
-    /// Starts a transaction; nothing is visible until it commits.
-    pub fn begin(&mut self) -> Transaction<'_> {
+    /// Starts a transaction; nothing is visible until it commits. Waits while another
+    /// transaction on this store is open (one writer at a time; readers never wait).
+    pub fn begin(&self) -> Transaction<'_> {
+        let mut state = self.state.lock();
         // Scans that finished since the last commit release their snapshot's slots now. A
         // failure only leaves unreferenced DEKs behind, which the next open reclaims.
-        let _ = self.reclaim();
+        let _ = self.reclaim_locked(&mut state);
         let manifest = (**self.manifest.read()).clone();
         Transaction {
             store: self,
+            state,
+            changed: false,
             manifest,
             writers: HashMap::new(),
             allocated: Vec::new(),
@@ -484,7 +500,7 @@ impl Store {
 
     /// Starts a transaction whose sealed blocks go to a dedicated writer thread over a channel
     /// holding at most `in_flight_blocks` blocks (the cluster's write path).
-    pub fn begin_pipelined(&mut self, in_flight_blocks: usize) -> Result<Transaction<'_>> {
+    pub fn begin_pipelined(&self, in_flight_blocks: usize) -> Result<Transaction<'_>> {
         let io = SlotWriter::spawn(self.shared.clone(), in_flight_blocks)?;
         let mut t = self.begin();
         t.io = Some(io);
@@ -492,7 +508,7 @@ impl Store {
     }
 
     /// Creates a table (one commit).
-    pub fn create_table(&mut self, name: &str, schema: &Schema) -> Result<CommitInfo> {
+    pub fn create_table(&self, name: &str, schema: &Schema) -> Result<CommitInfo> {
         let mut t = self.begin();
         t.create_table(name, schema)?;
         t.commit()
@@ -500,22 +516,22 @@ impl Store {
 
     /// Drops a table and crypto-shreds its blocks' DEKs (one commit): when this returns, no
     /// wrapped copy of them remains in the DEK table's files, whatever scans still run.
-    pub fn drop_table(&mut self, name: &str) -> Result<CommitInfo> {
+    pub fn drop_table(&self, name: &str) -> Result<CommitInfo> {
         let mut t = self.begin();
         t.drop_table(name)?;
         let info = t.commit()?;
-        self.release_retired_keys()?;
+        self.release_dropped_keys()?;
         self.shared.keys.compact()?;
         Ok(info)
     }
 
     /// Appends one batch as one commit.
-    pub fn append(&mut self, table: &str, batch: &RecordBatch) -> Result<CommitInfo> {
+    pub fn append(&self, table: &str, batch: &RecordBatch) -> Result<CommitInfo> {
         self.append_all(table, std::iter::once(batch.clone()))
     }
 
     /// Appends all batches as one atomic commit.
-    pub fn append_all(&mut self, table: &str, batches: impl IntoIterator<Item = RecordBatch>) -> Result<CommitInfo> {
+    pub fn append_all(&self, table: &str, batches: impl IntoIterator<Item = RecordBatch>) -> Result<CommitInfo> {
         let mut t = self.begin();
         for b in batches {
             t.append(table, &b)?;
@@ -524,7 +540,7 @@ impl Store {
     }
 
     /// Seals the new manifest of a prepared commit (durable, not yet current).
-    pub fn write_prepared(&self, prepared: &Prepared) -> Result<()> {
+    pub(crate) fn write_prepared(&self, prepared: &Prepared) -> Result<()> {
         self.require_writable()?;
         manifest::write(
             &self.shared.dir,
@@ -534,7 +550,7 @@ impl Store {
         )
     }
 
-    fn require_writable(&self) -> Result<()> {
+    pub(crate) fn require_writable(&self) -> Result<()> {
         if self.shared.read_only {
             return Err(Error::Key(sealstore_keyring::Error::ReadOnly {
                 what: format!("store {}", self.shared.dir.display()),
@@ -543,43 +559,27 @@ impl Store {
         Ok(())
     }
 
-    /// Switches `CURRENT` to a written, prepared commit and releases what it replaced.
-    pub fn publish(&mut self, prepared: Prepared) -> Result<CommitInfo> {
-        let generation = prepared.manifest.generation;
-        let written = manifest::write_current(&self.shared.dir, generation);
-        match written {
-            // `CURRENT` replaced but not known durable: it is the commit point the disk shows.
-            Err(Error::Key(e)) if e.is_not_durable() => {
-                self.install(prepared)?;
-                Err(Error::Key(e))
-            }
-            Err(e) => Err(e),
-            Ok(()) => self.install(prepared),
-        }
-    }
-
-    /// Makes a written, prepared commit current after the caller's own commit point (the
-    /// cluster's commit record, which names this store's generation and is what the store is
-    /// opened at), without switching `CURRENT`: one pair of fsyncs less per slice and commit.
-    /// `CURRENT` catches up when the store is next opened at that generation.
-    pub fn install(&mut self, prepared: Prepared) -> Result<CommitInfo> {
+    /// Makes a written, prepared commit current after the commit point, and releases what no
+    /// reader holds any more.
+    pub(crate) fn install(&self, state: &mut WriteState, prepared: Prepared) -> Result<CommitInfo> {
         let generation = prepared.manifest.generation;
         let max_slot = prepared.allocated.iter().map(|s| s + 1).max().unwrap_or(0) as usize;
-        if self.in_use.len() < max_slot {
-            self.in_use.resize(max_slot, false);
+        if state.in_use.len() < max_slot {
+            state.in_use.resize(max_slot, false);
         }
         for s in &prepared.allocated {
-            self.in_use[*s as usize] = true;
+            state.in_use[*s as usize] = true;
         }
         let old = std::mem::replace(&mut *self.manifest.write(), Arc::new(prepared.manifest));
         manifest::remove_older(&self.shared.dir, generation.saturating_sub(1));
-        self.retired.push_back(Retired {
+        state.retired.push_back(Retired {
             manifest: old,
             freed: prepared.freed,
             dropped: prepared.dropped,
-            keys_released: false,
+            freed_released: false,
+            dropped_released: false,
         });
-        self.reclaim()?;
+        self.reclaim_locked(state)?;
         Ok(CommitInfo {
             generation,
             rows: prepared.rows,
@@ -587,43 +587,68 @@ impl Store {
         })
     }
 
-    /// Releases the slots and DEKs of retired manifests no scan holds any more, oldest first
-    /// (a slot freed by commit N+1 may still be read through manifest N or older). Freed DEKs
-    /// are removed; those of dropped tables are crypto-shredded.
-    pub fn reclaim(&mut self) -> Result<()> {
-        while self
+    /// Releases the slots and DEKs of retired manifests no scan or snapshot holds any more,
+    /// oldest first (a slot freed by commit N+1 may still be read through manifest N or older).
+    /// Freed DEKs are removed; those of dropped tables are crypto-shredded. Waits for a running
+    /// transaction (which reclaims when it begins and installs anyway).
+    pub fn reclaim(&self) -> Result<()> {
+        self.reclaim_locked(&mut self.state.lock())
+    }
+
+    fn reclaim_locked(&self, state: &mut WriteState) -> Result<()> {
+        while state
             .retired
             .front()
             .is_some_and(|r| Arc::strong_count(&r.manifest) == 1)
         {
-            let r = self.retired.pop_front().expect("checked");
+            let r = state.retired.pop_front().expect("checked");
             for (_, s) in r.freed.iter().chain(r.dropped.iter()) {
-                self.in_use[*s as usize] = false;
+                state.in_use[*s as usize] = false;
             }
-            if !r.keys_released {
-                let freed: Vec<u64> = r.freed.iter().map(|(id, _)| *id).collect();
-                self.shared.keys.remove(&freed)?;
-                if !r.dropped.is_empty() {
-                    let dropped: Vec<u64> = r.dropped.iter().map(|(id, _)| *id).collect();
-                    self.shared.keys.shred(&dropped)?;
-                }
+            if !r.freed_released {
+                self.shared.keys.remove(&block_ids(&r.freed))?;
+            }
+            if !r.dropped_released && !r.dropped.is_empty() {
+                self.shared.keys.shred(&block_ids(&r.dropped))?;
             }
         }
         Ok(())
     }
 
+    /// Crypto-shreds the DEKs of dropped tables *now*, without waiting for the scans that still
+    /// hold older manifests (they end with a "table was dropped" error when they reach such a
+    /// block). DEKs that appends or re-keys freed stay until no snapshot can read them. A drop
+    /// calls this so its keys are gone when it returns; the wrapped copies leave the file at the
+    /// compaction or key rotation the caller runs next.
+    pub fn release_dropped_keys(&self) -> Result<()> {
+        let mut state = self.state.lock();
+        for r in state.retired.iter_mut().filter(|r| !r.dropped_released) {
+            // Removed from the live table here; the caller's compaction or key rotation
+            // rewrites the file without them (one rewrite for every slice of a drop).
+            self.shared.keys.remove(&block_ids(&r.dropped))?;
+            r.dropped_released = true;
+        }
+        self.reclaim_locked(&mut state)
+    }
+
     /// Removes the DEKs every replaced manifest freed or dropped *now*, without waiting for the
     /// scans that still hold those manifests (they end with a clear error when they reach a
-    /// block whose key is gone); the slots stay reserved until the scans are dropped. A drop or
-    /// a re-key calls this so its old keys are gone when it returns. The wrapped copies leave
-    /// the file at the next compaction or key rotation, which the caller runs.
-    pub fn release_retired_keys(&mut self) -> Result<()> {
-        for r in self.retired.iter_mut().filter(|r| !r.keys_released) {
-            let ids: Vec<u64> = r.freed.iter().chain(r.dropped.iter()).map(|(id, _)| *id).collect();
-            self.shared.keys.remove(&ids)?;
-            r.keys_released = true;
+    /// block whose key is gone); the slots stay reserved until the scans are dropped. A re-key
+    /// calls this so its old keys are gone when it returns. The wrapped copies leave the file at
+    /// the next compaction or key rotation, which the caller runs.
+    pub fn release_retired_keys(&self) -> Result<()> {
+        let mut state = self.state.lock();
+        for r in state.retired.iter_mut() {
+            if !r.freed_released {
+                self.shared.keys.remove(&block_ids(&r.freed))?;
+                r.freed_released = true;
+            }
+            if !r.dropped_released {
+                self.shared.keys.remove(&block_ids(&r.dropped))?;
+                r.dropped_released = true;
+            }
         }
-        self.reclaim()
+        self.reclaim_locked(&mut state)
     }
 
     /// Checks, without decrypting, that every referenced slot still holds the block the manifest
@@ -756,6 +781,10 @@ impl Prepared {
     }
 }
 
+fn block_ids(blocks: &[(u64, u64)]) -> Vec<u64> {
+    blocks.iter().map(|(id, _)| *id).collect()
+}
+
 /// Validates an Arrow schema for a new table.
 pub fn table_columns(schema: &Schema) -> Result<Vec<ColumnMeta>> {
     if schema.fields().is_empty() {
@@ -802,7 +831,11 @@ pub fn validate_table_name(name: &str) -> Result<()> {
 
 /// A set of changes committed atomically.
 pub struct Transaction<'s> {
-    store: &'s mut Store,
+    store: &'s Store,
+    /// Held for the transaction's life: one writer per store.
+    state: MutexGuard<'s, WriteState>,
+    /// False while nothing changed: the commit protocol leaves such a store at its generation.
+    changed: bool,
     manifest: Manifest,
     writers: HashMap<String, Vec<ColumnWriter>>,
     allocated: Vec<u64>,
@@ -876,7 +909,7 @@ impl std::fmt::Debug for Transaction<'_> {
     }
 }
 
-impl Transaction<'_> {
+impl<'s> Transaction<'s> {
     /// Adds a table.
     pub fn create_table(&mut self, name: &str, schema: &Schema) -> Result<()> {
         validate_table_name(name)?;
@@ -892,6 +925,7 @@ impl Transaction<'_> {
             rows: 0,
             columns,
         });
+        self.changed = true;
         Ok(())
     }
 
@@ -904,6 +938,7 @@ impl Transaction<'_> {
             .position(|t| t.name == name)
             .ok_or_else(|| Error::UnknownTable(name.to_owned()))?;
         self.writers.remove(name);
+        self.changed = true;
         let t = self.manifest.tables.remove(idx);
         let committed: std::collections::HashSet<u64> =
             self.store.manifest.read().blocks().map(|b| b.block_id).collect();
@@ -924,6 +959,7 @@ impl Transaction<'_> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.changed = true;
         if !self.writers.contains_key(table) {
             let writers = self.open_writers(table)?;
             self.writers.insert(table.to_owned(), writers);
@@ -1016,6 +1052,7 @@ impl Transaction<'_> {
                     meta.block_id = block_id;
                     meta.slot = slot;
                     self.freed.push((old_id, old_slot));
+                    self.changed = true;
                     done += 1;
                 }
             }
@@ -1033,7 +1070,7 @@ impl Transaction<'_> {
             if slot >= segments.slot_count() {
                 segments.grow()?;
             }
-            if !self.store.in_use.get(slot as usize).copied().unwrap_or(false) {
+            if !self.state.in_use.get(slot as usize).copied().unwrap_or(false) {
                 self.allocated.push(slot);
                 return Ok(slot);
             }
@@ -1052,19 +1089,29 @@ impl Transaction<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        for (ci, out) in ready {
-            self.write_block(table, ci, out)?;
+        if ready.is_empty() {
+            return Ok(());
+        }
+        // One key-table lock and one RNG call for all the blocks that are ready.
+        let keys = self.store.shared.keys.generate(ready.len())?;
+        for ((ci, out), key) in ready.into_iter().zip(keys) {
+            self.write_block(table, ci, out, key)?;
         }
         Ok(())
     }
 
-    fn write_block(&mut self, table: &str, column: usize, out: BlockOut) -> Result<()> {
+    fn write_block(
+        &mut self,
+        table: &str,
+        column: usize,
+        out: BlockOut,
+        (block_id, dek): (u64, sealstore_keyring::DataKey),
+    ) -> Result<()> {
         let shared = self.store.shared.clone();
         let (table_id, ty) = {
             let t = self.manifest.table(table)?;
             (t.id, t.columns[column].ty)
         };
-        let (block_id, dek) = shared.keys.generate(1)?.pop().expect("one key");
         let slot = self.alloc_slot()?;
         let mut nonce = [0u8; 12];
         sealstore_keyring::fill_random(&mut nonce)?;
@@ -1122,7 +1169,8 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    fn prepare_inner(&mut self) -> Result<Prepared> {
+    /// Finishes every writer and makes the blocks durable (their DEKs stay staged).
+    pub(crate) fn prepare(&mut self) -> Result<Prepared> {
         self.finish_blocks()?;
         match self.io.take() {
             Some(io) => io.finish()?,
@@ -1138,32 +1186,53 @@ impl Transaction<'_> {
         })
     }
 
-    /// Finishes every writer and makes the blocks durable; their DEKs stay staged in the
-    /// keyring. The caller then commits the DEK table, writes the manifest
-    /// ([`Store::write_prepared`]) and publishes ([`Store::publish`]) — the cluster does this
-    /// across slices.
-    pub fn prepare(mut self) -> Result<Prepared> {
-        let prepared = self.prepare_inner()?;
-        self.finished = true;
-        Ok(prepared)
+    /// True once the transaction changed something (a store it left alone keeps its generation).
+    pub fn changed(&self) -> bool {
+        self.changed
     }
 
-    /// Commits a standalone store: blocks → DEK table → manifest → `CURRENT` → the new
-    /// generation bound into the key store. Refused while the binding lags the committed
-    /// generation and cannot be brought up to date, so no commit can be rolled back unnoticed.
+    /// Makes the commit write a new manifest generation even if nothing else changed (a re-key
+    /// reseals every manifest under the newest metadata key this way).
+    pub fn touch(&mut self) {
+        self.changed = true;
+    }
+
+    /// The store this transaction writes.
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// A table's schema as this transaction sees it (tables it created included).
+    pub fn schema(&self, table: &str) -> Result<arrow_schema::SchemaRef> {
+        Ok(self.manifest.table(table)?.schema())
+    }
+
+    /// The protocol is past its commit point: the staged DEKs belong to the commit.
+    pub(crate) fn mark_finished(&mut self) {
+        self.finished = true;
+    }
+
+    /// The write state this transaction holds (to install its commit).
+    pub(crate) fn state_mut(&mut self) -> &mut WriteState {
+        &mut self.state
+    }
+
+    /// Commits a standalone store through [`crate::commit`] with `CURRENT` as the commit point:
+    /// blocks → DEK table → manifest → `CURRENT` → the new generation bound into the key store.
+    /// Refused while the binding lags the committed generation and cannot be brought up to
+    /// date, so no commit can be rolled back unnoticed.
     pub fn commit(mut self) -> Result<CommitInfo> {
         let keys = self.store.shared.keys.clone();
         let current = self.store.generation();
         if keys.bound_generation()? < current {
             keys.bind_generation(current, false)?;
         }
-        let prepared = self.prepare_inner()?;
-        keys.commit()?;
-        self.finished = true;
-        self.store.write_prepared(&prepared)?;
-        let info = self.store.publish(prepared)?;
-        keys.bind_generation(info.generation, false)?;
-        Ok(info)
+        // A standalone commit always makes a new generation, even an empty one.
+        self.touch();
+        let store = self.store;
+        let mut point = crate::commit::CurrentFile::new(store);
+        let mut outcome = crate::commit::commit(&keys, vec![self], &mut point)?;
+        Ok(outcome.stores.pop().unwrap_or_default())
     }
 }
 

@@ -3,64 +3,79 @@
 mod common;
 
 use common::*;
-use sealstore_blockstore::{Store, block};
+use sealstore_blockstore::{CommitPoint, CommitStep, CurrentFile, Durability, Error, Store, block, commit};
 
 const SMALL: usize = block::MIN_BLOCK_SIZE;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum CrashPoint {
-    BlocksWritten,
-    DekTableCommitted,
-    ManifestWritten,
-    CurrentSwitched,
-}
-
 fn base(env: &Env) -> Store {
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     store.append("t", &all_types_batch(0, 3000)).unwrap();
     store
 }
 
+/// The standalone commit point, stopped dead right after `at` as if the process died there.
+struct CrashAt<'s> {
+    inner: CurrentFile<'s>,
+    at: CommitStep,
+}
+
+impl CommitPoint for CrashAt<'_> {
+    type Error = Error;
+
+    fn write(&mut self, generations: &[u64], dek_position: (u64, u64)) -> Result<Durability<Error>, Error> {
+        self.inner.write(generations, dek_position)
+    }
+
+    fn installed(&mut self) {
+        self.inner.installed()
+    }
+
+    fn bind(&mut self) -> Result<(), Error> {
+        self.inner.bind()
+    }
+
+    fn crash_here(&self, step: CommitStep) -> Result<(), Error> {
+        if step == self.at {
+            return Err(Error::Internal(format!("injected crash at {step:?}")));
+        }
+        Ok(())
+    }
+}
+
 #[test]
-fn crash_at_each_commit_step_leaves_old_or_new_state() {
-    for point in [
-        CrashPoint::BlocksWritten,
-        CrashPoint::DekTableCommitted,
-        CrashPoint::ManifestWritten,
-        CrashPoint::CurrentSwitched,
+fn a_crash_at_each_commit_step_leaves_the_old_or_the_new_state() {
+    for at in [
+        CommitStep::BlocksDurable,
+        CommitStep::DeksDurable,
+        CommitStep::ManifestsWritten,
+        CommitStep::CommitPointWritten,
+        CommitStep::Installed,
     ] {
         let env = Env::new();
-        let mut store = base(&env);
+        let store = base(&env);
         let before = collect(&store, "t");
         let deks_before = store.keys().len();
         let mut txn = store.begin();
         txn.append("t", &all_types_batch(3000, 20_000)).unwrap();
-        let prepared = txn.prepare().unwrap();
-        if point != CrashPoint::BlocksWritten {
-            store.keys().commit().unwrap();
-        }
-        if matches!(point, CrashPoint::ManifestWritten | CrashPoint::CurrentSwitched) {
-            store.write_prepared(&prepared).unwrap();
-        }
-        if point == CrashPoint::CurrentSwitched {
-            store.publish(prepared).unwrap();
-        } else {
-            drop(prepared);
-        }
+        let keys = store.keys().clone();
+        let mut point = CrashAt {
+            inner: CurrentFile::new(&store),
+            at,
+        };
+        let crashed = commit::commit(&keys, vec![txn], &mut point);
+        assert!(crashed.is_err(), "{at:?}");
+        drop(point);
         drop(store); // the "crash": nothing else of this process survives
-        let mut store = env.reopen();
-        assert!(store.verify().is_empty(), "{point:?}");
+        let store = env.reopen();
+        assert!(store.verify().is_empty(), "{at:?}");
         let after = collect(&store, "t");
-        if point == CrashPoint::CurrentSwitched {
-            assert_eq!(after.num_rows(), 23_000, "{point:?}");
+        let committed = matches!(at, CommitStep::CommitPointWritten | CommitStep::Installed);
+        if committed {
+            assert_eq!(after.num_rows(), 23_000, "{at:?}");
         } else {
-            assert_eq!(after, before, "{point:?}");
-            assert_eq!(
-                store.keys().len(),
-                deks_before,
-                "{point:?}: unreferenced DEKs reclaimed"
-            );
+            assert_eq!(after, before, "{at:?}");
+            assert_eq!(store.keys().len(), deks_before, "{at:?}: unreferenced DEKs reclaimed");
         }
         // Writing continues normally afterwards.
         store.append("t", &all_types_batch(50_000, 500)).unwrap();
@@ -83,14 +98,39 @@ fn a_crash_during_the_current_switch_leaves_a_temp_file_that_is_ignored() {
 #[test]
 fn garbage_in_free_slots_after_a_crash_is_harmless() {
     let env = Env::new();
-    let mut store = base(&env);
+    let store = base(&env);
     let mut txn = store.begin();
     txn.append("t", &all_types_batch(3000, 20_000)).unwrap();
-    drop(txn.prepare().unwrap());
+    let keys = store.keys().clone();
+    let mut point = CrashAt {
+        inner: CurrentFile::new(&store),
+        at: CommitStep::ManifestsWritten,
+    };
+    assert!(commit::commit(&keys, vec![txn], &mut point).is_err());
+    drop(point);
     drop(store);
-    let mut store = env.reopen();
+    let store = env.reopen();
     // Reuses the slots the lost commit wrote.
     store.append("t", &all_types_batch(3000, 20_000)).unwrap();
     assert!(store.verify().is_empty());
     assert_eq!(collect(&store, "t").num_rows(), 23_000);
+}
+
+#[test]
+fn an_aborted_transaction_leaves_nothing_and_the_store_writes_on() {
+    let env = Env::new();
+    let store = base(&env);
+    let before = collect(&store, "t");
+    let deks = store.keys().len();
+    let mut txn = store.begin();
+    txn.append("t", &all_types_batch(3000, 20_000)).unwrap();
+    drop(txn);
+    assert_eq!(collect(&store, "t"), before);
+    assert_eq!(store.keys().len(), deks);
+    store.append("t", &all_types_batch(3000, 100)).unwrap();
+    assert_eq!(store.row_count("t").unwrap(), 3100);
+    drop(store);
+    let store = env.reopen();
+    assert!(store.verify().is_empty());
+    assert_eq!(store.row_count("t").unwrap(), 3100);
 }

@@ -12,7 +12,7 @@ const SMALL: usize = block::MIN_BLOCK_SIZE;
 #[test]
 fn append_scan_reopen_round_trip_for_every_type() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     let batch = all_types_batch(0, 30_000);
     store.append("t", &batch).unwrap();
@@ -27,7 +27,7 @@ fn append_scan_reopen_round_trip_for_every_type() {
 #[test]
 fn many_small_appends_keep_one_partial_block_per_column() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     let mut expected = Vec::new();
     for i in 0..40 {
@@ -53,7 +53,7 @@ fn many_small_appends_keep_one_partial_block_per_column() {
 #[test]
 fn append_all_is_one_commit_and_schema_mismatch_changes_nothing() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     let info = store
         .append_all("t", (0..5).map(|i| all_types_batch(i * 1000, 1000)))
@@ -78,7 +78,7 @@ fn append_all_is_one_commit_and_schema_mismatch_changes_nothing() {
 #[test]
 fn unsupported_types_and_bad_names_are_refused() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     let s = Schema::new(vec![Field::new("x", DataType::Float32, true)]);
     let err = store.create_table("t", &s).unwrap_err();
     assert!(matches!(err, Error::UnsupportedType { .. }), "{err}");
@@ -122,7 +122,7 @@ fn scanned_ids(store: &sealstore_blockstore::Store, preds: Vec<Predicate>) -> Ve
 #[test]
 fn predicates_match_a_row_by_row_model() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     let batch = all_types_batch(0, 20_000);
     store.append("t", &batch).unwrap();
@@ -187,7 +187,7 @@ fn predicates_match_a_row_by_row_model() {
 #[test]
 fn zone_maps_prune_blocks_before_reading() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     let schema = Schema::new(vec![
         Field::new("k", DataType::Int64, false),
         Field::new("v", DataType::Float64, false),
@@ -239,7 +239,7 @@ fn zone_maps_prune_blocks_before_reading() {
 #[test]
 fn drop_table_shreds_its_keys_and_frees_slots() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("a", &all_types_schema()).unwrap();
     store.create_table("b", &all_types_schema()).unwrap();
     store.append("a", &all_types_batch(0, 5000)).unwrap();
@@ -262,7 +262,7 @@ fn drop_table_shreds_its_keys_and_frees_slots() {
 #[test]
 fn no_plaintext_marker_reaches_any_file() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     let schema = Schema::new(vec![Field::new("s", DataType::Utf8, true)]);
     store.create_table("secret_table_marker_free", &schema).unwrap();
     let marker = "PLAINTEXT-MARKER-7c1e";
@@ -304,7 +304,7 @@ fn invalid_block_size_is_refused() {
 #[test]
 fn pipelined_transaction_finishes_blocks_before_its_commit() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     let batch = all_types_batch(0, 30_000);
     let mut txn = store.begin_pipelined(2).unwrap();
@@ -322,7 +322,7 @@ fn pipelined_transaction_finishes_blocks_before_its_commit() {
 #[test]
 fn appending_after_finish_blocks_fails_and_commits_nothing() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     let first = all_types_batch(0, 1000);
     store.append("t", &first).unwrap();
@@ -344,13 +344,13 @@ fn appending_after_finish_blocks_fails_and_commits_nothing() {
 #[test]
 fn restoring_an_older_standalone_store_is_a_rollback_unless_accepted() {
     let env = Env::new();
-    let mut store = env.create(64 << 10);
+    let store = env.create(64 << 10);
     store.create_table("t", &all_types_schema()).unwrap();
     store.append("t", &all_types_batch(0, 1_000)).unwrap();
     drop(store);
     let backup = env.dir.path().join("backup");
     copy_dir(&env.data(), &backup);
-    let mut store = env.reopen();
+    let store = env.reopen();
     store.append("t", &all_types_batch(1_000, 1_000)).unwrap();
     assert_eq!(store.row_count("t").unwrap(), 2_000);
     drop(store);
@@ -390,7 +390,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 #[test]
 fn a_scan_running_when_its_table_is_dropped_ends_with_a_clear_error_and_the_keys_are_gone_at_once() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     store.append("t", &all_types_batch(0, 60_000)).unwrap();
     let keys = store.keys().clone();

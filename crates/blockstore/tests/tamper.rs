@@ -10,7 +10,7 @@ const SMALL: usize = block::MIN_BLOCK_SIZE;
 
 fn loaded() -> (Env, Store) {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     store.append("t", &all_types_batch(0, 20_000)).unwrap();
     (env, store)
@@ -108,7 +108,7 @@ fn swapping_two_blocks_is_detected() {
 #[test]
 fn replaying_an_older_block_into_its_slot_is_detected() {
     let env = Env::new();
-    let mut store = env.create(SMALL);
+    let store = env.create(SMALL);
     store.create_table("t", &all_types_schema()).unwrap();
     store.append("t", &all_types_batch(0, 100)).unwrap();
     let old = store.manifest().table("t").unwrap().columns[0].blocks[0].clone();

@@ -70,7 +70,7 @@ pub fn scan(tables: &[UnsealedTable], pool: &rayon::ThreadPool) -> Result<u64> {
         .map(|t| baseline::scan_iter(t, Default::default()).map_err(Error::from))
         .collect::<Result<Vec<_>>>()?;
     let mut rows = 0;
-    for b in crate::scan::fan_out(pool, iters) {
+    for b in crate::scan::fan_out(iters, pool.current_num_threads())? {
         rows += b?.num_rows() as u64;
     }
     Ok(rows)

@@ -86,6 +86,12 @@ impl Splitter {
         })
     }
 
+    /// Starts round-robin at slice `rotation % slices` (EVEN tables only).
+    pub fn rotated(mut self, rotation: usize) -> Self {
+        self.rotation = rotation % self.slices.max(1);
+        self
+    }
+
     /// The part of `batch` for each slice (`None` where a slice gets nothing).
     pub fn split(&mut self, batch: &RecordBatch) -> Result<Vec<Option<RecordBatch>>> {
         let n = batch.num_rows();

@@ -43,6 +43,12 @@ pub enum Error {
     /// An Arrow error while splitting batches.
     #[error("arrow: {0}")]
     Arrow(String),
+    /// Another write transaction on this database is open (from [`crate::Database::try_begin_write`]).
+    #[error("database `{database}` has another write transaction open; retry when it ends")]
+    WriteConflict { database: String },
+    /// An earlier step of this write transaction failed: it can only be dropped (aborted).
+    #[error("an earlier step of this write transaction failed; nothing was committed (start a new transaction)")]
+    TransactionFailed,
     /// The input that was being loaded failed (e.g. a CSV parse error); nothing was committed.
     #[error("{0}")]
     Input(String),

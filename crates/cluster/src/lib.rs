@@ -13,6 +13,7 @@
 #[doc(hidden)]
 pub mod baseline;
 mod commit;
+mod commit_point;
 pub mod config;
 mod database;
 pub mod datagen;
@@ -20,7 +21,10 @@ mod distribute;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod rekey;
 mod scan;
+mod snapshot;
+mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,12 +40,15 @@ pub use config::{
     CLUSTER_CONFIG_FILE, CONFIG_FILE, ClusterConfig, DataMarker, KEYSTORE_ENV, ProviderConfig, default_keystore,
     resolve_keystore,
 };
-pub use database::{AppendReport, CrashPoint, Database, RekeyReport, TableInfo};
+pub use database::{CrashPoint, Database};
 pub use distribute::Distribution;
 pub use error::{Error, Result};
+pub use rekey::RekeyReport;
 pub use scan::{ClusterScan, ClusterScanIter};
 pub use sealstore_blockstore::{Predicate, ScanCounts, ScanStats, VerifyFailure};
 pub use sealstore_keyring::RotationStep;
+pub use snapshot::{ReadSnapshot, TableInfo};
+pub use write::{CommitReport, WriteTransaction};
 
 /// The database every cluster starts with.
 pub const DEFAULT_DATABASE: &str = "dev";

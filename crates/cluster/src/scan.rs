@@ -1,39 +1,39 @@
-//! Cluster scans: every slice scanned in parallel on the pool, batches streamed back over a
-//! bounded channel so memory stays bounded however large the table.
+//! Cluster scans: every slice of one [`ReadSnapshot`] scanned in parallel, batches streamed back
+//! over a bounded channel so memory stays bounded however large the table.
+//!
+//! The producers are threads of the scan's own, not tasks of the cluster's worker pool: a scan
+//! whose consumer stops reading blocks only itself, never a write or another scan.
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use crossbeam_channel::{Receiver, bounded};
-use sealstore_blockstore::{Predicate, ScanStats};
+use sealstore_blockstore::{Predicate, ScanIter, ScanStats};
 
-use crate::database::Database;
+use crate::snapshot::ReadSnapshot;
 use crate::{Error, Result};
 
-/// Builds a scan over all slices of a table.
+/// Builds a scan over all slices of a table at one snapshot.
 #[derive(Debug)]
-pub struct ClusterScan<'a> {
-    db: &'a Database,
+pub struct ClusterScan {
+    snapshot: ReadSnapshot,
     table: String,
     columns: Option<Vec<String>>,
     predicates: Vec<Predicate>,
     stats: Arc<ScanStats>,
 }
 
-impl Database {
-    /// Starts a scan of `table`.
-    pub fn scan(&self, table: &str) -> ClusterScan<'_> {
-        ClusterScan {
-            db: self,
+impl ClusterScan {
+    pub(crate) fn new(snapshot: ReadSnapshot, table: &str) -> Self {
+        Self {
+            snapshot,
             table: table.to_owned(),
             columns: None,
             predicates: Vec::new(),
             stats: Arc::default(),
         }
     }
-}
 
-impl ClusterScan<'_> {
     /// Returns only these columns.
     pub fn columns<S: AsRef<str>>(mut self, cols: &[S]) -> Self {
         self.columns = Some(cols.iter().map(|c| c.as_ref().to_owned()).collect());
@@ -61,11 +61,12 @@ impl ClusterScan<'_> {
     /// Plans every slice's scan (zone-map pruning first), then streams batches as slices
     /// produce them. Batch order across slices is not defined.
     pub fn run(self) -> Result<ClusterScanIter> {
-        let slices = self.db.scan_slices(&self.table)?;
+        let slices = self.snapshot.scan_slices(&self.table)?;
         let mut iters = Vec::with_capacity(slices.len());
         for s in slices {
-            let store = self.db.store(s);
-            let mut b = store
+            let mut b = self
+                .snapshot
+                .slice(s)
                 .scan(&self.table)
                 .filters(self.predicates.clone())
                 .stats(self.stats.clone());
@@ -76,39 +77,52 @@ impl ClusterScan<'_> {
         }
         let schema = iters
             .first()
-            .map(|i| i.schema())
+            .map(ScanIter::schema)
             .ok_or_else(|| Error::UnknownTable(self.table.clone()))?;
-        let rx = fan_out(self.db.pool(), iters);
-        Ok(ClusterScanIter { rx, schema })
+        let rx = fan_out(iters, self.snapshot.threads())?;
+        Ok(ClusterScanIter {
+            rx,
+            schema,
+            _snapshot: self.snapshot,
+        })
     }
 }
 
-/// Drains every slice's iterator on its own pool task into one bounded channel (two batches
-/// per slice in flight), so the caller receives batches as slices produce them.
-pub(crate) fn fan_out(
-    pool: &rayon::ThreadPool,
-    iters: Vec<sealstore_blockstore::ScanIter>,
-) -> Receiver<Result<RecordBatch>> {
+/// Drains the slices' iterators on `threads` producer threads (each takes every `threads`-th
+/// slice) into one bounded channel, two batches per slice in flight. A producer stops at the
+/// first error or when the receiver is dropped.
+pub(crate) fn fan_out(iters: Vec<ScanIter>, threads: usize) -> Result<Receiver<Result<RecordBatch>>> {
     let (tx, rx) = bounded(iters.len() * 2);
-    for iter in iters {
-        let tx = tx.clone();
-        pool.spawn(move || {
-            for item in iter {
-                let stop = item.is_err();
-                if tx.send(item.map_err(Error::from)).is_err() || stop {
-                    break;
-                }
-            }
-        });
+    let producers = threads.clamp(1, iters.len().max(1));
+    let mut groups: Vec<Vec<ScanIter>> = (0..producers).map(|_| Vec::new()).collect();
+    for (i, iter) in iters.into_iter().enumerate() {
+        groups[i % producers].push(iter);
     }
-    rx
+    for (i, group) in groups.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name(format!("sealstore-scan-{i}"))
+            .spawn(move || {
+                for iter in group {
+                    for item in iter {
+                        let stop = item.is_err();
+                        if tx.send(item.map_err(Error::from)).is_err() || stop {
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::io("scan thread", e))?;
+    }
+    Ok(rx)
 }
 
-/// Batches from all slices of a scan.
+/// Batches from all slices of a scan. Holds its snapshot, so what it reads stays readable.
 #[derive(Debug)]
 pub struct ClusterScanIter {
     rx: Receiver<Result<RecordBatch>>,
     schema: SchemaRef,
+    _snapshot: ReadSnapshot,
 }
 
 impl ClusterScanIter {

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A way for the disk to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,14 @@ struct Plan {
 }
 
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// `fsync` and `fdatasync` calls made through this seam, process-wide.
+static SYNCS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `fsync`/`fdatasync` calls sealstore has made in this process (files and
+/// directories): what a commit costs in syncs is the difference around it.
+pub fn sync_count() -> u64 {
+    SYNCS.load(Ordering::Relaxed)
+}
 static PLAN: Mutex<Option<Plan>> = Mutex::new(None);
 
 /// Makes matching operations fail with `fault` after the first `skip` of them pass.
@@ -102,6 +110,7 @@ pub fn write_all(mut file: &File, buf: &[u8]) -> std::io::Result<()> {
 
 /// `fdatasync`.
 pub fn sync_data(file: &File) -> std::io::Result<()> {
+    SYNCS.fetch_add(1, Ordering::Relaxed);
     match check(false) {
         None => file.sync_data(),
         Some(f) => Err(error(f)),
@@ -110,6 +119,7 @@ pub fn sync_data(file: &File) -> std::io::Result<()> {
 
 /// `fsync`.
 pub fn sync_all(file: &File) -> std::io::Result<()> {
+    SYNCS.fetch_add(1, Ordering::Relaxed);
     match check(false) {
         None => file.sync_all(),
         Some(f) => Err(error(f)),

@@ -19,6 +19,8 @@ use rustix::io::Errno;
 
 use crate::{Error, Result};
 
+pub use crate::faults::sync_count;
+
 /// Suffix of every temporary file sealstore creates (see [`sweep_temp_files`]).
 pub const TEMP_SUFFIX: &str = ".tmp";
 
@@ -176,13 +178,10 @@ pub fn publish_temp(dir: &OwnedFd, tmp: &str, path: &Path) -> Result<()> {
         let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
         return Err(Error::io(path, to_io(e)));
     }
-    rustix::fs::fsync(dir)
-        .map_err(to_io)
-        .and_then(|_| fault_sync_dir(dir))
-        .map_err(|e| Error::NotDurable {
-            path: path.to_owned(),
-            source: e,
-        })
+    fault_sync_dir(dir).map_err(|e| Error::NotDurable {
+        path: path.to_owned(),
+        source: e,
+    })
 }
 
 /// The directory fsync goes through the fault seam too (tests make it fail).

@@ -1,0 +1,153 @@
+//! Read snapshots: one cluster commit, pinned across every slice.
+//!
+//! A commit builds a [`Committed`] (the sealed commit record's catalog plus every slice's
+//! manifest) and swaps it into the database in one step, after every slice installed. A reader
+//! clones the `Arc` under a read lock held only for that clone, so it never waits for a running
+//! write and never sees one slice at commit N and another at N+1. The slots and DEKs a snapshot
+//! can read are released only once it (and every older one) is dropped.
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+use sealstore_blockstore::Snapshot;
+use serde::Serialize;
+
+use crate::commit::{CommitRecord, TableEntry};
+use crate::distribute::Distribution;
+use crate::scan::ClusterScan;
+use crate::{Error, Result};
+
+/// One cluster commit: the catalog and every slice's manifest at it.
+#[derive(Debug)]
+pub(crate) struct Committed {
+    pub record: CommitRecord,
+    pub slices: Vec<Snapshot>,
+}
+
+/// A table as the cluster sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableInfo {
+    pub name: String,
+    pub distribution: String,
+    pub rows: u64,
+    pub blocks: u64,
+    pub columns: Vec<(String, String)>,
+}
+
+/// A consistent, read-only view of one database at one cluster commit. Cheap to clone; scans,
+/// counts and schemas all answer at the same commit however long it lives and whatever commits
+/// land meanwhile.
+#[derive(Debug, Clone)]
+pub struct ReadSnapshot {
+    database: Arc<str>,
+    committed: Arc<Committed>,
+    /// Threads a scan may use (the cluster's worker count).
+    threads: usize,
+}
+
+impl ReadSnapshot {
+    pub(crate) fn new(database: Arc<str>, committed: Arc<Committed>, threads: usize) -> Self {
+        Self {
+            database,
+            committed,
+            threads,
+        }
+    }
+
+    /// The database this snapshot reads.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The cluster commit generation this snapshot reads.
+    pub fn generation(&self) -> u64 {
+        self.committed.record.generation
+    }
+
+    /// Table names.
+    pub fn tables(&self) -> Vec<String> {
+        self.committed.record.tables.iter().map(|t| t.name.clone()).collect()
+    }
+
+    fn entry(&self, table: &str) -> Result<&TableEntry> {
+        self.committed
+            .record
+            .table(table)
+            .ok_or_else(|| Error::UnknownTable(table.to_owned()))
+    }
+
+    /// A table's schema.
+    pub fn schema(&self, table: &str) -> Result<SchemaRef> {
+        self.entry(table)?;
+        Ok(self.committed.slices[0].schema(table)?)
+    }
+
+    /// A table's distribution style.
+    pub fn distribution(&self, table: &str) -> Result<Distribution> {
+        Ok(self.entry(table)?.distribution.clone())
+    }
+
+    /// Slices that hold the rows a scan must read (one copy for ALL tables).
+    pub(crate) fn scan_slices(&self, table: &str) -> Result<Vec<usize>> {
+        Ok(match self.entry(table)?.distribution {
+            Distribution::All => vec![0],
+            _ => (0..self.committed.slices.len()).collect(),
+        })
+    }
+
+    /// Rows of a table (one copy for ALL tables).
+    pub fn row_count(&self, table: &str) -> Result<u64> {
+        let mut rows = 0;
+        for s in self.scan_slices(table)? {
+            rows += self.committed.slices[s].row_count(table)?;
+        }
+        Ok(rows)
+    }
+
+    /// Rows of a table on each slice.
+    pub fn rows_per_slice(&self, table: &str) -> Result<Vec<u64>> {
+        self.entry(table)?;
+        self.committed.slices.iter().map(|s| Ok(s.row_count(table)?)).collect()
+    }
+
+    /// Describes every table.
+    pub fn table_infos(&self) -> Result<Vec<TableInfo>> {
+        self.committed
+            .record
+            .tables
+            .iter()
+            .map(|t| {
+                let schema = self.schema(&t.name)?;
+                let blocks = self
+                    .committed
+                    .slices
+                    .iter()
+                    .map(|s| s.block_count(&t.name))
+                    .sum::<Result<u64, _>>()?;
+                Ok(TableInfo {
+                    name: t.name.clone(),
+                    distribution: t.distribution.to_string(),
+                    rows: self.row_count(&t.name)?,
+                    blocks,
+                    columns: schema
+                        .fields()
+                        .iter()
+                        .map(|f| (f.name().clone(), f.data_type().to_string()))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Starts a scan of `table` at this snapshot.
+    pub fn scan(&self, table: &str) -> ClusterScan {
+        ClusterScan::new(self.clone(), table)
+    }
+
+    pub(crate) fn slice(&self, s: usize) -> &Snapshot {
+        &self.committed.slices[s]
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+}
