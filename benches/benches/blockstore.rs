@@ -198,7 +198,7 @@ fn zone_map_pruning(c: &mut Criterion) {
     let provider: Arc<dyn MasterKeyProvider> = Arc::new(InsecureInMemoryProvider::new().unwrap());
     let ring = Keyring::create(&dir.path().join("ks"), provider, "bench").unwrap();
     let keys = ring.create_database("dev", &dir.path().join("deks")).unwrap();
-    let mut store = Store::create(
+    let store = Store::create(
         &dir.path().join("s"),
         keys,
         StoreOptions {

@@ -65,7 +65,6 @@ fn a_crash_at_each_commit_step_leaves_the_old_or_the_new_state() {
         };
         let crashed = commit::commit(&keys, vec![txn], &mut point);
         assert!(crashed.is_err(), "{at:?}");
-        drop(point);
         drop(store); // the "crash": nothing else of this process survives
         let store = env.reopen();
         assert!(store.verify().is_empty(), "{at:?}");
@@ -107,7 +106,6 @@ fn garbage_in_free_slots_after_a_crash_is_harmless() {
         at: CommitStep::ManifestsWritten,
     };
     assert!(commit::commit(&keys, vec![txn], &mut point).is_err());
-    drop(point);
     drop(store);
     let store = env.reopen();
     // Reuses the slots the lost commit wrote.

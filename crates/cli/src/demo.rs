@@ -68,7 +68,7 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
     };
     let cluster = Cluster::init(&data, options)?;
     let info = cluster.info()?;
-    crate::print_hierarchy(&info);
+    crate::commands::init::print_hierarchy(&info);
 
     step(
         2,
@@ -137,7 +137,7 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
 
     step(5, "key hierarchy (ids, generations, contexts; no key bytes)");
     let info = cluster.info()?;
-    crate::print_hierarchy(&info);
+    crate::commands::init::print_hierarchy(&info);
     for d in &info.databases {
         println!(
             "database `{}`: {} blocks, each under its own DEK ({} DEKs wrapped under the database key)",

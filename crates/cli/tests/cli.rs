@@ -656,3 +656,36 @@ fn every_command_refuses_hostile_arguments_with_one_line_and_changes_nothing() {
     ok(&["verify", d]);
     assert!(c.root.join("data.keys/master.key").exists());
 }
+
+#[test]
+fn load_of_several_tables_commits_all_of_them_or_none() {
+    let c = cluster();
+    let csv = sample_csv();
+    let csv = csv.to_str().unwrap();
+    let first = format!("orders={csv}");
+    let second = format!("archive={csv}");
+    let out = ok(&["load", &c.data, "--table", &first, "--table", &second]);
+    assert!(out.contains("dev.orders, dev.archive"), "{out}");
+    let generation = |c: &Cluster| {
+        let info = ok(&["info", &c.data, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+        v["databases"][0]["generation"].as_u64().unwrap()
+    };
+    let before = generation(&c);
+    // A positional pair plus one more: the bad second file aborts the whole load.
+    let mut short = std::fs::read_to_string(csv).unwrap();
+    short.push_str("12,zed\n");
+    let bad = write(&c.root.join("short.csv"), &short);
+    let err = fails(&["load", &c.data, "orders", csv, "--table", &format!("fresh={bad}")], 1);
+    assert!(err.contains("line 12"), "{err}");
+    assert_eq!(generation(&c), before, "nothing was committed");
+    let tables = ok(&["tables", &c.data]);
+    assert!(!tables.contains("fresh"), "{tables}");
+    for table in ["orders", "archive"] {
+        let count = ok(&["scan", &c.data, table, "--format", "count"]);
+        assert_eq!(count.trim(), "10", "{table}");
+    }
+    fails(&["load", &c.data, "--table", "no-equals-sign"], 2);
+    fails(&["load", &c.data], 2);
+    ok(&["verify", &c.data]);
+}

@@ -211,7 +211,7 @@ fn a_scan_started_mid_load_finishes_before_the_load_does() {
                         let scanned = scanned_rx
                             .recv_timeout(Duration::from_secs(120))
                             .expect("the scan finished while the load was running");
-                        Some(Ok(batch(100 + scanned.0 as u64 / BATCH as u64)))
+                        Some(Ok(batch(100 + scanned.0 / BATCH as u64)))
                     }
                     _ => None,
                 }
