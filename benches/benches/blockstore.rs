@@ -204,6 +204,7 @@ fn zone_map_pruning(c: &mut Criterion) {
         StoreOptions {
             block_size: 64 << 10,
             slice_id: 0,
+            ..Default::default()
         },
     )
     .unwrap();

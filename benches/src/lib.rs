@@ -1,3 +1,7 @@
-//! Benchmarks for sealstore: criterion benches in `benches/`, and `append-stream`, a binary that
-//! appends a long stream of batches in one transaction so its peak memory can be measured with
-//! `/usr/bin/time -v`.
+//! sealstore's benchmarks, outside the product crates: the end-to-end bench driver
+//! ([`driver`], reached as `sealstore bench` in a build with the CLI's `bench` feature) and its
+//! unsealed baseline ([`noseal`]: the real pipeline with a no-op block cipher); `commit-bench`
+//! (small commits, scan latency during a load); `append-stream` (peak memory of one long
+//! transaction); `fuzz-seeds`; and the criterion benches in `benches/`.
+pub mod driver;
+pub mod noseal;

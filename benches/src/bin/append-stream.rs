@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         StoreOptions {
             block_size,
             slice_id: 0,
+            ..Default::default()
         },
     )?;
     store.create_table("lineitem", &lineitem_schema())?;

@@ -158,6 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let options = sealstore_blockstore::StoreOptions {
             block_size: MIN_BLOCK_SIZE,
             slice_id: 0,
+            ..Default::default()
         };
         let store = sealstore_blockstore::Store::create(&store_dir, keys, options)?;
         let schema = arrow_schema::Schema::new(vec![

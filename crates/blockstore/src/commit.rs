@@ -24,7 +24,8 @@ use crate::store::{CommitInfo, Prepared, Transaction};
 use crate::{Error, Result};
 
 /// A point of the protocol right after which a test can stop it dead, as if the process died
-/// there (see [`CommitPoint::crash_here`]).
+/// there (see [`CommitPoint::crash_here`]; feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitStep {
     /// Blocks written and durable on every store; nothing else.
@@ -70,10 +71,20 @@ pub trait CommitPoint {
     /// Binds the new generation into the key store.
     fn bind(&mut self) -> std::result::Result<(), Self::Error>;
 
-    /// Returns an error to stop the protocol dead at `step` (crash tests); `Ok` otherwise.
+    /// Returns an error to stop the protocol dead at `step` (crash tests; feature
+    /// `test-hooks`); `Ok` otherwise.
+    #[cfg(feature = "test-hooks")]
     fn crash_here(&self, _step: CommitStep) -> std::result::Result<(), Self::Error> {
         Ok(())
     }
+}
+
+/// A crash point of the protocol: compiled only into builds with `test-hooks`.
+macro_rules! crash_point {
+    ($point:expr, $step:ident) => {
+        #[cfg(feature = "test-hooks")]
+        $point.crash_here(CommitStep::$step)?;
+    };
 }
 
 /// What one commit did, per store and in total.
@@ -103,7 +114,7 @@ pub fn commit<P: CommitPoint>(
         t.mark_finished();
     }
     let durability = prepared.durability;
-    point.crash_here(CommitStep::CommitPointWritten)?;
+    crash_point!(point, CommitPointWritten);
     // Past the commit point: install on every store even if releasing old slots and DEKs fails
     // on one (that only leaves unreferenced DEKs, which the next open removes), then report the
     // first error: the commit itself stands.
@@ -135,7 +146,7 @@ pub fn commit<P: CommitPoint>(
     // The writer state is released before readers see the commit.
     drop(txns);
     point.installed();
-    point.crash_here(CommitStep::Installed)?;
+    crash_point!(point, Installed);
     point.bind()?;
     if let Durability::NotDurable(e) = durability {
         return Err(e);
@@ -174,11 +185,11 @@ fn prepare_all<P: CommitPoint>(
         let p = t.prepare()?;
         stores.push(changed.then_some(p));
     }
-    point.crash_here(CommitStep::BlocksDurable)?;
+    crash_point!(point, BlocksDurable);
     keys.commit().map_err(Error::from)?;
-    point.crash_here(CommitStep::DeksDurable)?;
+    crash_point!(point, DeksDurable);
     write_manifests(txns, &stores)?;
-    point.crash_here(CommitStep::ManifestsWritten)?;
+    crash_point!(point, ManifestsWritten);
     let generations: Vec<u64> = txns
         .iter()
         .zip(&stores)

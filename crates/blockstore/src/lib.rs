@@ -1,15 +1,14 @@
 //! sealstore storage for one slice: tables stored as columns cut into fixed-size blocks, each
-//! sealed with AES-256-GCM under its own data key from the keyring, read back through memory
-//! maps, skipped by zone maps, and never silently wrong.
+//! sealed with AES-256-GCM under its own data key from the keyring, read back into private
+//! buffers, skipped by zone maps, and never silently wrong.
 //!
 //! ```text
 //! Store ── Transaction (create/drop/append) ── ColumnWriter ─ pages ─ blocks ─ seal ─ segment slot
-//!   └──── scan() ── zone-map pruning ── read slot (mmap) ─ authenticate+decrypt ─ decode ─ filter
+//!   │                      └── commit::commit(transactions, commit point) ── DEK table ─ manifest ─ point
+//!   └──── snapshot() ── scan() ── zone-map pruning ── pread slot ─ authenticate+decrypt ─ decode ─ filter
 //! ```
 #![deny(unsafe_code)]
 
-#[doc(hidden)]
-pub mod baseline;
 pub mod block;
 pub mod commit;
 pub mod encoding;
@@ -25,12 +24,16 @@ mod writeback;
 mod writer;
 pub mod zone;
 
-pub use commit::{CommitOutcome, CommitPoint, CommitStep, CurrentFile, Durability};
+#[cfg(feature = "test-hooks")]
+pub use commit::CommitStep;
+pub use commit::{CommitOutcome, CommitPoint, CurrentFile, Durability};
 pub use error::{Error, Result};
 pub use manifest::{BlockMeta, ColumnMeta, Manifest, TableMeta};
 pub use predicate::{CmpOp, Predicate, parse_filter};
 pub use scan::{ScanBuilder, ScanCounts, ScanIter, ScanStats};
 pub use snapshot::Snapshot;
+#[cfg(feature = "test-hooks")]
+pub use store::BlockCipher;
 pub use store::{
     CommitInfo, OpenOptions, Prepared, STORE_ID_LEN, STORE_VERSION, Store, StoreIdentity, StoreOptions, StoreStats,
     TableStats, Transaction, VerifyFailure, table_columns, validate_table_name,
@@ -39,9 +42,10 @@ pub use types::ColumnType;
 pub use writer::PAGE_ROWS;
 pub use zone::{Scalar, ZoneMap};
 
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod fuzzing {
-    //! Entry points for the fuzz targets: untrusted bytes in, never a panic.
+    //! Entry points for the fuzz targets (feature `test-hooks`): untrusted bytes in, never a
+    //! panic.
     use crate::types::ColumnType;
 
     /// Decodes a page of every column type.

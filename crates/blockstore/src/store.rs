@@ -51,6 +51,20 @@ impl StoreIdentity {
 /// Bytes of segment file per segment (slots per segment = this / block size).
 const SEGMENT_BYTES: usize = 64 << 20;
 
+/// Another AEAD for the blocks of a store than the build's default AES-256-GCM backend: the
+/// benchmarks' unsealed baseline runs the real pipeline with a no-op one. Feature `test-hooks`
+/// only — no product build can switch a store's cipher.
+#[cfg(feature = "test-hooks")]
+#[derive(Clone, Copy)]
+pub struct BlockCipher(pub &'static dyn AeadBackend);
+
+#[cfg(feature = "test-hooks")]
+impl std::fmt::Debug for BlockCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BlockCipher").field(&self.0.name()).finish()
+    }
+}
+
 /// How to create a store.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
@@ -58,6 +72,9 @@ pub struct StoreOptions {
     pub block_size: usize,
     /// The slice this store is (bound into every block header).
     pub slice_id: u32,
+    /// The blocks' AEAD (default: the build's AES-256-GCM backend).
+    #[cfg(feature = "test-hooks")]
+    pub block_cipher: Option<BlockCipher>,
 }
 
 impl Default for StoreOptions {
@@ -65,6 +82,8 @@ impl Default for StoreOptions {
         Self {
             block_size: block::DEFAULT_BLOCK_SIZE,
             slice_id: 0,
+            #[cfg(feature = "test-hooks")]
+            block_cipher: None,
         }
     }
 }
@@ -86,6 +105,9 @@ pub struct OpenOptions {
     /// Standalone stores only: accept a manifest older than the generation bound into the key
     /// store (a deliberate restore), re-binding it.
     pub accept_rollback: bool,
+    /// The blocks' AEAD (default: the build's AES-256-GCM backend).
+    #[cfg(feature = "test-hooks")]
+    pub block_cipher: Option<BlockCipher>,
 }
 
 /// What a commit did.
@@ -343,6 +365,8 @@ impl Store {
             OpenOptions {
                 expected: Some(identity),
                 generation: Some(1),
+                #[cfg(feature = "test-hooks")]
+                block_cipher: options.block_cipher,
                 ..Default::default()
             },
         )
@@ -417,7 +441,7 @@ impl Store {
             read_only: options.read_only,
             keys,
             segments,
-            backend: default_backend(),
+            backend: block_backend(&options),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -779,6 +803,16 @@ impl Prepared {
     pub fn generation(&self) -> u64 {
         self.manifest.generation
     }
+}
+
+#[cfg(feature = "test-hooks")]
+fn block_backend(options: &OpenOptions) -> &'static dyn AeadBackend {
+    options.block_cipher.map_or_else(default_backend, |c| c.0)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn block_backend(_options: &OpenOptions) -> &'static dyn AeadBackend {
+    default_backend()
 }
 
 fn block_ids(blocks: &[(u64, u64)]) -> Vec<u64> {

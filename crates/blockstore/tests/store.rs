@@ -294,6 +294,7 @@ fn invalid_block_size_is_refused() {
             sealstore_blockstore::StoreOptions {
                 block_size: bad,
                 slice_id: 0,
+                ..Default::default()
             },
         )
         .unwrap_err();

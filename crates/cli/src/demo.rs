@@ -210,7 +210,7 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
     drop(db);
     drop(c);
 
-    let (seal, open) = crate::bench::aead_speed(0.3);
+    let (seal, open) = sealstore_keyring::aead::throughput(sealstore_keyring::aead::default_backend(), 0.3);
     println!("\nreport");
     println!("  rows                 {rows}");
     println!("  write (sealed)       {write_mb_s:.0} MB/s of Arrow input");

@@ -1,6 +1,5 @@
 //! `sealstore`: the command-line tool. Exit codes: 0 success, 1 data/key/authentication
 //! failure, 2 usage error. Errors are one line on stderr.
-mod bench;
 mod commands;
 mod demo;
 mod output;
@@ -209,7 +208,8 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Measure sealed vs unsealed write/scan throughput and AES-GCM speed.
+    /// Measure sealed vs unsealed write/scan throughput and AES-GCM speed (a build with the
+    /// `bench` feature: `cargo run --release -p sealstore-cli --features bench -- bench`).
     Bench {
         #[arg(long, default_value_t = 6_000_000)]
         rows: usize,
@@ -366,9 +366,41 @@ fn run(cli: Cli) -> CliResult {
                     "--memory-budget must be between 1 and 1048576 MiB".into(),
                 ));
             }
-            bench::run(rows, threads, json, dir, parse_size(&block_size)?, memory_budget << 20)
+            run_bench(rows, threads, json, dir, parse_size(&block_size)?, memory_budget << 20)
         }
     }
+}
+
+/// `sealstore bench`: the driver lives in the `sealstore-benches` crate, linked only into a
+/// build with the `bench` feature (it runs a cluster with a no-op block cipher for its
+/// baseline, which no product build can do).
+#[cfg(feature = "bench")]
+fn run_bench(
+    rows: usize,
+    threads: Option<usize>,
+    json: bool,
+    dir: Option<PathBuf>,
+    block_size: usize,
+    memory_budget: usize,
+) -> CliResult {
+    sealstore_benches::driver::run(rows, threads, json, dir, block_size, memory_budget).map_err(|e| match e {
+        sealstore_benches::driver::BenchError::Usage(m) => CliError::Usage(m),
+        sealstore_benches::driver::BenchError::Failure(m) => CliError::Failure(m),
+    })
+}
+
+#[cfg(not(feature = "bench"))]
+fn run_bench(
+    _rows: usize,
+    _threads: Option<usize>,
+    _json: bool,
+    _dir: Option<PathBuf>,
+    _block_size: usize,
+    _memory_budget: usize,
+) -> CliResult {
+    Err(CliError::Usage(
+        "this sealstore was built without the benchmark; run `cargo run --release -p sealstore-cli --features bench -- bench`".into(),
+    ))
 }
 
 fn main() -> ExitCode {

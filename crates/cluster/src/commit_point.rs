@@ -3,10 +3,12 @@
 //! installed, the database's read snapshot is swapped in one step.
 use std::sync::Arc;
 
-use sealstore_blockstore::{CommitPoint, CommitStep, Durability, Store};
+#[cfg(feature = "test-hooks")]
+use sealstore_blockstore::CommitStep;
+use sealstore_blockstore::{CommitPoint, Durability, Store};
 
 use crate::commit::CommitRecord;
-use crate::database::{CrashPoint, Database};
+use crate::database::Database;
 use crate::snapshot::Committed;
 use crate::{Error, Result};
 
@@ -15,6 +17,7 @@ pub(crate) struct ClusterCommitPoint<'a> {
     db: &'a Database,
     record: CommitRecord,
     /// Whether injected crashes apply (the data commits; not the catalog-only ones).
+    #[cfg(feature = "test-hooks")]
     crashable: bool,
 }
 
@@ -23,14 +26,18 @@ impl<'a> ClusterCommitPoint<'a> {
         Self {
             db,
             record,
+            #[cfg(feature = "test-hooks")]
             crashable: true,
         }
     }
 
     /// A commit point no injected crash stops (catalog-only commits such as a re-key's state).
-    pub(crate) fn uncrashable(mut self) -> Self {
-        self.crashable = false;
-        self
+    pub(crate) fn uncrashable(self) -> Self {
+        Self {
+            #[cfg(feature = "test-hooks")]
+            crashable: false,
+            ..self
+        }
     }
 
     /// The record as committed (after the protocol ran).
@@ -67,7 +74,9 @@ impl CommitPoint for ClusterCommitPoint<'_> {
         Ok(self.db.keys().bind_generation(self.record.generation, false)?)
     }
 
+    #[cfg(feature = "test-hooks")]
     fn crash_here(&self, step: CommitStep) -> Result<()> {
+        use crate::database::CrashPoint;
         if !self.crashable {
             return Ok(());
         }

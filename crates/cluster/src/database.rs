@@ -19,8 +19,9 @@ use crate::snapshot::{Committed, ReadSnapshot, TableInfo};
 use crate::write::CommitReport;
 use crate::{Error, Result};
 
-/// A point in the cluster commit protocol right after which a test can simulate a crash.
-#[doc(hidden)]
+/// A point in the cluster commit protocol right after which a test can simulate a crash
+/// (feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
     /// Blocks written and fsynced on every slice; nothing else.
@@ -55,6 +56,8 @@ pub(crate) struct OpenMode {
 pub(crate) struct Runtime {
     pub pool: Arc<rayon::ThreadPool>,
     pub budget: Arc<std::sync::atomic::AtomicUsize>,
+    #[cfg(feature = "test-hooks")]
+    pub block_cipher: Option<sealstore_blockstore::BlockCipher>,
 }
 
 /// One database, open on every slice.
@@ -70,6 +73,7 @@ pub struct Database {
     pool: Arc<rayon::ThreadPool>,
     /// Held by the one open write transaction (and by key rotation and re-key steps).
     writer: Mutex<()>,
+    #[cfg(feature = "test-hooks")]
     crash_at: Mutex<Option<CrashPoint>>,
     budget: Arc<std::sync::atomic::AtomicUsize>,
     block_size: usize,
@@ -107,6 +111,8 @@ impl Database {
             let options = StoreOptions {
                 block_size: config.block_size,
                 slice_id: s as u32,
+                #[cfg(feature = "test-hooks")]
+                block_cipher: rt.block_cipher,
             };
             let store = Store::create(&config.slice_dir(s, name), keys.clone(), options)?;
             stores.push(store.identity().store_id_hex());
@@ -196,6 +202,8 @@ impl Database {
                 expected: Some(expected),
                 read_only,
                 accept_rollback: false,
+                #[cfg(feature = "test-hooks")]
+                block_cipher: rt.block_cipher,
             };
             let store = Store::open(&config.slice_dir(s, name), keys.clone(), options)?;
             if !accept_rollback {
@@ -248,6 +256,7 @@ impl Database {
             slices_per_node: config.slices_per_node as usize,
             pool: rt.pool.clone(),
             writer: Mutex::new(()),
+            #[cfg(feature = "test-hooks")]
             crash_at: Mutex::new(None),
             budget: rt.budget.clone(),
             block_size: config.block_size,
@@ -272,12 +281,13 @@ impl Database {
     }
 
     /// Makes the next commit stop dead at `point`, as if the process died there (no cleanup,
-    /// no publish). The database must be dropped and reopened afterwards. Tests only.
-    #[doc(hidden)]
+    /// no publish). The database must be dropped and reopened afterwards (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn inject_crash(&self, point: Option<CrashPoint>) {
         *self.crash_at.lock() = point;
     }
 
+    #[cfg(feature = "test-hooks")]
     pub(crate) fn crash_here(&self, point: CrashPoint) -> Result<()> {
         if *self.crash_at.lock() == Some(point) {
             return Err(Error::Input(format!("injected crash at {point:?}")));

@@ -10,8 +10,6 @@
 //! let rows: usize = db.scan("lineitem").columns(&["l_orderkey"]).run()?.map(|b| b.map(|b| b.num_rows())).sum::<Result<_, _>>()?;
 //! # Ok(()) }
 //! ```
-#[doc(hidden)]
-pub mod baseline;
 mod commit;
 mod commit_point;
 pub mod config;
@@ -19,8 +17,6 @@ mod database;
 pub mod datagen;
 mod distribute;
 mod error;
-#[doc(hidden)]
-pub mod fuzzing;
 mod rekey;
 mod scan;
 mod snapshot;
@@ -40,12 +36,15 @@ pub use config::{
     CLUSTER_CONFIG_FILE, CONFIG_FILE, ClusterConfig, DataMarker, KEYSTORE_ENV, ProviderConfig, default_keystore,
     resolve_keystore,
 };
-pub use database::{CrashPoint, Database};
+#[cfg(feature = "test-hooks")]
+pub use database::CrashPoint;
+pub use database::Database;
 pub use distribute::Distribution;
 pub use error::{Error, Result};
 pub use rekey::RekeyReport;
 pub use scan::{ClusterScan, ClusterScanIter};
 pub use sealstore_blockstore::{Predicate, ScanCounts, ScanStats, VerifyFailure};
+#[cfg(feature = "test-hooks")]
 pub use sealstore_keyring::RotationStep;
 pub use snapshot::{ReadSnapshot, TableInfo};
 pub use write::{CommitReport, WriteTransaction};
@@ -76,6 +75,10 @@ pub struct InitOptions {
     pub provider: Option<ProviderConfig>,
     /// Create the provider's key if it does not exist (a token key; a local file always is).
     pub create_key: bool,
+    /// Blocks sealed by another AEAD than AES-256-GCM (the benchmarks' no-op baseline; feature
+    /// `test-hooks` only, never in a product build).
+    #[cfg(feature = "test-hooks")]
+    pub block_cipher: Option<sealstore_blockstore::BlockCipher>,
 }
 
 impl Default for InitOptions {
@@ -92,6 +95,8 @@ impl Default for InitOptions {
             threads: None,
             provider: None,
             create_key: false,
+            #[cfg(feature = "test-hooks")]
+            block_cipher: None,
         }
     }
 }
@@ -111,6 +116,9 @@ pub struct OpenOptions {
     /// copy); every write is refused with a read-only error. The key store is still written
     /// (audit records, the rollback binding).
     pub read_only: bool,
+    /// Blocks sealed by another AEAD than AES-256-GCM (see [`InitOptions::block_cipher`]).
+    #[cfg(feature = "test-hooks")]
+    pub block_cipher: Option<sealstore_blockstore::BlockCipher>,
 }
 
 /// Which keys [`Cluster::rotate`] renews.
@@ -192,6 +200,8 @@ pub struct Cluster {
     pool: Arc<rayon::ThreadPool>,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
     budget: Arc<std::sync::atomic::AtomicUsize>,
+    #[cfg(feature = "test-hooks")]
+    block_cipher: Option<sealstore_blockstore::BlockCipher>,
 }
 
 /// Default in-flight memory budget of a load: Arrow input handed to the slices per step plus
@@ -311,6 +321,8 @@ impl Cluster {
             pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
             budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
+            #[cfg(feature = "test-hooks")]
+            block_cipher: options.block_cipher,
         };
         cluster.create_database(DEFAULT_DATABASE)?;
         config.save()?;
@@ -405,6 +417,8 @@ impl Cluster {
             pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
             budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
+            #[cfg(feature = "test-hooks")]
+            block_cipher: options.block_cipher,
         };
         if !cluster.read_only {
             cluster.remove_dropped_databases()?;
@@ -507,6 +521,8 @@ impl Cluster {
         database::Runtime {
             pool: self.pool.clone(),
             budget: self.budget.clone(),
+            #[cfg(feature = "test-hooks")]
+            block_cipher: self.block_cipher,
         }
     }
 
@@ -567,11 +583,13 @@ impl Cluster {
         staged.previous_provider = Some(old.provider.clone());
         staged.provider = new;
         staged.save()?;
+        #[cfg(feature = "test-hooks")]
         self.keyring.crash_point(RotationStep::MasterConfigStaged)?;
         if let Err(e) = self.keyring.rotate_master_key(provider.clone()) {
             let _ = old.save();
             return Err(e.into());
         }
+        #[cfg(feature = "test-hooks")]
         self.keyring.crash_point(RotationStep::MasterKeyRewrapped)?;
         let mut settled = staged;
         settled.previous_provider = None;

@@ -91,7 +91,7 @@ impl ClusterScan {
 /// Drains the slices' iterators on `threads` producer threads (each takes every `threads`-th
 /// slice) into one bounded channel, two batches per slice in flight. A producer stops at the
 /// first error or when the receiver is dropped.
-pub(crate) fn fan_out(iters: Vec<ScanIter>, threads: usize) -> Result<Receiver<Result<RecordBatch>>> {
+fn fan_out(iters: Vec<ScanIter>, threads: usize) -> Result<Receiver<Result<RecordBatch>>> {
     let (tx, rx) = bounded(iters.len() * 2);
     let producers = threads.clamp(1, iters.len().max(1));
     let mut groups: Vec<Vec<ScanIter>> = (0..producers).map(|_| Vec::new()).collect();

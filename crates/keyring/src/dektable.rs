@@ -171,7 +171,8 @@ pub(crate) struct Replayed {
     valid_len: u64,
 }
 
-/// Replays a DEK-table file image without any key; used by `open` and the fuzzer.
+/// Replays a DEK-table file image without any key (the fuzzer's entry point).
+#[cfg(any(test, feature = "test-hooks"))]
 pub(crate) fn replay_image(bytes: &[u8]) -> Result<Replayed> {
     replay(bytes, Path::new("<image>"))
 }
@@ -682,7 +683,7 @@ impl DekTable {
     }
 
     /// **Tests only**: the metadata keys' bytes, unwrapped again (see the keyring's hook).
-    #[cfg(feature = "insecure-test-hooks")]
+    #[cfg(feature = "test-hooks")]
     pub fn insecure_metadata_key_bytes(&self) -> Result<Vec<[u8; 32]>> {
         self.metadata_wrapped
             .iter()

@@ -96,8 +96,9 @@ pub enum Error {
         "rollback detected: {what} is older than the key store records ({detail}); if this restore is deliberate, reopen with --accept-rollback"
     )]
     RollbackDetected { what: String, detail: String },
-    /// A fault injected by a test at a named step of a multi-step key operation.
-    #[doc(hidden)]
+    /// A fault injected by a test at a named step of a multi-step key operation (feature
+    /// `test-hooks` only).
+    #[cfg(feature = "test-hooks")]
     #[error("injected crash at {0}")]
     InjectedCrash(&'static str),
     /// A long-lived key has made as many random-nonce AES-GCM seals as sealstore allows.

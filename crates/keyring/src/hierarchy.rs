@@ -78,8 +78,8 @@ pub struct DatabaseInfo {
     pub seals: crate::SealCounts,
 }
 
-/// A step of a database-key rotation after which a test can simulate a crash.
-#[doc(hidden)]
+/// A step of a key rotation after which a test can simulate a crash (feature `test-hooks`).
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RotationStep {
     /// The new DK record is staged in the key store beside the old one.
@@ -109,6 +109,7 @@ pub struct Keyring {
     _lock: std::fs::File,
     provider: RwLock<Arc<dyn MasterKeyProvider>>,
     ks: Arc<KeystoreState>,
+    #[cfg(feature = "test-hooks")]
     crash_after: Mutex<Option<RotationStep>>,
 }
 
@@ -355,6 +356,7 @@ impl Keyring {
                 state: Mutex::new(file),
                 ck: RwLock::new(default_backend().key(ck.expose_secret())),
             }),
+            #[cfg(feature = "test-hooks")]
             crash_after: Mutex::new(None),
         }
     }
@@ -387,13 +389,14 @@ impl Keyring {
         Ok(())
     }
 
-    /// Makes the next database-key rotation stop dead after `step`, as if the process died
-    /// there. The keyring must be dropped and reopened afterwards. Tests only.
-    #[doc(hidden)]
+    /// Makes the next key rotation stop dead after `step`, as if the process died there. The
+    /// keyring must be dropped and reopened afterwards (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn inject_crash(&self, step: Option<RotationStep>) {
         *self.crash_after.lock().unwrap_or_else(|p| p.into_inner()) = step;
     }
 
+    #[cfg(feature = "test-hooks")]
     fn crash_here(&self, step: RotationStep, name: &'static str) -> Result<()> {
         if *self.crash_after.lock().unwrap_or_else(|p| p.into_inner()) == Some(step) {
             return Err(Error::InjectedCrash(name));
@@ -401,8 +404,14 @@ impl Keyring {
         Ok(())
     }
 
+    #[cfg(not(feature = "test-hooks"))]
+    #[inline(always)]
+    fn crash_here(&self, _step: RotationStep, _name: &'static str) -> Result<()> {
+        Ok(())
+    }
+
     /// A crash point of a rotation step run by the caller (the cluster's configuration steps).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn crash_point(&self, step: RotationStep) -> Result<()> {
         self.crash_here(step, "a rotation step")
     }
@@ -757,9 +766,9 @@ impl Keyring {
         Ok(())
     }
 
-    /// **Tests only** (feature `insecure-test-hooks`): the cluster key and every database key,
+    /// **Tests only** (feature `test-hooks`): the cluster key and every database key,
     /// unwrapped again, so a test can scan files for their bytes.
-    #[cfg(feature = "insecure-test-hooks")]
+    #[cfg(feature = "test-hooks")]
     pub fn insecure_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>> {
         let state = self.ks.state();
         let ck = Self::unwrap_cluster_key(&state, self.provider().as_ref())?;
@@ -1060,8 +1069,8 @@ impl DatabaseKeys {
         self.read().current_path()
     }
 
-    /// **Tests only** (feature `insecure-test-hooks`): this database's metadata keys.
-    #[cfg(feature = "insecure-test-hooks")]
+    /// **Tests only** (feature `test-hooks`): this database's metadata keys.
+    #[cfg(feature = "test-hooks")]
     pub fn insecure_metadata_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>> {
         self.read().insecure_metadata_key_bytes()
     }

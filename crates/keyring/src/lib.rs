@@ -32,9 +32,9 @@ pub use audit::{AuditAnchor, AuditLog, AuditOp, AuditRecord, AuditVerifyReport, 
 pub use context::EncryptionContext;
 pub use dektable::{BlockId, DEK_TABLE_VERSION, DekTable, PreparedRewrap, WrappedDek};
 pub use error::{Error, Result};
-pub use hierarchy::{
-    DatabaseInfo, DatabaseKeys, HierarchyInfo, Keyring, RotationStep, validate_name as validate_database_name,
-};
+#[cfg(feature = "test-hooks")]
+pub use hierarchy::RotationStep;
+pub use hierarchy::{DatabaseInfo, DatabaseKeys, HierarchyInfo, Keyring, validate_name as validate_database_name};
 pub use keystore::KEYSTORE_VERSION;
 pub use provider::{KeySpec, MasterKeyProvider};
 pub use rng::fill_random;
@@ -42,9 +42,10 @@ pub use seals::{SEAL_LIMIT, SealCounts};
 pub use secret::{AuditKey, ClusterKey, DataKey, DatabaseKey, MasterKeyMaterial};
 pub use time::{civil_from_days, now_rfc3339};
 
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod fuzzing {
-    //! Entry points for the fuzz targets: parse untrusted bytes, never panic.
+    //! Entry points for the fuzz targets (feature `test-hooks`): parse untrusted bytes, never
+    //! panic.
     pub use crate::codec::Reader;
 
     /// Parses a key-store file image.

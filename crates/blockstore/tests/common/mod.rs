@@ -39,6 +39,7 @@ impl Env {
             StoreOptions {
                 block_size,
                 slice_id: 0,
+                ..Default::default()
             },
         )
         .unwrap()

@@ -19,6 +19,7 @@ pub(crate) fn open_options(read_only: bool) -> sealstore_cluster::OpenOptions {
         accept_rollback: ACCEPT_ROLLBACK.load(std::sync::atomic::Ordering::Relaxed),
         keystore: KEYSTORE.get().cloned().flatten(),
         read_only,
+        ..Default::default()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Master-key providers (tier 4). A provider holds a symmetric AES-256 key and wraps/unwraps the
 //! cluster key under an encryption context; the key itself never leaves the provider.
+#[cfg(feature = "test-hooks")]
 mod insecure;
 #[cfg(feature = "kms")]
 mod kms;
@@ -7,6 +8,7 @@ mod local;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
 
+#[cfg(feature = "test-hooks")]
 pub use insecure::InsecureInMemoryProvider;
 #[cfg(feature = "kms")]
 pub use kms::{KmsConfig, KmsProvider};

@@ -11,7 +11,7 @@ use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use sealstore_keyring::faults::{self, Fault};
 
-use crate::{Cluster, Database, Distribution, InitOptions};
+use sealstore_cluster::{Cluster, Database, Distribution, InitOptions};
 
 const TABLES: usize = 3;
 
@@ -49,7 +49,7 @@ fn open(dir: &Path) -> (Cluster, Arc<Database>) {
 }
 
 /// Runs the operation sequence `bytes` describes in a fresh cluster under `dir`.
-pub fn stateful(dir: &Path, bytes: &[u8]) {
+pub fn run(dir: &Path, bytes: &[u8]) {
     faults::clear();
     let data = dir.join("data");
     let options = InitOptions {
@@ -85,7 +85,7 @@ pub fn stateful(dir: &Path, bytes: &[u8]) {
         let name = table(a);
         // What the model holds after the operation if it succeeds.
         let mut after = model.clone();
-        let result: crate::Result<()> = match kind {
+        let result: sealstore_cluster::Result<()> = match kind {
             0 => {
                 after.entry(name.clone()).or_insert((0, 0));
                 if model.contains_key(&name) {

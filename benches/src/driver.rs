@@ -1,42 +1,54 @@
-//! `sealstore bench`: sealed vs unsealed write and scan throughput, parallel scaling, AES-GCM speed.
-use std::path::PathBuf;
+//! The end-to-end bench (`sealstore bench`, built with the CLI's `bench` feature): sealed vs
+//! unsealed write and scan throughput, parallel scaling, re-key and AES-GCM speed.
+//!
+//! Both lanes run the real pipeline — a cluster, its loads and scans — one with AES-256-GCM on
+//! its blocks, the other with the no-op [`crate::noseal::NoSeal`] in its place, so they differ
+//! in the cipher alone.
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
-use sealstore_blockstore::Scalar;
+use sealstore_blockstore::{BlockCipher, Scalar};
 use sealstore_cluster::datagen::{Lineitem, arrow_bytes, lineitem_schema};
-use sealstore_cluster::{Cluster, Distribution, InitOptions, Predicate, ScanStats, baseline};
+use sealstore_cluster::{Cluster, Distribution, InitOptions, Predicate, ScanStats};
 use serde::Serialize;
 
-use crate::{CliError, CliResult};
-
-fn fail(e: impl std::fmt::Display) -> CliError {
-    CliError::Failure(e.to_string())
+/// Why the bench stopped.
+#[derive(Debug)]
+pub enum BenchError {
+    /// Bad arguments.
+    Usage(String),
+    /// The run failed.
+    Failure(String),
 }
 
-/// Single-thread AES-256-GCM seal and open of a 1 MiB buffer, GB/s (open always on real
-/// ciphertext: each iteration re-seals untimed, then times the open).
-pub fn aead_speed(seconds: f64) -> (f64, f64) {
-    let backend = sealstore_keyring::aead::default_backend();
-    let key = backend.key(&[0x5a; 32]);
-    let nonce = [7u8; 12];
-    let mut buf = vec![0x42u8; 1 << 20];
-    let (mut sealed, mut opened) = (0.0f64, 0.0f64);
-    let mut n = 0u32;
-    let start = Instant::now();
-    while start.elapsed().as_secs_f64() < seconds || n < 3 {
-        let t = Instant::now();
-        let tag = key.seal_in_place(&nonce, b"aad", &mut buf).expect("seal");
-        sealed += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        key.open_in_place(&nonce, b"aad", &mut buf, &tag)
-            .expect("open of real ciphertext");
-        opened += t.elapsed().as_secs_f64();
-        n += 1;
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BenchError::Usage(m) | BenchError::Failure(m) => f.write_str(m),
+        }
     }
-    let gb = f64::from(n) * (1 << 20) as f64 / 1e9;
-    (gb / sealed, gb / opened)
+}
+
+impl std::error::Error for BenchError {}
+
+impl From<sealstore_cluster::Error> for BenchError {
+    fn from(e: sealstore_cluster::Error) -> Self {
+        BenchError::Failure(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for BenchError {
+    fn from(e: std::io::Error) -> Self {
+        BenchError::Failure(e.to_string())
+    }
+}
+
+type CliResult<T = ()> = Result<T, BenchError>;
+
+fn fail(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Failure(e.to_string())
 }
 
 #[derive(Debug, Serialize)]
@@ -90,17 +102,15 @@ const WRITE_RUNS: usize = 6;
 /// Timed full scans per pipeline and thread count (the median is reported).
 const SCAN_RUNS: usize = 8;
 
-/// One thread count's measurements: one cluster (its pool lives as long as a real one would),
-/// the baseline's pool, the newest round's sealed database and unsealed tables, and the
-/// timings of every round.
+/// One thread count's measurements: a sealed and an unsealed cluster (their pools live as long
+/// as a real one's would), the newest round's database in each, and the timings of every round.
 struct Lane {
     threads: usize,
     dir: PathBuf,
     cluster: Cluster,
-    pool: baseline::ThreadPool,
-    tables: Vec<baseline::UnsealedTable>,
-    /// The newest round's database name and unsealed directory.
-    kept: Option<(String, PathBuf)>,
+    unsealed: Cluster,
+    /// The newest round's database name (in both clusters).
+    kept: Option<String>,
     write_s: Vec<f64>,
     write_unsealed_s: Vec<f64>,
     scan_s: Vec<f64>,
@@ -116,34 +126,24 @@ impl Lane {
         batches: &[RecordBatch],
     ) -> CliResult<Self> {
         let dir = root.join(format!("threads-{threads}"));
-        let options = InitOptions {
-            threads: Some(threads),
-            block_size,
-            master_key: Some(dir.join("keys/master.key")),
-            keystore: Some(dir.join("keys/keystore")),
-            ..Default::default()
-        };
-        let cluster = Cluster::init(&dir.join("data"), options)?;
-        cluster.set_memory_budget(memory_budget);
-        let pool = baseline::pool(threads)?;
+        let cluster = lane_cluster(&dir.join("sealed"), threads, block_size, memory_budget, None)?;
+        let no_seal = BlockCipher(&crate::noseal::NO_SEAL);
+        let unsealed = lane_cluster(&dir.join("unsealed"), threads, block_size, memory_budget, Some(no_seal))?;
         // Warm-up of both pipelines (threads, allocator, file system) on a little data.
-        let warm_up = dir.join("warm-up");
-        std::fs::create_dir_all(&warm_up)?;
         let few = &batches[..batches.len().min(2)];
-        baseline::write(&warm_up, block_size, memory_budget, 4, &pool, few)?;
-        std::fs::remove_dir_all(&warm_up)?;
-        cluster.database("dev")?.load(
-            "warm_up",
-            Some(((*lineitem_schema()).clone(), Distribution::Even)),
-            few.iter().cloned().map(Ok),
-        )?;
-        cluster.drop_database("dev")?;
+        for c in [&cluster, &unsealed] {
+            c.database("dev")?.load(
+                "warm_up",
+                Some(((*lineitem_schema()).clone(), Distribution::Even)),
+                few.iter().cloned().map(Ok),
+            )?;
+            c.drop_database("dev")?;
+        }
         Ok(Self {
             threads,
             dir,
             cluster,
-            pool,
-            tables: Vec::new(),
+            unsealed,
             kept: None,
             write_s: Vec::new(),
             write_unsealed_s: Vec::new(),
@@ -152,64 +152,54 @@ impl Lane {
         })
     }
 
-    /// One sealed load into a new database (fresh slice files) of the lane's cluster and one
-    /// unsealed write of the same batches into fresh files, in alternating order from round to
-    /// round (neither always runs on the other's heels); then the previous round's database is
-    /// dropped and its unsealed files deleted, durably, so freeing (and discarding) their blocks
-    /// happens outside every timed section.
-    fn write_round(
-        &mut self,
-        round: usize,
-        block_size: usize,
-        memory_budget: usize,
-        batches: &[RecordBatch],
-    ) -> CliResult {
+    /// One sealed and one unsealed load of the same batches into a new database (fresh slice
+    /// files) of each cluster, in alternating order from round to round (neither always runs on
+    /// the other's heels); then the previous round's databases are dropped, so freeing (and
+    /// discarding) their blocks happens outside every timed section.
+    fn write_round(&mut self, round: usize, batches: &[RecordBatch]) -> CliResult {
         let name = format!("round{round}");
-        let db = self.cluster.create_database(&name)?;
-        let unsealed_dir = self.dir.join(format!("unsealed-{round}"));
-        std::fs::create_dir_all(&unsealed_dir)?;
         for sealed in alternate(round) {
+            let cluster = if sealed { &self.cluster } else { &self.unsealed };
+            let db = cluster.create_database(&name)?;
             let start = Instant::now();
+            db.load(
+                "lineitem",
+                Some(((*lineitem_schema()).clone(), Distribution::Even)),
+                batches.iter().cloned().map(Ok),
+            )?;
+            let seconds = start.elapsed().as_secs_f64();
             if sealed {
-                db.load(
-                    "lineitem",
-                    Some(((*lineitem_schema()).clone(), Distribution::Even)),
-                    batches.iter().cloned().map(Ok),
-                )?;
-                self.write_s.push(start.elapsed().as_secs_f64());
+                self.write_s.push(seconds);
             } else {
-                self.tables = baseline::write(&unsealed_dir, block_size, memory_budget, 4, &self.pool, batches)?;
-                self.write_unsealed_s.push(start.elapsed().as_secs_f64());
+                self.write_unsealed_s.push(seconds);
             }
         }
-        drop(db);
-        if let Some((old_db, old_dir)) = self.kept.replace((name, unsealed_dir)) {
+        if let Some(old_db) = self.kept.replace(name) {
             self.cluster.drop_database(&old_db)?;
-            std::fs::remove_dir_all(&old_dir)?;
+            self.unsealed.drop_database(&old_db)?;
             std::fs::File::open(&self.dir)?.sync_all()?;
         }
         Ok(())
     }
 
-    /// One full scan of the sealed table and one of the unsealed tables (page cache), in
-    /// alternating order.
+    /// One full scan of the sealed and of the unsealed table (page cache), in alternating
+    /// order.
     fn scan_round(&mut self, round: usize, rows: usize) -> CliResult {
-        let (name, _) = self.kept.as_ref().ok_or_else(|| fail("no write runs"))?;
-        let db = self.cluster.database(name)?;
+        let name = self.kept.as_ref().ok_or_else(|| fail("no write runs"))?;
         for sealed in alternate(round) {
+            let cluster = if sealed { &self.cluster } else { &self.unsealed };
+            let db = cluster.database(name)?;
             let start = Instant::now();
-            let scanned = if sealed {
-                let mut n = 0;
-                for b in db.scan("lineitem").run()? {
-                    n += b?.num_rows() as u64;
-                }
-                self.scan_s.push(start.elapsed().as_secs_f64());
-                n
+            let mut scanned = 0;
+            for b in db.scan("lineitem").run()? {
+                scanned += b?.num_rows() as u64;
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            if sealed {
+                self.scan_s.push(seconds);
             } else {
-                let n = baseline::scan(&self.tables, &self.pool)?;
-                self.scan_unsealed_s.push(start.elapsed().as_secs_f64());
-                n
-            };
+                self.scan_unsealed_s.push(seconds);
+            }
             if scanned != rows as u64 {
                 let what = if sealed { "sealed" } else { "unsealed" };
                 return Err(fail(format!("{what} scan returned {scanned} rows, expected {rows}")));
@@ -217,6 +207,28 @@ impl Lane {
         }
         Ok(())
     }
+}
+
+/// A lane's cluster: its own key store and master key under `dir`, blocks sealed by
+/// `block_cipher` (AES-256-GCM when `None`).
+fn lane_cluster(
+    dir: &Path,
+    threads: usize,
+    block_size: usize,
+    memory_budget: usize,
+    block_cipher: Option<BlockCipher>,
+) -> CliResult<Cluster> {
+    let options = InitOptions {
+        threads: Some(threads),
+        block_size,
+        master_key: Some(dir.join("keys/master.key")),
+        keystore: Some(dir.join("keys/keystore")),
+        block_cipher,
+        ..Default::default()
+    };
+    let cluster = Cluster::init(&dir.join("data"), options)?;
+    cluster.set_memory_budget(memory_budget);
+    Ok(cluster)
 }
 
 /// The median of timings (the mean of the middle two for an even count): robust against a
@@ -237,6 +249,7 @@ fn alternate(round: usize) -> [bool; 2] {
     [sealed_first, !sealed_first]
 }
 
+/// Runs the bench and prints its report (human-readable, or one JSON object with `json`).
 pub fn run(
     rows: usize,
     threads: Option<usize>,
@@ -246,11 +259,11 @@ pub fn run(
     memory_budget: usize,
 ) -> CliResult {
     if rows == 0 {
-        return Err(CliError::Usage("--rows must be at least 1".into()));
+        return Err(BenchError::Usage("--rows must be at least 1".into()));
     }
     let max_threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if max_threads == 0 || max_threads > 1024 {
-        return Err(CliError::Usage("--threads must be between 1 and 1024".into()));
+        return Err(BenchError::Usage("--threads must be between 1 and 1024".into()));
     }
     let _temp;
     let root = match dir {
@@ -276,7 +289,7 @@ pub fn run(
     // time of each is reported.
     for round in 0..WRITE_RUNS {
         for lane in &mut lanes {
-            lane.write_round(round, block_size, memory_budget, &batches)?;
+            lane.write_round(round, &batches)?;
         }
     }
     for round in 0..SCAN_RUNS {
@@ -289,7 +302,7 @@ pub fn run(
     let mut blocks = 0;
     let mut selective = (0, 0);
     for lane in lanes {
-        let (name, _) = lane.kept.as_ref().ok_or_else(|| fail("no write runs"))?;
+        let name = lane.kept.as_ref().ok_or_else(|| fail("no write runs"))?;
         let db = lane.cluster.database(name)?;
         disk_bytes = db.disk_bytes();
         blocks = db.blocks();
@@ -332,9 +345,10 @@ pub fn run(
             scan_unsealed_rounds_s: lane.scan_unsealed_s.clone(),
         });
         drop(lane.cluster);
+        drop(lane.unsealed);
         let _ = std::fs::remove_dir_all(&lane.dir);
     }
-    let (seal, open) = aead_speed(0.5);
+    let (seal, open) = sealstore_keyring::aead::throughput(sealstore_keyring::aead::default_backend(), 0.5);
     let last = runs.last().expect("at least one run");
     let first = &runs[0];
     let report = Report {

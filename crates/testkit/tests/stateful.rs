@@ -8,7 +8,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn run(ops: &[u8]) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    sealstore_cluster::fuzzing::stateful(dir.path(), ops);
+    sealstore_testkit::stateful::run(dir.path(), ops);
 }
 
 proptest! {
