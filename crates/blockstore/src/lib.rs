@@ -12,6 +12,7 @@
 pub mod block;
 pub mod commit;
 pub mod encoding;
+pub mod envelope;
 mod error;
 pub mod manifest;
 pub mod predicate;

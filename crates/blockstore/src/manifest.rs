@@ -1,14 +1,10 @@
 //! The manifest (catalog) of one store: tables, schemas and every column's blocks with their
 //! zone maps, sealed under the database key so nothing in it leaks on disk.
 //!
-//! `manifest-<generation:020>.ssm`:
-//! ```text
-//! "SSMF" | version u16 | flags u16 | generation u64 | slice_id u32 | dk_generation u32
-//!        | nonce[12] | body_len u32 | AES-256-GCM(JSON body) | tag[16]
-//! ```
-//! The 40-byte header is bound as AAD, followed by the store id of the slice (from `STORE`,
-//! checked against the cluster's commit record), with the database name added by the keyring:
-//! a manifest copied to another slice, store or database fails to open. `CURRENT` names
+//! `manifest-<generation:020>.ssm` is a sealed envelope (`crate::envelope`): magic `SSMF`, the
+//! slice id as its scope, and the store id of the slice (from `STORE`, checked against the
+//! cluster's commit record) bound into the AAD with the database name the keyring adds: a
+//! manifest copied to another slice, store or database fails to open. `CURRENT` names
 //! the committed generation: `"SSCU" | generation u64 | crc32 u32`, replaced atomically.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +12,7 @@ use std::sync::Arc;
 use sealstore_keyring::{DatabaseKeys, fsutil};
 use serde::{Deserialize, Serialize};
 
+use crate::envelope;
 use crate::store::StoreIdentity;
 use crate::types::ColumnType;
 use crate::zone::ZoneMap;
@@ -25,7 +22,6 @@ use crate::{Error, Result};
 pub const MANIFEST_VERSION: u16 = 3;
 const MANIFEST_MAGIC: &[u8; 4] = b"SSMF";
 const CURRENT_MAGIC: &[u8; 4] = b"SSCU";
-const HEADER_LEN: usize = 40;
 const SEAL_LABEL: &str = "manifest";
 /// Highest slot index a manifest may name (2^32 slots of at least 64 KiB: 256 TiB per slice);
 /// bounds what a store allocates per slot when it opens.
@@ -170,79 +166,35 @@ pub(crate) fn manifest_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("manifest-{generation:020}.ssm"))
 }
 
-fn header(generation: u64, slice_id: u32, key_id: u32, nonce: &[u8; 12], body_len: u32) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[0..4].copy_from_slice(MANIFEST_MAGIC);
-    h[4..6].copy_from_slice(&MANIFEST_VERSION.to_le_bytes());
-    h[8..16].copy_from_slice(&generation.to_le_bytes());
-    h[16..20].copy_from_slice(&slice_id.to_le_bytes());
-    h[20..24].copy_from_slice(&key_id.to_le_bytes());
-    h[24..36].copy_from_slice(nonce);
-    h[36..40].copy_from_slice(&body_len.to_le_bytes());
-    h
-}
+/// What a manifest is, as a sealed envelope (`crate::envelope`).
+const KIND: envelope::Kind = envelope::Kind {
+    magic: MANIFEST_MAGIC,
+    version: MANIFEST_VERSION,
+    label: SEAL_LABEL,
+    what: "manifest",
+};
 
-/// The AAD of a manifest: its header (nonce zeroed: GCM checks the nonce itself) and the store id.
-fn aad(generation: u64, identity: &StoreIdentity, key_id: u32, body_len: u32) -> Vec<u8> {
-    let mut a = header(generation, identity.slice_id, key_id, &[0; 12], body_len).to_vec();
-    a.extend_from_slice(&identity.store_id);
-    a
-}
-
-/// Seals and durably writes a manifest generation (not yet current).
+/// Seals and durably writes a manifest generation (not yet current). The envelope's scope is
+/// the slice id; its AAD also binds the store id.
 pub(crate) fn write(dir: &Path, manifest: &Manifest, identity: &StoreIdentity, keys: &DatabaseKeys) -> Result<()> {
-    let slice_id = identity.slice_id;
-    let mut body = serde_json::to_vec(manifest).map_err(|e| Error::corrupt(dir, 0, e.to_string()))?;
-    let key_id = keys.metadata_key_id();
-    let aad = aad(manifest.generation, identity, key_id, body.len() as u32);
-    let (nonce, tag) = keys.seal_metadata(SEAL_LABEL, key_id, &aad, &mut body)?;
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 16);
-    out.extend_from_slice(&header(
+    let body = serde_json::to_vec(manifest).map_err(|e| Error::corrupt(dir, 0, e.to_string()))?;
+    let sealed = envelope::seal(
+        &KIND,
         manifest.generation,
-        slice_id,
-        key_id,
-        &nonce,
-        body.len() as u32,
-    ));
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&tag);
-    fsutil::write_atomic(&manifest_path(dir, manifest.generation), &out, 0o600)?;
+        identity.slice_id,
+        &identity.store_id,
+        body,
+        keys,
+    )?;
+    fsutil::write_atomic(&manifest_path(dir, manifest.generation), &sealed, 0o600)?;
     Ok(())
 }
 
-/// The fields of a manifest file before authentication.
-#[derive(Debug)]
-pub(crate) struct ManifestImage<'a> {
-    generation: u64,
-    slice_id: u32,
-    key_id: u32,
-    nonce: [u8; 12],
-    body: &'a [u8],
-    tag: [u8; 16],
-}
-
-/// Splits a manifest file into its header fields, sealed body and tag; checks magic, version
-/// and lengths (no key needed: the fuzz target calls this on arbitrary bytes).
-pub(crate) fn parse_image(bytes: &[u8]) -> std::result::Result<ManifestImage<'_>, (u64, String)> {
-    if bytes.len() < HEADER_LEN + 16 || &bytes[..4] != MANIFEST_MAGIC {
-        return Err((0, "not a sealstore manifest (bad magic or too short)".into()));
-    }
-    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != MANIFEST_VERSION {
-        return Err((4, format!("unsupported manifest version {version}")));
-    }
-    let body_len = u32::from_le_bytes(bytes[36..40].try_into().expect("4 bytes")) as usize;
-    if bytes.len() != HEADER_LEN + body_len + 16 {
-        return Err((36, "manifest length does not match its header".into()));
-    }
-    Ok(ManifestImage {
-        generation: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
-        slice_id: u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes")),
-        key_id: u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")),
-        nonce: bytes[24..36].try_into().expect("12 bytes"),
-        body: &bytes[HEADER_LEN..HEADER_LEN + body_len],
-        tag: bytes[HEADER_LEN + body_len..].try_into().expect("16 bytes"),
-    })
+/// Splits a manifest file into its envelope parts; checks magic, version and lengths (no key
+/// needed: the fuzz target calls this on arbitrary bytes).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn parse_image(bytes: &[u8]) -> std::result::Result<envelope::Image<'_>, (u64, String)> {
+    envelope::parse(&KIND, bytes)
 }
 
 /// Reads, authenticates and parses one manifest generation.
@@ -250,24 +202,8 @@ pub(crate) fn read(dir: &Path, generation: u64, identity: &StoreIdentity, keys: 
     let slice_id = identity.slice_id;
     let path = manifest_path(dir, generation);
     let bytes = fsutil::read(&path)?;
-    let image = parse_image(&bytes).map_err(|(offset, reason)| Error::corrupt(&path, offset, reason))?;
-    let (file_gen, file_slice) = (image.generation, image.slice_id);
-    let file_identity = StoreIdentity {
-        slice_id: file_slice,
-        store_id: identity.store_id,
-    };
-    let aad = aad(file_gen, &file_identity, image.key_id, image.body.len() as u32);
-    let mut body = image.body.to_vec();
-    keys.open_metadata(SEAL_LABEL, image.key_id, &aad, &image.nonce, &mut body, &image.tag)
-        .map_err(|e| match e {
-            sealstore_keyring::Error::Authentication { .. } => Error::Key(sealstore_keyring::Error::Authentication {
-                what: format!(
-                    "manifest {} (tampered, from another store or slice, or sealed under another database key)",
-                    path.display()
-                ),
-            }),
-            other => Error::Key(other),
-        })?;
+    let (header, body) = envelope::open(&KIND, &bytes, &identity.store_id, keys, &path)?;
+    let (file_gen, file_slice) = (header.generation, header.scope);
     if file_slice == slice_id && file_gen < generation {
         return Err(Error::Key(sealstore_keyring::Error::RollbackDetected {
             what: format!("manifest {}", path.display()),
@@ -275,19 +211,18 @@ pub(crate) fn read(dir: &Path, generation: u64, identity: &StoreIdentity, keys: 
         }));
     }
     if file_gen != generation || file_slice != slice_id {
-        return Err(Error::corrupt(
-            &path,
-            8,
-            format!(
-                "manifest is generation {file_gen} of slice {file_slice}, expected {generation} of slice {slice_id}"
+        return Err(Error::Key(sealstore_keyring::Error::Authentication {
+            what: format!(
+                "manifest {} (it is generation {file_gen} of slice {file_slice}, expected {generation} of slice {slice_id}: moved or replayed)",
+                path.display()
             ),
-        ));
+        }));
     }
-    let manifest = Manifest::decode(&body).map_err(|e| Error::corrupt(&path, HEADER_LEN as u64, e))?;
+    let manifest = Manifest::decode(&body).map_err(|e| Error::corrupt(&path, envelope::HEADER_LEN as u64, e))?;
     if manifest.generation != generation {
         return Err(Error::corrupt(
             &path,
-            HEADER_LEN as u64,
+            envelope::HEADER_LEN as u64,
             "manifest body generation differs",
         ));
     }

@@ -3,9 +3,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sealstore_blockstore::{CmpOp, Scalar};
 use sealstore_cluster::datagen::{Lineitem, arrow_bytes, lineitem_schema};
-use sealstore_cluster::{Cluster, ClusterConfig, Distribution, InitOptions, Predicate, ScanStats};
+use sealstore_cluster::{
+    Cluster, ClusterConfig, CmpOp, Distribution, InitOptions, OpenOptions, Predicate, Scalar, ScanStats,
+};
 
 use crate::{CliError, CliResult};
 
@@ -90,7 +91,7 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
         report.rows,
         input_bytes as f64 / 1e6,
         db.blocks(),
-        db.keys().len(),
+        db.dek_count(),
         db.disk_bytes() as f64 / 1e6
     );
 
@@ -179,14 +180,14 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
         .collect();
     config.save()?;
     let victim = {
-        let c = Cluster::open(&scratch, None)?;
+        let c = Cluster::open(&scratch, OpenOptions::default())?;
         let db = c.database("dev")?;
-        db.with_slice(1, |s| {
-            let m = s.manifest();
-            let block = &m.table("lineitem").map_err(fail)?.columns[12].blocks[0];
-            let (path, offset) = s.slot_location(block.slot);
-            Ok::<_, CliError>((path, offset + 4096, block.block_id))
-        })?
+        let block = db
+            .block_locations("lineitem", "l_comment")?
+            .into_iter()
+            .find(|b| b.slice == 1)
+            .ok_or_else(|| fail("no l_comment block on slice 1"))?;
+        (block.path, block.offset + 4096, block.block_id)
     };
     let mut bytes = std::fs::read(&victim.0)?;
     bytes[victim.1 as usize] ^= 0x01;
@@ -197,7 +198,7 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
         victim.0.display(),
         victim.2
     );
-    let c = Cluster::open(&scratch, None)?;
+    let c = Cluster::open(&scratch, OpenOptions::default())?;
     let db = c.database("dev")?;
     let outcome = db.scan("lineitem").run()?.find_map(|b| b.err());
     match outcome {

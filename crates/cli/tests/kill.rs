@@ -57,7 +57,7 @@ fn row_count(data: &Path) -> u64 {
 }
 
 fn sealstore_cluster_open(data: &Path) -> sealstore_cluster::Cluster {
-    sealstore_cluster::Cluster::open(data, Some(1)).unwrap()
+    sealstore_cluster::Cluster::open(data, sealstore_cluster::OpenOptions::with_threads(1)).unwrap()
 }
 
 #[test]

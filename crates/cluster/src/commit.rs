@@ -2,21 +2,25 @@
 //! table catalog (distribution styles), sealed under the database key. Replacing it atomically
 //! is the commit point of a cluster-wide commit.
 //!
-//! `COMMIT`: `"SSCC" | version u16 | 0 u16 | generation u64 | metadata_key_id u32 | nonce[12] | len u32
-//! | sealed JSON | tag[16]`.
+//! `COMMIT` is a sealed envelope (`sealstore_blockstore::envelope`): magic `SSCC`, scope 0, the
+//! JSON body below.
 use std::path::Path;
 
+use sealstore_blockstore::envelope;
 use sealstore_keyring::{DatabaseKeys, fsutil};
 use serde::{Deserialize, Serialize};
 
 use crate::distribute::Distribution;
 use crate::{Error, Result};
 
-const MAGIC: &[u8; 4] = b"SSCC";
-/// Current commit-record version.
-pub const COMMIT_VERSION: u16 = 3;
-const HEADER_LEN: usize = 36;
-const LABEL: &str = "cluster-commit";
+/// Current commit-record version (4: the shared envelope; 3 had a 36-byte header of its own).
+pub(crate) const COMMIT_VERSION: u16 = 4;
+const KIND: envelope::Kind = envelope::Kind {
+    magic: b"SSCC",
+    version: COMMIT_VERSION,
+    label: "cluster-commit",
+    what: "cluster commit record",
+};
 
 /// One table in the cluster catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,28 +56,12 @@ pub struct RekeyState {
     pub table: Option<String>,
 }
 
-fn header(generation: u64, key_id: u32, nonce: &[u8; 12], len: u32) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[..4].copy_from_slice(MAGIC);
-    h[4..6].copy_from_slice(&COMMIT_VERSION.to_le_bytes());
-    h[8..16].copy_from_slice(&generation.to_le_bytes());
-    h[16..20].copy_from_slice(&key_id.to_le_bytes());
-    h[20..32].copy_from_slice(nonce);
-    h[32..36].copy_from_slice(&len.to_le_bytes());
-    h
-}
-
 impl CommitRecord {
     /// Seals and atomically replaces `COMMIT` in `dir`.
     pub fn write(&self, dir: &Path, keys: &DatabaseKeys) -> Result<()> {
-        let mut body = serde_json::to_vec(self).map_err(|e| Error::InvalidOption(e.to_string()))?;
-        let key_id = keys.metadata_key_id();
-        let aad = header(self.generation, key_id, &[0; 12], body.len() as u32);
-        let (nonce, tag) = keys.seal_metadata(LABEL, key_id, &aad, &mut body)?;
-        let mut out = header(self.generation, key_id, &nonce, body.len() as u32).to_vec();
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&tag);
-        fsutil::write_atomic(&dir.join("COMMIT"), &out, 0o600)?;
+        let body = serde_json::to_vec(self).map_err(|e| Error::InvalidOption(e.to_string()))?;
+        let sealed = envelope::seal(&KIND, self.generation, 0, &[], body, keys)?;
+        fsutil::write_atomic(&dir.join("COMMIT"), &sealed, 0o600)?;
         Ok(())
     }
 
@@ -85,37 +73,9 @@ impl CommitRecord {
             path: path.clone(),
             reason: reason.to_owned(),
         };
-        if bytes.len() < HEADER_LEN + 16 || &bytes[..4] != MAGIC {
-            return Err(corrupt("not a cluster commit record"));
-        }
-        if u16::from_le_bytes([bytes[4], bytes[5]]) != COMMIT_VERSION {
-            return Err(corrupt("unsupported commit record version"));
-        }
-        let generation = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-        let key_id = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
-        let nonce: [u8; 12] = bytes[20..32].try_into().expect("12 bytes");
-        let len = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes")) as usize;
-        if bytes.len() != HEADER_LEN + len + 16 {
-            return Err(corrupt("length does not match the header"));
-        }
-        let mut body = bytes[HEADER_LEN..HEADER_LEN + len].to_vec();
-        let tag: [u8; 16] = bytes[HEADER_LEN + len..].try_into().expect("16 bytes");
-        keys.open_metadata(
-            LABEL,
-            key_id,
-            &header(generation, key_id, &[0; 12], len as u32),
-            &nonce,
-            &mut body,
-            &tag,
-        )
-        .map_err(|_| sealstore_keyring::Error::Authentication {
-            what: format!(
-                "cluster commit record {} (tampered, or sealed under another database key)",
-                path.display()
-            ),
-        })?;
+        let (header, body) = envelope::open(&KIND, &bytes, &[], keys, &path)?;
         let record: CommitRecord = serde_json::from_slice(&body).map_err(|e| corrupt(&e.to_string()))?;
-        if record.generation != generation {
+        if record.generation != header.generation || header.scope != 0 {
             return Err(corrupt("generation in the body differs from the header"));
         }
         if record.stores.len() != record.slices.len() {

@@ -53,7 +53,7 @@ impl CommitPoint for ClusterCommitPoint<'_> {
         self.record.generation += 1;
         self.record.slices = generations.to_vec();
         self.record.dek_table = dek_position;
-        match self.record.write(self.db.dir(), self.db.keys()) {
+        match self.record.write(self.db.dir(), self.db.database_keys()) {
             Ok(()) => Ok(Durability::Durable),
             // Replaced but not known durable (the directory fsync failed) is still the commit
             // point: the new record is what the disk shows, so memory must follow it.
@@ -71,7 +71,7 @@ impl CommitPoint for ClusterCommitPoint<'_> {
     }
 
     fn bind(&mut self) -> Result<()> {
-        Ok(self.db.keys().bind_generation(self.record.generation, false)?)
+        Ok(self.db.database_keys().bind_generation(self.record.generation, false)?)
     }
 
     #[cfg(feature = "test-hooks")]

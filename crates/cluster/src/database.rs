@@ -89,6 +89,19 @@ impl std::fmt::Debug for Database {
     }
 }
 
+/// Where one block sits on disk.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BlockLocation {
+    pub slice: usize,
+    pub block_id: u64,
+    /// The segment file.
+    pub path: PathBuf,
+    /// Offset of the block's slot in it.
+    pub offset: u64,
+    /// Rows the block holds.
+    pub rows: u64,
+}
+
 pub(crate) fn database_dir(data_dir: &std::path::Path, name: &str) -> PathBuf {
     data_dir.join("databases").join(name)
 }
@@ -305,9 +318,44 @@ impl Database {
         &self.name
     }
 
-    /// The database's keys (DEK table).
+    /// The database's keys: DEK table, metadata keys, rollback binding (feature `test-hooks`;
+    /// embedders see [`Database::dek_count`] and [`crate::Cluster::info`]).
+    #[cfg(feature = "test-hooks")]
     pub fn keys(&self) -> &Arc<DatabaseKeys> {
         &self.keys
+    }
+
+    pub(crate) fn database_keys(&self) -> &Arc<DatabaseKeys> {
+        &self.keys
+    }
+
+    /// Wrapped DEKs in the DEK table (one per live block, plus any a held snapshot still reads).
+    pub fn dek_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Where every block of `table`'s `column` sits at the latest commit: slice, block id,
+    /// segment file and offset (for tools and the demo's tamper step; reading them changes
+    /// nothing).
+    pub fn block_locations(&self, table: &str, column: &str) -> Result<Vec<BlockLocation>> {
+        let snapshot = self.begin_read();
+        let mut out = Vec::new();
+        for s in snapshot.scan_slices(table)? {
+            let m = snapshot.slice(s).manifest();
+            let t = m.table(table)?;
+            let c = &t.columns[t.column_index(column)?];
+            for b in &c.blocks {
+                let (path, offset) = self.slices[s].slot_location(b.slot);
+                out.push(BlockLocation {
+                    slice: s,
+                    block_id: b.block_id,
+                    path,
+                    offset,
+                    rows: u64::from(b.rows),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Number of slices.
@@ -315,7 +363,8 @@ impl Database {
         self.slices.len()
     }
 
-    /// Runs `f` with one slice's store (tests and tools).
+    /// Runs `f` with one slice's store (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn with_slice<T>(&self, slice: usize, f: impl FnOnce(&Store) -> T) -> T {
         f(&self.slices[slice])
     }

@@ -27,25 +27,31 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use sealstore_keyring::{AuditVerifyReport, HierarchyInfo, Keyring, fsutil};
+use sealstore_keyring::{Keyring, fsutil};
 use serde::Serialize;
 
-pub use commit::RekeyState;
-pub use commit::{COMMIT_VERSION, CommitRecord, TableEntry};
 pub use config::{
     CLUSTER_CONFIG_FILE, CONFIG_FILE, ClusterConfig, DataMarker, KEYSTORE_ENV, ProviderConfig, default_keystore,
     resolve_keystore,
 };
+/// The README's embedding example, compiled and run as a doctest.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 #[cfg(feature = "test-hooks")]
 pub use database::CrashPoint;
-pub use database::Database;
+pub use database::{BlockLocation, Database};
 pub use distribute::Distribution;
 pub use error::{Error, Result};
 pub use rekey::RekeyReport;
 pub use scan::{ClusterScan, ClusterScanIter};
-pub use sealstore_blockstore::{Predicate, ScanCounts, ScanStats, VerifyFailure};
+pub use sealstore_blockstore::{
+    CmpOp, ColumnType, Predicate, Scalar, ScanCounts, ScanStats, VerifyFailure, parse_filter,
+};
 #[cfg(feature = "test-hooks")]
 pub use sealstore_keyring::RotationStep;
+pub use sealstore_keyring::{AuditRecord, AuditVerifyReport, HierarchyInfo};
 pub use snapshot::{ReadSnapshot, TableInfo};
 pub use write::{CommitReport, WriteTransaction};
 
@@ -79,6 +85,16 @@ pub struct InitOptions {
     /// `test-hooks` only, never in a product build).
     #[cfg(feature = "test-hooks")]
     pub block_cipher: Option<sealstore_blockstore::BlockCipher>,
+}
+
+impl OpenOptions {
+    /// Default options with `threads` workers.
+    pub fn with_threads(threads: usize) -> Self {
+        Self {
+            threads: Some(threads),
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for InitOptions {
@@ -135,14 +151,31 @@ pub struct RotateOptions {
 /// What [`Cluster::rotate`] did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RotateReport {
-    /// Old and new master-key ids.
-    pub master_key: Option<(String, String)>,
+    /// The master-key switch, if one was asked for.
+    pub master_key: Option<MasterKeyChange>,
     /// The new cluster-key generation.
     pub cluster_key_generation: Option<u32>,
-    /// Each rotated database with its new key generation and the DEKs re-wrapped.
-    pub databases: Vec<(String, u32, usize)>,
+    /// Each rotated database key.
+    pub databases: Vec<DatabaseKeyRotation>,
     /// Wall time of the whole rotation, in seconds.
     pub seconds: f64,
+}
+
+/// A master-key rotation: the provider key ids before and after.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MasterKeyChange {
+    pub old_key_id: String,
+    pub new_key_id: String,
+}
+
+/// One database-key rotation.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseKeyRotation {
+    pub database: String,
+    /// The new database-key generation.
+    pub generation: u32,
+    /// DEKs re-wrapped under the new key.
+    pub deks_rewrapped: usize,
 }
 
 fn remove_dir_if_present(dir: &Path) -> Result<()> {
@@ -152,14 +185,29 @@ fn remove_dir_if_present(dir: &Path) -> Result<()> {
 /// What `verify` found.
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {
-    /// Blocks that failed, with their database.
-    pub blocks: Vec<(String, VerifyFailure)>,
+    /// Blocks that failed.
+    pub blocks: Vec<BlockFailure>,
     /// Databases that could not be opened (corrupt manifest, DEK table, commit record, …).
-    pub databases: Vec<(String, String)>,
+    pub databases: Vec<DatabaseFailure>,
     /// The audit chain check.
     pub audit: std::result::Result<AuditVerifyReport, String>,
     /// Blocks checked.
     pub blocks_checked: u64,
+}
+
+/// A block that failed verification, in its database.
+#[derive(Debug, Serialize)]
+pub struct BlockFailure {
+    pub database: String,
+    #[serde(flatten)]
+    pub failure: VerifyFailure,
+}
+
+/// A database that could not be opened.
+#[derive(Debug, Serialize)]
+pub struct DatabaseFailure {
+    pub database: String,
+    pub error: String,
 }
 
 impl VerifyReport {
@@ -335,23 +383,12 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Opens the cluster in `data_dir`, unwrapping the cluster key through the provider.
-    pub fn open(data_dir: &Path, threads: Option<usize>) -> Result<Self> {
-        Self::open_with(
-            data_dir,
-            OpenOptions {
-                threads,
-                ..Default::default()
-            },
-        )
-    }
-
-    /// Opens the cluster with options. The key store comes from the caller (see
+    /// Opens the cluster in `data_dir`, unwrapping the cluster key through the provider. The key store comes from the caller (see
     /// [`OpenOptions::keystore`]); the configuration in it must name this data directory and
     /// agree with the data directory's marker. If a master-key rotation was cut short, the
     /// configuration names both providers; the one the key store is wrapped under is used and
     /// the configuration is settled on it.
-    pub fn open_with(data_dir: &Path, options: OpenOptions) -> Result<Self> {
+    pub fn open(data_dir: &Path, options: OpenOptions) -> Result<Self> {
         let data_dir = fsutil::canonical_root(&absolute(data_dir)?).map_err(|e| match e {
             sealstore_keyring::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::NotACluster {
@@ -429,7 +466,7 @@ impl Cluster {
     /// Reads the audit log of the cluster in `data_dir` without opening the hierarchy (no
     /// master key needed, nothing written): the key store comes from the caller as in
     /// [`OpenOptions::keystore`] and must belong to this data directory. To check the chain,
-    /// open the cluster and call [`Keyring::verify_audit`].
+    /// open the cluster and call [`Cluster::verify_audit`].
     pub fn read_audit_log(data_dir: &Path, keystore: Option<&Path>) -> Result<Vec<sealstore_keyring::AuditRecord>> {
         let data_dir = fsutil::canonical_root(&absolute(data_dir)?)?;
         let marker = config::DataMarker::load(&data_dir)?;
@@ -447,6 +484,17 @@ impl Cluster {
     /// True when opened read-only.
     pub fn is_read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// Every record of the audit log, oldest first.
+    pub fn audit_records(&self) -> Result<Vec<AuditRecord>> {
+        Ok(self.keyring.audit().records()?)
+    }
+
+    /// Checks the audit chain: every MAC under the audit key, and that it reaches the anchor in
+    /// the key store.
+    pub fn verify_audit(&self) -> Result<AuditVerifyReport> {
+        Ok(self.keyring.verify_audit()?)
     }
 
     fn require_writable(&self) -> Result<()> {
@@ -491,7 +539,9 @@ impl Cluster {
         self.config.lock().clone()
     }
 
-    /// The key hierarchy.
+    /// The key hierarchy itself (feature `test-hooks`; embedders use [`Cluster::info`],
+    /// [`Cluster::audit_records`] and [`Cluster::verify_audit`]).
+    #[cfg(feature = "test-hooks")]
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }
@@ -569,7 +619,7 @@ impl Cluster {
     /// the cluster key instead of the old one. The configuration names both providers until the
     /// key store is switched, so a crash at any point reopens with whichever one matches. The old
     /// key is not deleted: retire it once no backup of the key store needs it.
-    pub fn rotate_master_key(&self, new: ProviderConfig) -> Result<(String, String)> {
+    pub fn rotate_master_key(&self, new: ProviderConfig) -> Result<MasterKeyChange> {
         self.require_writable()?;
         let old = self.config();
         let provider = new.open(true)?;
@@ -595,7 +645,10 @@ impl Cluster {
         settled.previous_provider = None;
         settled.save()?;
         *self.config.lock() = settled;
-        Ok((old_id, provider.key_id()))
+        Ok(MasterKeyChange {
+            old_key_id: old_id,
+            new_key_id: provider.key_id(),
+        })
     }
 
     /// Rotates the cluster key (every database key re-wrapped; one atomic key-store replace).
@@ -622,7 +675,11 @@ impl Cluster {
         for name in &options.databases {
             let db = self.database(name)?;
             let generation = db.rotate_key()?;
-            report.databases.push((name.clone(), generation, db.keys().len()));
+            report.databases.push(DatabaseKeyRotation {
+                database: name.clone(),
+                generation,
+                deks_rewrapped: db.dek_count(),
+            });
         }
         report.seconds = start.elapsed().as_secs_f64();
         Ok(report)
@@ -655,7 +712,7 @@ impl Cluster {
                 name,
                 tables: db.tables().len(),
                 blocks: db.blocks(),
-                deks: db.keys().len(),
+                deks: db.dek_count(),
                 disk_bytes: db.disk_bytes(),
                 generation: db.generation(),
             });
@@ -683,9 +740,17 @@ impl Cluster {
             match self.database(&name) {
                 Ok(db) => {
                     report.blocks_checked += db.blocks();
-                    report.blocks.extend(db.verify().into_iter().map(|f| (name.clone(), f)));
+                    report
+                        .blocks
+                        .extend(db.verify().into_iter().map(|failure| BlockFailure {
+                            database: name.clone(),
+                            failure,
+                        }));
                 }
-                Err(e) => report.databases.push((name, e.to_string())),
+                Err(e) => report.databases.push(DatabaseFailure {
+                    database: name,
+                    error: e.to_string(),
+                }),
             }
         }
         report.audit = self.keyring.verify_audit().map_err(|e| e.to_string());

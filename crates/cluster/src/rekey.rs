@@ -61,11 +61,11 @@ impl Database {
                 }
                 None => {
                     let state = RekeyState {
-                        below_block_id: self.keys().next_block_id(),
+                        below_block_id: self.database_keys().next_block_id(),
                         table: table.map(str::to_owned),
                     };
                     if table.is_none() {
-                        self.keys().add_metadata_key()?;
+                        self.database_keys().add_metadata_key()?;
                     }
                     let mut next = record.clone();
                     next.rekey = Some(state.clone());
@@ -118,9 +118,9 @@ impl Database {
             s.release_retired_keys()?;
         }
         if state.table.is_none() {
-            self.keys().retire_metadata_keys()?;
+            self.database_keys().retire_metadata_keys()?;
         } else {
-            self.keys().compact()?;
+            self.database_keys().compact()?;
         }
         let mut next = self.committed_record();
         next.rekey = None;

@@ -220,7 +220,8 @@ impl<'db> WriteTransaction<'db> {
         db.pool()
             .install(|| txns.par_iter_mut().try_for_each(|t| t.finish_blocks()))?;
         let mut point = ClusterCommitPoint::new(db, std::mem::replace(&mut self.record, empty_record()));
-        let outcome = sealstore_blockstore::commit::commit(db.keys(), std::mem::take(&mut self.txns), &mut point)?;
+        let outcome =
+            sealstore_blockstore::commit::commit(db.database_keys(), std::mem::take(&mut self.txns), &mut point)?;
         let mut report = std::mem::take(&mut self.report);
         report.blocks_written = outcome.blocks_written;
         report.generation = point.record().generation;
@@ -250,8 +251,8 @@ impl Database {
         for s in self.stores() {
             s.release_dropped_keys()?;
         }
-        self.keyring().rotate_database_key(self.keys())?;
-        fsutil::sweep_temp_files(&self.keys().table_dir())?;
+        self.keyring().rotate_database_key(self.database_keys())?;
+        fsutil::sweep_temp_files(&self.database_keys().table_dir())?;
         Ok(())
     }
 }

@@ -55,7 +55,11 @@ fn load_scan_reopen_with_the_same_rows() {
     );
     drop(db);
     drop(cluster);
-    let cluster = Cluster::open(&dir.path().join("data"), Some(2)).unwrap();
+    let cluster = Cluster::open(
+        &dir.path().join("data"),
+        sealstore_cluster::OpenOptions::with_threads(2),
+    )
+    .unwrap();
     let db = cluster.database("dev").unwrap();
     assert_eq!(
         keys_of(
@@ -168,7 +172,11 @@ fn a_crash_at_any_step_of_a_cluster_commit_leaves_every_slice_at_one_commit() {
         assert!(db.append("l", Lineitem::new(30_000, 2)).is_err());
         drop(db);
         drop(cluster);
-        let cluster = Cluster::open(&dir.path().join("data"), Some(2)).unwrap();
+        let cluster = Cluster::open(
+            &dir.path().join("data"),
+            sealstore_cluster::OpenOptions::with_threads(2),
+        )
+        .unwrap();
         let db = cluster.database("dev").unwrap();
         let rows = db.row_count("l").unwrap();
         if point == CrashPoint::CommitRecordWritten {
@@ -225,7 +233,7 @@ fn wrong_master_key_wrong_keystore_and_tampered_records_are_refused() {
     // Wrong master key: replace the key file with another valid key.
     let original = std::fs::read(mk).unwrap();
     std::fs::write(mk, [7u8; 32]).unwrap();
-    let err = Cluster::open(&data, Some(1)).unwrap_err();
+    let err = Cluster::open(&data, sealstore_cluster::OpenOptions::with_threads(1)).unwrap_err();
     assert!(
         matches!(err, Error::Key(sealstore_keyring::Error::WrongMasterKey { .. })),
         "{err}"
@@ -247,7 +255,7 @@ fn wrong_master_key_wrong_keystore_and_tampered_records_are_refused() {
     let other_config = other_cluster.config().clone();
     drop(other_cluster);
     let with_keystore = |ks: &std::path::Path| {
-        Cluster::open_with(
+        Cluster::open(
             &data,
             OpenOptions {
                 threads: Some(1),
@@ -289,7 +297,7 @@ fn wrong_master_key_wrong_keystore_and_tampered_records_are_refused() {
     let n = bytes.len();
     bytes[n - 40] ^= 1;
     std::fs::write(&ks, &bytes).unwrap();
-    let err = Cluster::open(&data, Some(1))
+    let err = Cluster::open(&data, sealstore_cluster::OpenOptions::with_threads(1))
         .and_then(|c| c.database("dev").map(|_| ()))
         .unwrap_err();
     assert!(err.is_authentication(), "{err}");

@@ -172,7 +172,7 @@ fn io_faults_at_every_point_leave_the_last_commit_and_writing_continues() {
         assert!(report.ok(), "{fault:?}: {report:?}");
         drop(db);
         drop(cluster);
-        let cluster = Cluster::open(&data, Some(2)).unwrap();
+        let cluster = Cluster::open(&data, sealstore_cluster::OpenOptions::with_threads(2)).unwrap();
         let db = cluster.database("dev").unwrap();
         assert_eq!(checksum(&db), state, "{fault:?}: reopen disagrees");
         assert!(cluster.verify().ok(), "{fault:?}");

@@ -33,7 +33,7 @@ fn init(dir: &Path) -> Cluster {
 }
 
 fn reopen(dir: &Path) -> Cluster {
-    Cluster::open(&data(dir), Some(2)).unwrap()
+    Cluster::open(&data(dir), sealstore_cluster::OpenOptions::with_threads(2)).unwrap()
 }
 
 /// (orderkey, linenumber) of every row, sorted: equal sets mean the same data.
@@ -183,8 +183,8 @@ fn cluster_and_master_key_rotation_keep_everything_readable() {
     let ks_before = std::fs::read(&keystore).unwrap();
     assert_eq!(cluster.rotate_cluster_key().unwrap(), 2);
     let new_master = cluster.config().provider.next_version().unwrap();
-    let (old_id, new_id) = cluster.rotate_master_key(new_master.clone()).unwrap();
-    assert_ne!(old_id, new_id);
+    let change = cluster.rotate_master_key(new_master.clone()).unwrap();
+    assert_ne!(change.old_key_id, change.new_key_id);
     assert_ne!(std::fs::read(&keystore).unwrap(), ks_before);
     assert_eq!(cluster.config().provider, new_master);
     drop(cluster);
@@ -192,7 +192,7 @@ fn cluster_and_master_key_rotation_keep_everything_readable() {
     assert_healthy(&cluster, &want);
     let info = cluster.keyring().info();
     assert_eq!(info.cluster_key_generation, 2);
-    assert_eq!(info.master_key_id, new_id);
+    assert_eq!(info.master_key_id, change.new_key_id);
     assert_eq!(info.context.get("generation"), Some("2"));
     assert_eq!(info.databases[0].wrapped_under_cluster_key_generation, 2);
     let ops: Vec<AuditOp> = cluster
@@ -525,7 +525,7 @@ fn restoring_any_older_file_is_detected_as_a_rollback_unless_accepted() {
         accept_rollback: true,
         ..Default::default()
     };
-    let cluster = Cluster::open_with(&live, options).unwrap();
+    let cluster = Cluster::open(&live, options).unwrap();
     assert_eq!(rows_of(&cluster.database("dev").unwrap()), old_rows);
     let ops: Vec<AuditOp> = cluster
         .keyring()

@@ -24,7 +24,7 @@ fn init(dir: &std::path::Path) -> Cluster {
 }
 
 fn reopen(dir: &std::path::Path) -> Cluster {
-    Cluster::open(&dir.join("data"), Some(2)).unwrap()
+    Cluster::open(&dir.join("data"), sealstore_cluster::OpenOptions::with_threads(2)).unwrap()
 }
 
 fn schema() -> Schema {

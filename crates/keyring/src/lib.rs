@@ -22,6 +22,7 @@ pub mod faults;
 pub mod fsutil;
 mod hierarchy;
 mod keystore;
+mod names;
 pub mod provider;
 mod rng;
 mod seals;
@@ -34,8 +35,9 @@ pub use dektable::{BlockId, DEK_TABLE_VERSION, DekTable, PreparedRewrap, Wrapped
 pub use error::{Error, Result};
 #[cfg(feature = "test-hooks")]
 pub use hierarchy::RotationStep;
-pub use hierarchy::{DatabaseInfo, DatabaseKeys, HierarchyInfo, Keyring, validate_name as validate_database_name};
+pub use hierarchy::{DatabaseInfo, DatabaseKeys, HierarchyInfo, Keyring};
 pub use keystore::KEYSTORE_VERSION;
+pub use names::validate_name as validate_database_name;
 pub use provider::{KeySpec, MasterKeyProvider};
 pub use rng::fill_random;
 pub use seals::{SEAL_LIMIT, SealCounts};

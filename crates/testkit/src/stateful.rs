@@ -43,7 +43,8 @@ fn content(db: &Database, name: &str) -> Option<Content> {
 }
 
 fn open(dir: &Path) -> (Cluster, Arc<Database>) {
-    let cluster = Cluster::open(dir, Some(1)).expect("a committed cluster reopens");
+    let cluster =
+        Cluster::open(dir, sealstore_cluster::OpenOptions::with_threads(1)).expect("a committed cluster reopens");
     let db = cluster.database("dev").expect("the database reopens");
     (cluster, db)
 }

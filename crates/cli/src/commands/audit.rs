@@ -11,7 +11,7 @@ pub(crate) fn audit(dir: &Path, check: bool, op: Option<&str>, json: bool) -> Cl
     // only reads the log under the key store's shared lock.
     let cluster = if check { Some(open_read_only(dir)?) } else { None };
     let records = match &cluster {
-        Some(c) => c.keyring().audit().records().map_err(sealstore_cluster::Error::from)?,
+        Some(c) => c.audit_records()?,
         None => Cluster::read_audit_log(dir, KEYSTORE.get().cloned().flatten().as_deref())?,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -47,7 +47,7 @@ pub(crate) fn audit(dir: &Path, check: bool, op: Option<&str>, json: bool) -> Cl
     }
     out.flush()?;
     if let Some(c) = &cluster {
-        let report = c.keyring().verify_audit().map_err(sealstore_cluster::Error::from)?;
+        let report = c.verify_audit()?;
         println!(
             "audit chain intact: {} records ({} unkeyed failure records), anchored in the key store, last MAC {}",
             report.records, report.unkeyed, report.last_mac

@@ -57,9 +57,11 @@ pub(crate) fn info(dir: &Path, json: bool) -> CliResult {
 pub(crate) fn verify(dir: &Path) -> CliResult {
     let cluster = open_read_only(dir)?;
     let report = cluster.verify();
-    for (db, f) in &report.blocks {
+    for b in &report.blocks {
+        let f = &b.failure;
         println!(
-            "FAIL {db}.{} column {} block {} in {} at offset {}: {}",
+            "FAIL {}.{} column {} block {} in {} at offset {}: {}",
+            b.database,
             f.table,
             f.column,
             f.block_id,
@@ -68,8 +70,8 @@ pub(crate) fn verify(dir: &Path) -> CliResult {
             f.error
         );
     }
-    for (db, e) in &report.databases {
-        println!("FAIL database {db}: {e}");
+    for d in &report.databases {
+        println!("FAIL database {}: {}", d.database, d.error);
     }
     match &report.audit {
         Ok(a) => println!("audit chain intact: {} records", a.records),

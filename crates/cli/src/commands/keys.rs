@@ -31,16 +31,20 @@ pub(crate) fn rotate(
         });
     }
     let report = cluster.rotate(&options)?;
-    if let Some((old, new)) = &report.master_key {
+    if let Some(m) = &report.master_key {
         println!(
-            "master key rotated: {old} -> {new} (cluster key re-wrapped; keep the old key until no key-store backup needs it)"
+            "master key rotated: {} -> {} (cluster key re-wrapped; keep the old key until no key-store backup needs it)",
+            m.old_key_id, m.new_key_id
         );
     }
     if let Some(g) = report.cluster_key_generation {
         println!("cluster key rotated: now generation {g} (every database key re-wrapped)");
     }
-    for (name, g, deks) in &report.databases {
-        println!("database key `{name}` rotated: now generation {g}, {deks} DEKs re-wrapped, old key destroyed");
+    for d in &report.databases {
+        println!(
+            "database key `{}` rotated: now generation {}, {} DEKs re-wrapped, old key destroyed",
+            d.database, d.generation, d.deks_rewrapped
+        );
     }
     println!("rotation done in {:.3} s; no block was re-encrypted", report.seconds);
     Ok(())

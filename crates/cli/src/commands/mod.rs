@@ -25,10 +25,10 @@ pub(crate) fn open_options(read_only: bool) -> sealstore_cluster::OpenOptions {
 
 /// Opens the cluster for a command that writes.
 pub(crate) fn open(dir: &Path) -> CliResult<Cluster> {
-    Ok(Cluster::open_with(dir, open_options(false))?)
+    Ok(Cluster::open(dir, open_options(false))?)
 }
 
 /// Opens the cluster for a command that only reads: nothing in the data directory changes.
 pub(crate) fn open_read_only(dir: &Path) -> CliResult<Cluster> {
-    Ok(Cluster::open_with(dir, open_options(true))?)
+    Ok(Cluster::open(dir, open_options(true))?)
 }
