@@ -20,7 +20,7 @@
 
 use sealstore_keyring::DatabaseKeys;
 
-use crate::store::{CommitInfo, Prepared, Transaction};
+use crate::store::{CommitInfo, Prepared, Store, Transaction, reclaim_stores};
 use crate::{Error, Result};
 
 /// A point of the protocol right after which a test can stop it dead, as if the process died
@@ -115,45 +115,36 @@ pub fn commit<P: CommitPoint>(
     }
     let durability = prepared.durability;
     crash_point!(point, CommitPointWritten);
-    // Past the commit point: install on every store even if releasing old slots and DEKs fails
-    // on one (that only leaves unreferenced DEKs, which the next open removes), then report the
-    // first error: the commit itself stands.
+    // Past the commit point: every store installs (nothing there can fail), readers are let
+    // in, then what no snapshot holds any more is released in one batch for all stores (a
+    // failure there only leaves unreferenced DEKs, which the next open removes; it is reported,
+    // the commit stands).
     let mut outcome = CommitOutcome::default();
-    let mut first_error = None;
     for (t, p) in txns.iter_mut().zip(prepared.stores) {
+        let store = t.store();
         let info = match p {
             Some(p) => {
                 outcome.blocks_written += p.allocated_blocks();
-                let store = t.store();
-                match store.install(t.state_mut(), p) {
-                    Ok(info) => info,
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                        CommitInfo {
-                            generation: store.generation(),
-                            ..Default::default()
-                        }
-                    }
-                }
+                store.install(t.state_mut(), p)
             }
             None => CommitInfo {
-                generation: t.store().generation(),
+                generation: store.generation(),
                 ..Default::default()
             },
         };
         outcome.stores.push(info);
     }
+    let stores: Vec<&Store> = txns.iter().map(|t| t.store()).collect();
     // The writer state is released before readers see the commit.
     drop(txns);
     point.installed();
+    let reclaimed = reclaim_stores(&stores, keys);
     crash_point!(point, Installed);
     point.bind()?;
     if let Durability::NotDurable(e) = durability {
         return Err(e);
     }
-    if let Some(e) = first_error {
-        return Err(e.into());
-    }
+    reclaimed?;
     Ok(outcome)
 }
 

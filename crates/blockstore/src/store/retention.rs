@@ -28,10 +28,39 @@ pub(crate) fn block_ids(blocks: &[(u64, u64)]) -> Vec<u64> {
     blocks.iter().map(|(id, _)| *id).collect()
 }
 
+/// DEKs whose blocks no snapshot can read any more, gathered over one or more stores of a
+/// database so they leave the DEK table in one removal (one frame, one audit record).
+#[derive(Debug, Default)]
+pub(crate) struct Released {
+    freed: Vec<u64>,
+    dropped: Vec<u64>,
+}
+
+impl Released {
+    /// Removes the freed DEKs and crypto-shreds the dropped ones.
+    pub(crate) fn release(self, keys: &DatabaseKeys) -> Result<()> {
+        keys.remove(&self.freed)?;
+        if !self.dropped.is_empty() {
+            keys.shred(&self.dropped)?;
+        }
+        Ok(())
+    }
+}
+
+/// Releases what no snapshot of `stores` (all of one database) holds any more, with one
+/// removal from the DEK table for all of them.
+pub(crate) fn reclaim_stores(stores: &[&Store], keys: &DatabaseKeys) -> Result<()> {
+    let mut released = Released::default();
+    for store in stores {
+        store.collect_released(&mut store.state.lock(), &mut released);
+    }
+    released.release(keys)
+}
+
 impl Store {
-    /// Makes a written, prepared commit current after the commit point, and releases what no
-    /// reader holds any more.
-    pub(crate) fn install(&self, state: &mut WriteState, prepared: Prepared) -> Result<CommitInfo> {
+    /// Makes a written, prepared commit current after the commit point. What it replaced is
+    /// retired, released once no snapshot holds it (see [`reclaim_stores`]).
+    pub(crate) fn install(&self, state: &mut WriteState, prepared: Prepared) -> CommitInfo {
         let generation = prepared.manifest.generation;
         let max_slot = prepared.allocated.iter().map(|s| s + 1).max().unwrap_or(0) as usize;
         if state.in_use.len() < max_slot {
@@ -49,23 +78,30 @@ impl Store {
             freed_released: false,
             dropped_released: false,
         });
-        self.reclaim_locked(state)?;
-        Ok(CommitInfo {
+        CommitInfo {
             generation,
             rows: prepared.rows,
             blocks_written: prepared.allocated.len() as u64,
-        })
+        }
     }
 
     /// Releases the slots and DEKs of retired manifests no scan or snapshot holds any more,
     /// oldest first (a slot freed by commit N+1 may still be read through manifest N or older).
     /// Freed DEKs are removed; those of dropped tables are crypto-shredded. Waits for a running
-    /// transaction (which reclaims when it begins and installs anyway).
+    /// transaction (which reclaims when it begins and after it commits anyway).
     pub fn reclaim(&self) -> Result<()> {
         self.reclaim_locked(&mut self.state.lock())
     }
 
     pub(crate) fn reclaim_locked(&self, state: &mut WriteState) -> Result<()> {
+        let mut released = Released::default();
+        self.collect_released(state, &mut released);
+        released.release(&self.shared.keys)
+    }
+
+    /// Frees the slots of retired manifests no snapshot holds any more and adds their DEKs (not
+    /// released yet) to `out`.
+    pub(crate) fn collect_released(&self, state: &mut WriteState, out: &mut Released) {
         while state
             .retired
             .front()
@@ -76,13 +112,12 @@ impl Store {
                 state.in_use[*s as usize] = false;
             }
             if !r.freed_released {
-                self.shared.keys.remove(&block_ids(&r.freed))?;
+                out.freed.extend(block_ids(&r.freed));
             }
-            if !r.dropped_released && !r.dropped.is_empty() {
-                self.shared.keys.shred(&block_ids(&r.dropped))?;
+            if !r.dropped_released {
+                out.dropped.extend(block_ids(&r.dropped));
             }
         }
-        Ok(())
     }
 
     /// Crypto-shreds the DEKs of dropped tables *now*, without waiting for the scans that still
