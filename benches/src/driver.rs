@@ -249,15 +249,32 @@ fn alternate(round: usize) -> [bool; 2] {
     [sealed_first, !sealed_first]
 }
 
+/// What `sealstore bench` runs.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Lineitem-like rows loaded per round.
+    pub rows: usize,
+    /// Worker threads (also measured against 1 thread; default: available cores).
+    pub threads: Option<usize>,
+    /// Print one JSON object instead of text.
+    pub json: bool,
+    /// Directory for the bench's files (default: a temporary directory).
+    pub dir: Option<PathBuf>,
+    pub block_size: usize,
+    /// In-flight memory budget of a load, in bytes.
+    pub memory_budget: usize,
+}
+
 /// Runs the bench and prints its report (human-readable, or one JSON object with `json`).
-pub fn run(
-    rows: usize,
-    threads: Option<usize>,
-    json: bool,
-    dir: Option<PathBuf>,
-    block_size: usize,
-    memory_budget: usize,
-) -> CliResult {
+pub fn run(options: &BenchOptions) -> CliResult {
+    let BenchOptions {
+        rows,
+        threads,
+        json,
+        ref dir,
+        block_size,
+        memory_budget,
+    } = *options;
     if rows == 0 {
         return Err(BenchError::Usage("--rows must be at least 1".into()));
     }
@@ -267,7 +284,7 @@ pub fn run(
     }
     let _temp;
     let root = match dir {
-        Some(d) => d,
+        Some(d) => d.clone(),
         None => {
             _temp = tempfile::Builder::new().prefix("sealstore-bench-").tempdir()?;
             _temp.path().to_owned()

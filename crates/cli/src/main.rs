@@ -366,41 +366,34 @@ fn run(cli: Cli) -> CliResult {
                     "--memory-budget must be between 1 and 1048576 MiB".into(),
                 ));
             }
-            run_bench(rows, threads, json, dir, parse_size(&block_size)?, memory_budget << 20)
+            let block_size = parse_size(&block_size)?;
+            // The driver lives in the `sealstore-benches` crate, linked only into a build with
+            // the `bench` feature: its baseline runs a cluster with a no-op block cipher, which
+            // no product build can do.
+            #[cfg(feature = "bench")]
+            {
+                let options = sealstore_benches::driver::BenchOptions {
+                    rows,
+                    threads,
+                    json,
+                    dir,
+                    block_size,
+                    memory_budget: memory_budget << 20,
+                };
+                sealstore_benches::driver::run(&options).map_err(|e| match e {
+                    sealstore_benches::driver::BenchError::Usage(m) => CliError::Usage(m),
+                    sealstore_benches::driver::BenchError::Failure(m) => CliError::Failure(m),
+                })
+            }
+            #[cfg(not(feature = "bench"))]
+            {
+                let _ = (rows, threads, json, dir, block_size);
+                Err(CliError::Usage(
+                    "this sealstore was built without the benchmark; run `cargo run --release -p sealstore-cli --features bench -- bench`".into(),
+                ))
+            }
         }
     }
-}
-
-/// `sealstore bench`: the driver lives in the `sealstore-benches` crate, linked only into a
-/// build with the `bench` feature (it runs a cluster with a no-op block cipher for its
-/// baseline, which no product build can do).
-#[cfg(feature = "bench")]
-fn run_bench(
-    rows: usize,
-    threads: Option<usize>,
-    json: bool,
-    dir: Option<PathBuf>,
-    block_size: usize,
-    memory_budget: usize,
-) -> CliResult {
-    sealstore_benches::driver::run(rows, threads, json, dir, block_size, memory_budget).map_err(|e| match e {
-        sealstore_benches::driver::BenchError::Usage(m) => CliError::Usage(m),
-        sealstore_benches::driver::BenchError::Failure(m) => CliError::Failure(m),
-    })
-}
-
-#[cfg(not(feature = "bench"))]
-fn run_bench(
-    _rows: usize,
-    _threads: Option<usize>,
-    _json: bool,
-    _dir: Option<PathBuf>,
-    _block_size: usize,
-    _memory_budget: usize,
-) -> CliResult {
-    Err(CliError::Usage(
-        "this sealstore was built without the benchmark; run `cargo run --release -p sealstore-cli --features bench -- bench`".into(),
-    ))
 }
 
 fn main() -> ExitCode {
