@@ -216,37 +216,3 @@ fn write_manifests(txns: &[Transaction<'_>], stores: &[Option<Prepared>]) -> Res
         }),
     }
 }
-
-/// The standalone store's commit point: `CURRENT` names the committed manifest generation.
-#[derive(Debug)]
-pub struct CurrentFile<'s> {
-    store: &'s crate::Store,
-    generation: u64,
-}
-
-impl<'s> CurrentFile<'s> {
-    /// The commit point of `store`.
-    pub fn new(store: &'s crate::Store) -> Self {
-        Self {
-            store,
-            generation: store.generation(),
-        }
-    }
-}
-
-impl CommitPoint for CurrentFile<'_> {
-    type Error = Error;
-
-    fn write(&mut self, generations: &[u64], _dek_position: (u64, u64)) -> Result<Durability<Error>> {
-        self.generation = generations[0];
-        match crate::manifest::write_current(self.store.dir(), self.generation) {
-            Ok(()) => Ok(Durability::Durable),
-            Err(Error::Key(e)) if e.is_not_durable() => Ok(Durability::NotDurable(Error::Key(e))),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn bind(&mut self) -> Result<()> {
-        Ok(self.store.keys().bind_generation(self.generation, false)?)
-    }
-}

@@ -14,11 +14,13 @@ pub mod commit;
 pub mod encoding;
 pub mod envelope;
 mod error;
+mod identity;
 pub mod manifest;
 pub mod predicate;
 mod scan;
 mod segment;
 mod snapshot;
+mod standalone;
 mod store;
 pub mod types;
 mod writeback;
@@ -27,17 +29,19 @@ pub mod zone;
 
 #[cfg(feature = "test-hooks")]
 pub use commit::CommitStep;
-pub use commit::{CommitOutcome, CommitPoint, CurrentFile, Durability};
+pub use commit::{CommitOutcome, CommitPoint, Durability};
 pub use error::{Error, Result};
+pub use identity::{STORE_ID_LEN, StoreIdentity};
 pub use manifest::{BlockMeta, ColumnMeta, Manifest, TableMeta};
 pub use predicate::{CmpOp, Predicate, parse_filter};
 pub use scan::{ScanBuilder, ScanCounts, ScanIter, ScanStats};
 pub use snapshot::Snapshot;
+pub use standalone::CurrentFile;
 #[cfg(feature = "test-hooks")]
 pub use store::BlockCipher;
 pub use store::{
-    CommitInfo, OpenOptions, Prepared, STORE_ID_LEN, STORE_VERSION, Store, StoreIdentity, StoreOptions, StoreStats,
-    TableStats, Transaction, VerifyFailure, table_columns, validate_table_name,
+    CommitInfo, OpenOptions, Prepared, STORE_VERSION, Store, StoreOptions, StoreStats, TableStats, Transaction,
+    VerifyFailure, table_columns, validate_table_name,
 };
 pub use types::ColumnType;
 pub use writer::PAGE_ROWS;

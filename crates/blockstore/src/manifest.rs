@@ -13,7 +13,7 @@ use sealstore_keyring::{DatabaseKeys, fsutil};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope;
-use crate::store::StoreIdentity;
+use crate::identity::StoreIdentity;
 use crate::types::ColumnType;
 use crate::zone::ZoneMap;
 use crate::{Error, Result};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 #[cfg(feature = "test-hooks")]
 use sealstore_blockstore::CommitStep;
-use sealstore_blockstore::{CommitPoint, Durability, Store};
+use sealstore_blockstore::{CommitPoint, Durability, Store, Transaction};
 
 use crate::commit::CommitRecord;
 use crate::database::Database;
@@ -87,5 +87,22 @@ impl CommitPoint for ClusterCommitPoint<'_> {
             CommitStep::CommitPointWritten => CrashPoint::CommitRecordWritten,
             CommitStep::Installed => CrashPoint::SlicesInstalled,
         })
+    }
+}
+
+impl Database {
+    /// Runs the commit protocol over `txns` (one per slice) with `record` as the next catalog.
+    pub(crate) fn commit_txns(&self, txns: Vec<Transaction<'_>>, record: CommitRecord) -> Result<(CommitRecord, u64)> {
+        let mut point = ClusterCommitPoint::new(self, record);
+        let outcome = sealstore_blockstore::commit::commit(self.database_keys(), txns, &mut point)?;
+        Ok((point.record().clone(), outcome.blocks_written))
+    }
+
+    /// Commits a new catalog without touching any slice's data (a new generation, bound).
+    pub(crate) fn commit_record_only(&self, record: CommitRecord) -> Result<()> {
+        let txns = self.stores().iter().map(Store::begin).collect();
+        let mut point = ClusterCommitPoint::new(self, record).uncrashable();
+        sealstore_blockstore::commit::commit(self.database_keys(), txns, &mut point)?;
+        Ok(())
     }
 }

@@ -3,20 +3,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
-use sealstore_blockstore::{OpenOptions, Store, StoreOptions, Transaction, VerifyFailure};
+use sealstore_blockstore::{OpenOptions, Store, StoreOptions, VerifyFailure};
 use sealstore_keyring::{DatabaseKeys, Keyring, fsutil};
 
 use crate::commit::CommitRecord;
-use crate::commit_point::ClusterCommitPoint;
 use crate::config::ClusterConfig;
 use crate::distribute::Distribution;
 use crate::scan::ClusterScan;
 use crate::snapshot::{Committed, ReadSnapshot, TableInfo};
-use crate::write::CommitReport;
 use crate::{Error, Result};
 
 /// A point in the cluster commit protocol right after which a test can simulate a crash
@@ -454,63 +451,6 @@ impl Database {
 
     pub(crate) fn block_size(&self) -> usize {
         self.block_size
-    }
-
-    /// Creates an empty table (one cluster commit).
-    pub fn create_table(&self, table: &str, schema: &arrow_schema::Schema, distribution: Distribution) -> Result<()> {
-        let mut w = self.begin_write()?;
-        w.create_table(table, schema, distribution)?;
-        w.commit()?;
-        Ok(())
-    }
-
-    /// Appends batches to an existing table as one atomic cluster commit.
-    pub fn append(&self, table: &str, batches: impl IntoIterator<Item = RecordBatch>) -> Result<CommitReport> {
-        self.load(table, None, batches.into_iter().map(Ok))
-    }
-
-    /// Appends a stream of batches as one atomic cluster commit, creating the table first (in
-    /// the same commit) when `create` is given. Any error, including one from the input stream,
-    /// leaves the database exactly as it was.
-    pub fn load(
-        &self,
-        table: &str,
-        create: Option<(arrow_schema::Schema, Distribution)>,
-        batches: impl IntoIterator<Item = Result<RecordBatch>>,
-    ) -> Result<CommitReport> {
-        let mut w = self.begin_write()?;
-        if let Some((schema, distribution)) = create {
-            w.create_table(table, &schema, distribution)?;
-        }
-        w.append_stream(table, batches)?;
-        w.commit()
-    }
-
-    /// Drops a table on every slice (one cluster commit) and crypto-shreds it before returning:
-    /// its DEKs leave the DEK table at once (scans still reading it end with a "table was
-    /// dropped" error), then the database key is rotated, which rewrites the DEK table without
-    /// them and destroys the old DK — so no earlier copy of the DEK table (a backup, a stray
-    /// file) can unwrap them either. Leftover temporary files are swept.
-    pub fn drop_table(&self, table: &str) -> Result<()> {
-        let mut w = self.begin_write()?;
-        w.drop_table(table)?;
-        w.commit()?;
-        Ok(())
-    }
-
-    /// Runs the commit protocol over `txns` (one per slice) with `record` as the next catalog.
-    pub(crate) fn commit_txns(&self, txns: Vec<Transaction<'_>>, record: CommitRecord) -> Result<(CommitRecord, u64)> {
-        let mut point = ClusterCommitPoint::new(self, record);
-        let outcome = sealstore_blockstore::commit::commit(&self.keys, txns, &mut point)?;
-        Ok((point.record().clone(), outcome.blocks_written))
-    }
-
-    /// Commits a new catalog without touching any slice's data (a new generation, bound).
-    pub(crate) fn commit_record_only(&self, record: CommitRecord) -> Result<()> {
-        let txns = self.slices.iter().map(Store::begin).collect();
-        let mut point = ClusterCommitPoint::new(self, record).uncrashable();
-        sealstore_blockstore::commit::commit(&self.keys, txns, &mut point)?;
-        Ok(())
     }
 
     /// Rotates this database's key: every DEK re-wrapped under a new DK, block data untouched

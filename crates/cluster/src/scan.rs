@@ -23,6 +23,13 @@ pub struct ClusterScan {
     stats: Arc<ScanStats>,
 }
 
+impl ReadSnapshot {
+    /// Starts a scan of `table` at this snapshot.
+    pub fn scan(&self, table: &str) -> ClusterScan {
+        ClusterScan::new(self.clone(), table)
+    }
+}
+
 impl ClusterScan {
     pub(crate) fn new(snapshot: ReadSnapshot, table: &str) -> Self {
         Self {

@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use crate::commit::{CommitRecord, TableEntry};
 use crate::distribute::Distribution;
-use crate::scan::ClusterScan;
 use crate::{Error, Result};
 
 /// One cluster commit: the catalog and every slice's manifest at it.
@@ -136,11 +135,6 @@ impl ReadSnapshot {
                 })
             })
             .collect()
-    }
-
-    /// Starts a scan of `table` at this snapshot.
-    pub fn scan(&self, table: &str) -> ClusterScan {
-        ClusterScan::new(self.clone(), table)
     }
 
     pub(crate) fn slice(&self, s: usize) -> &Snapshot {

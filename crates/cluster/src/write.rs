@@ -59,6 +59,48 @@ impl std::fmt::Debug for WriteTransaction<'_> {
 }
 
 impl Database {
+    /// Creates an empty table (one cluster commit).
+    pub fn create_table(&self, table: &str, schema: &arrow_schema::Schema, distribution: Distribution) -> Result<()> {
+        let mut w = self.begin_write()?;
+        w.create_table(table, schema, distribution)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Appends batches to an existing table as one atomic cluster commit.
+    pub fn append(&self, table: &str, batches: impl IntoIterator<Item = RecordBatch>) -> Result<CommitReport> {
+        self.load(table, None, batches.into_iter().map(Ok))
+    }
+
+    /// Appends a stream of batches as one atomic cluster commit, creating the table first (in
+    /// the same commit) when `create` is given. Any error, including one from the input stream,
+    /// leaves the database exactly as it was.
+    pub fn load(
+        &self,
+        table: &str,
+        create: Option<(arrow_schema::Schema, Distribution)>,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+    ) -> Result<CommitReport> {
+        let mut w = self.begin_write()?;
+        if let Some((schema, distribution)) = create {
+            w.create_table(table, &schema, distribution)?;
+        }
+        w.append_stream(table, batches)?;
+        w.commit()
+    }
+
+    /// Drops a table on every slice (one cluster commit) and crypto-shreds it before returning:
+    /// its DEKs leave the DEK table at once (scans still reading it end with a "table was
+    /// dropped" error), then the database key is rotated, which rewrites the DEK table without
+    /// them and destroys the old DK — so no earlier copy of the DEK table (a backup, a stray
+    /// file) can unwrap them either. Leftover temporary files are swept.
+    pub fn drop_table(&self, table: &str) -> Result<()> {
+        let mut w = self.begin_write()?;
+        w.drop_table(table)?;
+        w.commit()?;
+        Ok(())
+    }
+
     /// Starts a write transaction, waiting while another one on this database is open.
     pub fn begin_write(&self) -> Result<WriteTransaction<'_>> {
         let guard = self.writer_lock().lock();
@@ -219,7 +261,7 @@ impl<'db> WriteTransaction<'db> {
         let txns = &mut self.txns;
         db.pool()
             .install(|| txns.par_iter_mut().try_for_each(|t| t.finish_blocks()))?;
-        let mut point = ClusterCommitPoint::new(db, std::mem::replace(&mut self.record, empty_record()));
+        let mut point = ClusterCommitPoint::new(db, self.record.clone());
         let outcome =
             sealstore_blockstore::commit::commit(db.database_keys(), std::mem::take(&mut self.txns), &mut point)?;
         let mut report = std::mem::take(&mut self.report);
@@ -229,17 +271,6 @@ impl<'db> WriteTransaction<'db> {
             db.shred_released()?;
         }
         Ok(report)
-    }
-}
-
-fn empty_record() -> CommitRecord {
-    CommitRecord {
-        generation: 0,
-        slices: Vec::new(),
-        stores: Vec::new(),
-        tables: Vec::new(),
-        dek_table: (0, 0),
-        rekey: None,
     }
 }
 

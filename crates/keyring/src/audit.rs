@@ -385,7 +385,7 @@ fn check_anchor(lines: &[u8], anchor: &AuditAnchor, path: &Path) -> Result<()> {
 /// taken shared (so no writer is mid-way through a key-store change), and a final line still
 /// being written is left alone.
 pub fn read_records(dir: &Path) -> Result<Vec<AuditRecord>> {
-    let lock_path = dir.join(crate::hierarchy::LOCK_FILE);
+    let lock_path = dir.join(crate::lock::LOCK_FILE);
     let lock = fsutil::open_read(&lock_path)?;
     lock.lock_shared().map_err(|e| Error::io(&lock_path, e))?;
     let records = parse_records(&dir.join(AUDIT_FILE));
@@ -482,7 +482,7 @@ mod tests {
 
     fn log_with(n: u64) -> (tempfile::TempDir, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(crate::hierarchy::LOCK_FILE), b"").unwrap();
+        fs::write(dir.path().join(crate::lock::LOCK_FILE), b"").unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
         log.set_key(key(1));
         for i in 0..n {

@@ -22,6 +22,7 @@ pub mod faults;
 pub mod fsutil;
 mod hierarchy;
 mod keystore;
+mod lock;
 mod names;
 pub mod provider;
 mod rng;

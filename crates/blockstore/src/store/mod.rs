@@ -17,6 +17,7 @@ use sealstore_keyring::{DatabaseKeys, fsutil};
 use serde::Serialize;
 
 use crate::block::{self, BlockHeader};
+use crate::identity::{STORE_ID_LEN, StoreIdentity};
 use crate::manifest::{self, BlockMeta, ColumnMeta, Manifest, TableMeta};
 use crate::segment::Segments;
 use crate::types::ColumnType;
@@ -45,22 +46,6 @@ const STORE_MAGIC: &[u8; 4] = b"SSST";
 /// Current store layout version.
 pub const STORE_VERSION: u16 = 2;
 const STORE_FILE_LEN: usize = 40;
-/// Bytes of a store id.
-pub const STORE_ID_LEN: usize = 16;
-
-/// Who a store is: its slice index and the random id it was created with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreIdentity {
-    pub slice_id: u32,
-    pub store_id: [u8; STORE_ID_LEN],
-}
-
-impl StoreIdentity {
-    /// The store id in hex (how the commit record names it).
-    pub fn store_id_hex(&self) -> String {
-        self.store_id.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
 /// Bytes of segment file per segment (slots per segment = this / block size).
 const SEGMENT_BYTES: usize = 64 << 20;
 
@@ -426,38 +411,6 @@ impl Store {
         let mut t = self.begin();
         t.io = Some(io);
         Ok(t)
-    }
-
-    /// Creates a table (one commit).
-    pub fn create_table(&self, name: &str, schema: &Schema) -> Result<CommitInfo> {
-        let mut t = self.begin();
-        t.create_table(name, schema)?;
-        t.commit()
-    }
-
-    /// Drops a table and crypto-shreds its blocks' DEKs (one commit): when this returns, no
-    /// wrapped copy of them remains in the DEK table's files, whatever scans still run.
-    pub fn drop_table(&self, name: &str) -> Result<CommitInfo> {
-        let mut t = self.begin();
-        t.drop_table(name)?;
-        let info = t.commit()?;
-        self.release_dropped_keys()?;
-        self.shared.keys.compact()?;
-        Ok(info)
-    }
-
-    /// Appends one batch as one commit.
-    pub fn append(&self, table: &str, batch: &RecordBatch) -> Result<CommitInfo> {
-        self.append_all(table, std::iter::once(batch.clone()))
-    }
-
-    /// Appends all batches as one atomic commit.
-    pub fn append_all(&self, table: &str, batches: impl IntoIterator<Item = RecordBatch>) -> Result<CommitInfo> {
-        let mut t = self.begin();
-        for b in batches {
-            t.append(table, &b)?;
-        }
-        t.commit()
     }
 
     /// Seals the new manifest of a prepared commit (durable, not yet current).

@@ -358,24 +358,6 @@ impl<'s> Transaction<'s> {
     pub(crate) fn state_mut(&mut self) -> &mut WriteState {
         &mut self.state
     }
-
-    /// Commits a standalone store through [`crate::commit`] with `CURRENT` as the commit point:
-    /// blocks → DEK table → manifest → `CURRENT` → the new generation bound into the key store.
-    /// Refused while the binding lags the committed generation and cannot be brought up to
-    /// date, so no commit can be rolled back unnoticed.
-    pub fn commit(mut self) -> Result<CommitInfo> {
-        let keys = self.store.shared.keys.clone();
-        let current = self.store.generation();
-        if keys.bound_generation()? < current {
-            keys.bind_generation(current, false)?;
-        }
-        // A standalone commit always makes a new generation, even an empty one.
-        self.touch();
-        let store = self.store;
-        let mut point = crate::commit::CurrentFile::new(store);
-        let mut outcome = crate::commit::commit(&keys, vec![self], &mut point)?;
-        Ok(outcome.stores.pop().unwrap_or_default())
-    }
 }
 
 impl Drop for Transaction<'_> {

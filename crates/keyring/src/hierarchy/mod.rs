@@ -29,6 +29,8 @@ pub use database_keys::DatabaseKeys;
 pub use rotation::RotationStep;
 pub(crate) use state::*;
 
+use crate::lock::lock_keystore;
+
 /// Builds the encryption context bound into every master-key call for the cluster key.
 fn cluster_context(cluster_id: &str, createtime: &str, generation: u32) -> EncryptionContext {
     EncryptionContext::new()

@@ -1,21 +1,6 @@
-//! The open key store shared by the keyring and every database's keys: its lock, its state,
-//! the rollback binding and the cluster key's seal count.
+//! The open key store shared by the keyring and every database's keys: its state, the rollback
+//! binding and the cluster key's seal count.
 use super::*;
-
-/// The key store's lock file.
-pub(crate) const LOCK_FILE: &str = "LOCK";
-
-/// Takes the key store's exclusive lock (released when the keyring is dropped), so two
-/// processes never extend the audit chain or rewrite the key store at once.
-pub(crate) fn lock_keystore(dir: &Path) -> Result<std::fs::File> {
-    let path = dir.join(LOCK_FILE);
-    let file = fsutil::open_append(&path, 0o600)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-    }
-}
 
 /// The open key store, shared by the keyring and every open database's keys (which bind their
 /// commit generation through it).
