@@ -14,6 +14,7 @@ pub mod commit;
 pub mod encoding;
 pub mod envelope;
 mod error;
+mod filter_text;
 mod identity;
 pub mod manifest;
 pub mod predicate;
@@ -31,9 +32,10 @@ pub mod zone;
 pub use commit::CommitStep;
 pub use commit::{CommitOutcome, CommitPoint, Durability};
 pub use error::{Error, Result};
+pub use filter_text::parse_filter;
 pub use identity::{STORE_ID_LEN, StoreIdentity};
 pub use manifest::{BlockMeta, ColumnMeta, Manifest, TableMeta};
-pub use predicate::{CmpOp, Predicate, parse_filter};
+pub use predicate::{CmpOp, Predicate};
 pub use scan::{ScanBuilder, ScanCounts, ScanIter, ScanStats};
 pub use snapshot::Snapshot;
 pub use standalone::CurrentFile;
@@ -98,6 +100,6 @@ pub mod fuzzing {
             ("e".to_owned(), ColumnType::TimestampMicros),
             ("f".to_owned(), ColumnType::Boolean),
         ];
-        let _ = crate::predicate::parse_filter(text, &cols);
+        let _ = crate::filter_text::parse_filter(text, &cols);
     }
 }

@@ -24,7 +24,8 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
-    fn symbol(&self) -> &'static str {
+    /// The operator as written in a filter.
+    pub fn symbol(&self) -> &'static str {
         match self {
             CmpOp::Eq => "=",
             CmpOp::Ne => "!=",
@@ -274,8 +275,12 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 
 /// Parses a literal for a column of type `ty`. Strings may be single- or double-quoted.
 pub fn parse_literal(ty: ColumnType, text: &str) -> Result<Scalar> {
-    let t = text.trim();
-    let unquoted = unquote(t);
+    parse_value(ty, unquote(text.trim()))
+}
+
+/// Parses a value (already unquoted) for a column of type `ty`.
+pub(crate) fn parse_value(ty: ColumnType, unquoted: &str) -> Result<Scalar> {
+    let t = unquoted;
     let bad = |what: &str| Error::InvalidPredicate(format!("`{t}` is not {what}"));
     Ok(match ty {
         ColumnType::Boolean => match unquoted.to_ascii_lowercase().as_str() {
@@ -319,138 +324,9 @@ fn unquote(t: &str) -> &str {
     t
 }
 
-/// Splits on the keyword `AND` outside quotes (case-insensitive).
-fn split_and(expr: &str) -> Vec<String> {
-    let mut tokens: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    for ch in expr.chars() {
-        match quote {
-            Some(q) => {
-                cur.push(ch);
-                if ch == q {
-                    quote = None;
-                }
-            }
-            None if ch == '\'' || ch == '"' => {
-                quote = Some(ch);
-                cur.push(ch);
-            }
-            None if ch.is_whitespace() => {
-                if !cur.is_empty() {
-                    tokens.push(std::mem::take(&mut cur));
-                }
-            }
-            None => cur.push(ch),
-        }
-    }
-    if !cur.is_empty() {
-        tokens.push(cur);
-    }
-    // Re-join tokens into conjuncts; the AND right after BETWEEN x belongs to BETWEEN.
-    let mut parts = Vec::new();
-    let mut current: Vec<String> = Vec::new();
-    let mut between_pending = false;
-    for tok in tokens {
-        let upper = tok.to_ascii_uppercase();
-        if upper == "AND" && !between_pending {
-            parts.push(current.join(" "));
-            current.clear();
-            continue;
-        }
-        if upper == "AND" {
-            between_pending = false;
-        } else if upper == "BETWEEN" {
-            between_pending = true;
-        }
-        current.push(tok);
-    }
-    parts.push(current.join(" "));
-    parts
-}
-
-/// Parses a filter expression against a table's columns: conjunctions of `col OP literal`
-/// (`= != <> < <= > >=`), `col BETWEEN a AND b`, `col IS NULL`, `col IS NOT NULL`.
-pub fn parse_filter(expr: &str, columns: &[(String, ColumnType)]) -> Result<Vec<Predicate>> {
-    if expr.len() > 64 * 1024 {
-        return Err(Error::InvalidPredicate("expression longer than 64 KiB".into()));
-    }
-    let mut out = Vec::new();
-    for part in split_and(expr) {
-        let part = part.trim();
-        if part.is_empty() {
-            return Err(Error::InvalidPredicate(format!("empty condition in `{expr}`")));
-        }
-        out.push(parse_condition(part, columns)?);
-    }
-    Ok(out)
-}
-
-fn parse_condition(part: &str, columns: &[(String, ColumnType)]) -> Result<Predicate> {
-    let err = |why: &str| Error::InvalidPredicate(format!("`{part}`: {why}"));
-    let name_end = part
-        .find(|c: char| c.is_whitespace() || "=!<>".contains(c))
-        .unwrap_or(part.len());
-    let column = &part[..name_end];
-    if column.is_empty() {
-        return Err(err("expected a column name"));
-    }
-    let ty = columns
-        .iter()
-        .find(|(n, _)| n == column)
-        .map(|(_, t)| *t)
-        .ok_or_else(|| err(&format!("unknown column `{column}`")))?;
-    let rest = part[name_end..].trim_start();
-    let upper = rest.to_ascii_uppercase();
-    if upper == "IS NULL" {
-        return Ok(Predicate::IsNull(column.to_owned()));
-    }
-    if upper == "IS NOT NULL" {
-        return Ok(Predicate::IsNotNull(column.to_owned()));
-    }
-    if upper.starts_with("BETWEEN ") {
-        let body = &rest[8..];
-        let tokens: Vec<&str> = body.split_whitespace().collect();
-        let and = tokens
-            .iter()
-            .position(|t| t.eq_ignore_ascii_case("AND"))
-            .ok_or_else(|| err("BETWEEN needs AND"))?;
-        let low = tokens[..and].join(" ");
-        let high = tokens[and + 1..].join(" ");
-        if low.is_empty() || high.is_empty() {
-            return Err(err("BETWEEN needs two values"));
-        }
-        return Ok(Predicate::between(
-            column,
-            parse_literal(ty, &low)?,
-            parse_literal(ty, &high)?,
-        ));
-    }
-    let ops = [
-        ("<=", CmpOp::Le),
-        (">=", CmpOp::Ge),
-        ("!=", CmpOp::Ne),
-        ("<>", CmpOp::Ne),
-        ("=", CmpOp::Eq),
-        ("<", CmpOp::Lt),
-        (">", CmpOp::Gt),
-    ];
-    for (sym, op) in ops {
-        if let Some(lit) = rest.strip_prefix(sym) {
-            let lit = lit.trim();
-            if lit.is_empty() {
-                return Err(err("missing value after the operator"));
-            }
-            return Ok(Predicate::compare(column, op, parse_literal(ty, lit)?));
-        }
-    }
-    Err(err(
-        "expected an operator (= != < <= > >=), BETWEEN, IS NULL or IS NOT NULL",
-    ))
-}
-
 #[cfg(test)]
 mod tests {
+    use crate::filter_text::parse_filter;
     use std::sync::Arc;
 
     use super::*;

@@ -319,6 +319,58 @@ fn scan_errors() {
 }
 
 #[test]
+fn a_where_with_or_is_refused_never_answered_with_zero_rows() {
+    let c = cluster();
+    ok(&["load", &c.data, "orders", sample_csv().to_str().unwrap()]);
+    // Once this silently returned 0 rows with exit 0: `OR …` became part of the string literal.
+    let err = fails(
+        &[
+            "scan",
+            &c.data,
+            "orders",
+            "--where",
+            "customer = 'alice' OR customer = 'bob'",
+            "--format",
+            "count",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("`OR`") && err.contains("only conditions joined by AND"),
+        "{err}"
+    );
+    for bad in [
+        "customer IN ('alice', 'bob')",
+        "customer LIKE 'al%'",
+        "NOT amount > 1",
+        "customer = 'alice' 'bob'",
+    ] {
+        fails(&["scan", &c.data, "orders", "--where", bad], 2);
+    }
+    // What the language does say still works, quotes with keywords inside included.
+    let one = ok(&[
+        "scan",
+        &c.data,
+        "orders",
+        "--where",
+        "customer = 'alice' AND amount > 100",
+        "--format",
+        "count",
+    ]);
+    assert_eq!(one.trim(), "2");
+    let none = ok(&[
+        "scan",
+        &c.data,
+        "orders",
+        "--where",
+        "note = 'x OR y'",
+        "--format",
+        "count",
+    ]);
+    assert_eq!(none.trim(), "0");
+}
+
+#[test]
 fn verify_and_audit_detect_tampering() {
     let c = cluster();
     ok(&["load", &c.data, "orders", sample_csv().to_str().unwrap()]);
