@@ -365,5 +365,12 @@ impl Drop for Transaction<'_> {
         if !self.finished {
             self.store.shared.keys.discard_pending();
         }
+        // An aborted pipelined transaction's writer thread may still hold queued blocks: it
+        // must be done writing before the write state (and with it the slots it wrote to) is
+        // released, or the next transaction could allocate a slot this thread then overwrites.
+        // Its error does not matter: nothing it wrote is referenced.
+        if let Some(io) = self.io.take() {
+            let _ = io.finish();
+        }
     }
 }
