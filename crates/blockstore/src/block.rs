@@ -28,6 +28,24 @@ pub const BLOCK_MAGIC: &[u8; 4] = b"SSBK";
 pub const BLOCK_FORMAT_VERSION: u16 = 1;
 /// Plaintext header length (the AAD).
 pub const HEADER_LEN: usize = 64;
+/// Named offsets of the header fields (the layout in the module docs); bytes from
+/// [`offset::RESERVED`] to [`HEADER_LEN`] are zero.
+pub mod offset {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 4;
+    pub const COLUMN_TYPE: usize = 6;
+    pub const ENCODING: usize = 7;
+    pub const BLOCK_ID: usize = 8;
+    pub const TABLE_ID: usize = 16;
+    pub const COLUMN_ID: usize = 20;
+    pub const SLICE_ID: usize = 24;
+    pub const DK_GENERATION: usize = 28;
+    pub const ROW_START: usize = 32;
+    pub const ROW_COUNT: usize = 40;
+    pub const NONCE: usize = 44;
+    pub const RESERVED: usize = 56;
+}
+
 /// Smallest block size.
 pub const MIN_BLOCK_SIZE: usize = 64 << 10;
 /// Largest block size.
@@ -62,19 +80,20 @@ pub struct BlockHeader {
 
 impl BlockHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
+        use offset::*;
         let mut h = [0u8; HEADER_LEN];
-        h[0..4].copy_from_slice(BLOCK_MAGIC);
-        h[4..6].copy_from_slice(&BLOCK_FORMAT_VERSION.to_le_bytes());
-        h[6] = self.column_type;
-        h[7] = self.encoding;
-        h[8..16].copy_from_slice(&self.block_id.to_le_bytes());
-        h[16..20].copy_from_slice(&self.table_id.to_le_bytes());
-        h[20..24].copy_from_slice(&self.column_id.to_le_bytes());
-        h[24..28].copy_from_slice(&self.slice_id.to_le_bytes());
-        h[28..32].copy_from_slice(&self.dk_generation.to_le_bytes());
-        h[32..40].copy_from_slice(&self.row_start.to_le_bytes());
-        h[40..44].copy_from_slice(&self.row_count.to_le_bytes());
-        h[44..56].copy_from_slice(&self.nonce);
+        h[MAGIC..MAGIC + 4].copy_from_slice(BLOCK_MAGIC);
+        h[VERSION..VERSION + 2].copy_from_slice(&BLOCK_FORMAT_VERSION.to_le_bytes());
+        h[COLUMN_TYPE] = self.column_type;
+        h[ENCODING] = self.encoding;
+        h[BLOCK_ID..BLOCK_ID + 8].copy_from_slice(&self.block_id.to_le_bytes());
+        h[TABLE_ID..TABLE_ID + 4].copy_from_slice(&self.table_id.to_le_bytes());
+        h[COLUMN_ID..COLUMN_ID + 4].copy_from_slice(&self.column_id.to_le_bytes());
+        h[SLICE_ID..SLICE_ID + 4].copy_from_slice(&self.slice_id.to_le_bytes());
+        h[DK_GENERATION..DK_GENERATION + 4].copy_from_slice(&self.dk_generation.to_le_bytes());
+        h[ROW_START..ROW_START + 8].copy_from_slice(&self.row_start.to_le_bytes());
+        h[ROW_COUNT..ROW_COUNT + 4].copy_from_slice(&self.row_count.to_le_bytes());
+        h[NONCE..NONCE + NONCE_LEN].copy_from_slice(&self.nonce);
         h
     }
 
@@ -82,25 +101,26 @@ impl BlockHeader {
         if h.len() < HEADER_LEN {
             return Err("block shorter than its header");
         }
-        if &h[0..4] != BLOCK_MAGIC {
+        use offset::*;
+        if &h[MAGIC..MAGIC + 4] != BLOCK_MAGIC {
             return Err("bad block magic");
         }
-        if u16::from_le_bytes([h[4], h[5]]) != BLOCK_FORMAT_VERSION {
+        if u16::from_le_bytes([h[VERSION], h[VERSION + 1]]) != BLOCK_FORMAT_VERSION {
             return Err("unsupported block format version");
         }
         let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
         let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
         Ok(Self {
-            column_type: h[6],
-            encoding: h[7],
-            block_id: u64_at(8),
-            table_id: u32_at(16),
-            column_id: u32_at(20),
-            slice_id: u32_at(24),
-            dk_generation: u32_at(28),
-            row_start: u64_at(32),
-            row_count: u32_at(40),
-            nonce: h[44..56].try_into().expect("12 bytes"),
+            column_type: h[COLUMN_TYPE],
+            encoding: h[ENCODING],
+            block_id: u64_at(BLOCK_ID),
+            table_id: u32_at(TABLE_ID),
+            column_id: u32_at(COLUMN_ID),
+            slice_id: u32_at(SLICE_ID),
+            dk_generation: u32_at(DK_GENERATION),
+            row_start: u64_at(ROW_START),
+            row_count: u32_at(ROW_COUNT),
+            nonce: h[NONCE..NONCE + NONCE_LEN].try_into().expect("12 bytes"),
         })
     }
 }

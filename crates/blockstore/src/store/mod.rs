@@ -46,6 +46,17 @@ const STORE_MAGIC: &[u8; 4] = b"SSST";
 /// Current store layout version.
 pub const STORE_VERSION: u16 = 2;
 const STORE_FILE_LEN: usize = 40;
+
+/// Named offsets of the `STORE` file's fields.
+mod store_file {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 4;
+    pub const BLOCK_SIZE: usize = 8;
+    pub const SLICE_ID: usize = 12;
+    pub const SLOTS_PER_SEGMENT: usize = 16;
+    pub const STORE_ID: usize = 20;
+    pub const CRC: usize = 36;
+}
 /// Bytes of segment file per segment (slots per segment = this / block size).
 const SEGMENT_BYTES: usize = 64 << 20;
 
@@ -191,31 +202,39 @@ fn slots_per_segment(block_size: usize) -> u32 {
 fn read_store_file(dir: &Path) -> Result<(usize, StoreIdentity, u64)> {
     let path = dir.join(STORE_FILE);
     let b = fsutil::read(&path)?;
-    if b.len() >= 6 && &b[..4] == STORE_MAGIC && u16::from_le_bytes([b[4], b[5]]) != STORE_VERSION {
+    use store_file::*;
+    let version_at = |b: &[u8]| u16::from_le_bytes([b[VERSION], b[VERSION + 1]]);
+    if b.len() >= VERSION + 2 && &b[MAGIC..MAGIC + 4] == STORE_MAGIC && version_at(&b) != STORE_VERSION {
         return Err(Error::corrupt(
             &path,
-            4,
+            VERSION as u64,
             format!(
                 "store format {} is not supported by this sealstore (format {STORE_VERSION}); re-create the store and load its data again",
-                u16::from_le_bytes([b[4], b[5]])
+                version_at(&b)
             ),
         ));
     }
-    let end = STORE_FILE_LEN - 4;
-    if b.len() != STORE_FILE_LEN || &b[..4] != STORE_MAGIC || crc32fast::hash(&b[..end]).to_le_bytes() != b[end..] {
+    if b.len() != STORE_FILE_LEN
+        || &b[MAGIC..MAGIC + 4] != STORE_MAGIC
+        || crc32fast::hash(&b[..CRC]).to_le_bytes() != b[CRC..]
+    {
         return Err(Error::corrupt(&path, 0, "store layout file is damaged"));
     }
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
-    let block_size = u32_at(8) as usize;
+    let block_size = u32_at(BLOCK_SIZE) as usize;
     // The segment size is derived from the block size: a hostile count cannot size allocations.
-    if !block::valid_block_size(block_size as u64) || u32_at(16) != slots_per_segment(block_size) {
-        return Err(Error::corrupt(&path, 8, "invalid block size or segment size"));
+    if !block::valid_block_size(block_size as u64) || u32_at(SLOTS_PER_SEGMENT) != slots_per_segment(block_size) {
+        return Err(Error::corrupt(
+            &path,
+            BLOCK_SIZE as u64,
+            "invalid block size or segment size",
+        ));
     }
     let identity = StoreIdentity {
-        slice_id: u32_at(12),
-        store_id: b[20..36].try_into().expect("16 bytes"),
+        slice_id: u32_at(SLICE_ID),
+        store_id: b[STORE_ID..STORE_ID + STORE_ID_LEN].try_into().expect("16 bytes"),
     };
-    Ok((block_size, identity, u64::from(u32_at(16))))
+    Ok((block_size, identity, u64::from(u32_at(SLOTS_PER_SEGMENT))))
 }
 
 impl Store {
