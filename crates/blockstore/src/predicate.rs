@@ -45,6 +45,11 @@ pub enum Predicate {
     Between { column: String, low: Scalar, high: Scalar },
     IsNull(String),
     IsNotNull(String),
+    /// `column IN (v, …)`: true when the value equals one of the values.
+    InList { column: String, values: Vec<Scalar> },
+    /// `column LIKE 'prefix%'` on a UTF-8 or binary column: true when the value starts with
+    /// the bytes of `prefix`.
+    StartsWith { column: String, prefix: Vec<u8> },
 }
 
 impl std::fmt::Display for Predicate {
@@ -54,6 +59,13 @@ impl std::fmt::Display for Predicate {
             Predicate::Between { column, low, high } => write!(f, "{column} BETWEEN {low} AND {high}"),
             Predicate::IsNull(c) => write!(f, "{c} IS NULL"),
             Predicate::IsNotNull(c) => write!(f, "{c} IS NOT NULL"),
+            Predicate::InList { column, values } => {
+                let list: Vec<String> = values.iter().map(ToString::to_string).collect();
+                write!(f, "{column} IN ({})", list.join(", "))
+            }
+            Predicate::StartsWith { column, prefix } => {
+                write!(f, "{column} LIKE {:?}", format!("{}%", String::from_utf8_lossy(prefix)))
+            }
         }
     }
 }
@@ -80,7 +92,10 @@ impl Predicate {
     /// The column the predicate reads.
     pub fn column(&self) -> &str {
         match self {
-            Predicate::Compare { column, .. } | Predicate::Between { column, .. } => column,
+            Predicate::Compare { column, .. }
+            | Predicate::Between { column, .. }
+            | Predicate::InList { column, .. }
+            | Predicate::StartsWith { column, .. } => column,
             Predicate::IsNull(c) | Predicate::IsNotNull(c) => c,
         }
     }
@@ -113,6 +128,20 @@ impl Predicate {
                 CmpOp::Ge => ge(&zone.max, value, true),
             },
             Predicate::Between { low, high, .. } => ge(&zone.max, low, true) && le(&zone.min, high, true),
+            Predicate::InList { values, .. } => values
+                .iter()
+                .any(|v| le(&zone.min, v, true) && ge(&zone.max, v, true)),
+            Predicate::StartsWith { prefix, .. } => {
+                // Values with the prefix lie in [prefix, prefix_successor); a block may hold one
+                // unless its max is below the prefix or its min at or above the successor. A
+                // truncated min is a prefix of the true min, so still a valid lower bound.
+                let below = matches!(&zone.max, Some(Scalar::Bytes(max)) if max.as_slice() < prefix.as_slice());
+                let above = match (&zone.min, prefix_successor(prefix)) {
+                    (Some(Scalar::Bytes(min)), Some(succ)) => min.as_slice() >= succ.as_slice(),
+                    _ => false,
+                };
+                !below && !above
+            }
         }
     }
 
@@ -133,6 +162,8 @@ impl Predicate {
         let ok = match self {
             Predicate::Compare { value, .. } => fits(value),
             Predicate::Between { low, high, .. } => fits(low) && fits(high),
+            Predicate::InList { values, .. } => values.iter().all(fits),
+            Predicate::StartsWith { .. } => matches!(ty, ColumnType::Utf8 | ColumnType::Binary),
             _ => true,
         };
         if ok {
@@ -178,7 +209,43 @@ impl Predicate {
                 let hi = literal(ty, high)?;
                 &definite(cmp::gt_eq(array, lo.as_ref())?) & &definite(cmp::lt_eq(array, hi.as_ref())?)
             }
+            Predicate::InList { values, .. } => {
+                let mut any = BooleanBuffer::new_unset(array.len());
+                for v in values {
+                    let lit = literal(ty, v)?;
+                    any = &any | &definite(cmp::eq(array, lit.as_ref())?);
+                }
+                any
+            }
+            Predicate::StartsWith { prefix, .. } => starts_with(array, prefix)?,
         })
+    }
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, if any.
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut succ = prefix.to_vec();
+    while let Some(last) = succ.pop() {
+        if last < u8::MAX {
+            succ.push(last + 1);
+            return Some(succ);
+        }
+    }
+    None
+}
+
+/// Rows whose (non-null) value starts with `prefix`.
+fn starts_with(array: &ArrayRef, prefix: &[u8]) -> Result<BooleanBuffer> {
+    let test = |v: Option<&[u8]>| v.is_some_and(|v| v.starts_with(prefix));
+    if let Some(a) = array.as_any().downcast_ref::<StringArray>() {
+        Ok(a.iter().map(|v| test(v.map(str::as_bytes))).collect())
+    } else if let Some(a) = array.as_any().downcast_ref::<BinaryArray>() {
+        Ok(a.iter().map(test).collect())
+    } else {
+        Err(Error::InvalidPredicate(format!(
+            "LIKE prefix on a column of type {}",
+            array.data_type()
+        )))
     }
 }
 
@@ -378,6 +445,57 @@ mod tests {
             let err = parse_filter(bad, &cols()).unwrap_err();
             assert!(matches!(err, Error::InvalidPredicate(_)), "{bad}: {err}");
         }
+    }
+
+    fn zone(min: &[u8], max: Option<&[u8]>) -> ZoneMap {
+        ZoneMap {
+            rows: 10,
+            nulls: 0,
+            min: Some(Scalar::Bytes(min.to_vec())),
+            max: max.map(|m| Scalar::Bytes(m.to_vec())),
+        }
+    }
+
+    #[test]
+    fn in_lists_prune_blocks_holding_none_of_the_values_and_match_any() {
+        let p = Predicate::InList {
+            column: "id".into(),
+            values: vec![Scalar::Int(3), Scalar::Int(40)],
+        };
+        let z = |lo, hi| ZoneMap {
+            rows: 4,
+            nulls: 0,
+            min: Some(Scalar::Int(lo)),
+            max: Some(Scalar::Int(hi)),
+        };
+        assert!(p.may_match(&z(0, 5)) && p.may_match(&z(30, 50)));
+        assert!(!p.may_match(&z(4, 39)) && !p.may_match(&z(41, 90)));
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![Some(3), None, Some(4), Some(40)]));
+        let hits = p.evaluate(&a, ColumnType::Int64).unwrap();
+        assert_eq!(hits.iter().collect::<Vec<_>>(), [true, false, false, true]);
+        assert!(p.check(ColumnType::Int64).is_ok() && p.check(ColumnType::Utf8).is_err());
+    }
+
+    #[test]
+    fn like_prefix_prunes_by_range_and_matches_exactly() {
+        let p = Predicate::StartsWith {
+            column: "name".into(),
+            prefix: b"PROMO".to_vec(),
+        };
+        assert!(p.may_match(&zone(b"ECONOMY", Some(b"STANDARD"))));
+        assert!(p.may_match(&zone(b"PROMO BURNISHED", None)));
+        assert!(!p.may_match(&zone(b"ECONOMY", Some(b"LARGE"))));
+        assert!(!p.may_match(&zone(b"PROMP", Some(b"STANDARD"))));
+        // No successor exists for an all-0xFF prefix: only the max bound can prune.
+        let ff = Predicate::StartsWith {
+            column: "name".into(),
+            prefix: vec![0xFF],
+        };
+        assert!(ff.may_match(&zone(&[0xFF, 1], None)) && !ff.may_match(&zone(b"a", Some(b"b"))));
+        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("PROMO x"), None, Some("PROM"), Some("xPROMO")]));
+        let hits = p.evaluate(&a, ColumnType::Utf8).unwrap();
+        assert_eq!(hits.iter().collect::<Vec<_>>(), [true, false, false, false]);
+        assert!(p.check(ColumnType::Int64).is_err());
     }
 
     #[test]

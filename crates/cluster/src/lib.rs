@@ -45,14 +45,14 @@ pub use database::{BlockLocation, Database};
 pub use distribute::Distribution;
 pub use error::{Error, Result};
 pub use rekey::RekeyReport;
-pub use scan::{ClusterScan, ClusterScanIter};
+pub use scan::{ClusterScan, ClusterScanIter, SliceScanIter};
 pub use sealstore_blockstore::{
-    CmpOp, ColumnType, Predicate, Scalar, ScanCounts, ScanStats, VerifyFailure, parse_filter,
+    CmpOp, ColumnType, Predicate, Scalar, ScanCounts, ScanStats, VerifyFailure, ZoneMap, parse_filter,
 };
 #[cfg(feature = "test-hooks")]
 pub use sealstore_keyring::RotationStep;
 pub use sealstore_keyring::{AuditRecord, AuditVerifyReport, HierarchyInfo};
-pub use snapshot::{ReadSnapshot, TableInfo};
+pub use snapshot::{ReadSnapshot, SliceStatistics, TableInfo};
 pub use write::{CommitReport, WriteTransaction};
 
 /// The database every cluster starts with.

@@ -14,7 +14,7 @@ use crate::snapshot::ReadSnapshot;
 use crate::{Error, Result};
 
 /// Builds a scan over all slices of a table at one snapshot.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClusterScan {
     snapshot: ReadSnapshot,
     table: String,
@@ -63,6 +63,36 @@ impl ClusterScan {
     pub fn stats(mut self, stats: Arc<ScanStats>) -> Self {
         self.stats = stats;
         self
+    }
+
+    /// The slices this scan reads, one partition each for an engine that drives them itself
+    /// ([`Self::run_slice`]); one slice for an ALL table.
+    pub fn slices(&self) -> Result<Vec<usize>> {
+        self.snapshot.scan_slices(&self.table)
+    }
+
+    /// Plans and runs the scan of one slice on the caller's thread: for engines (DataFusion)
+    /// that schedule partitions themselves. The iterator holds the snapshot.
+    pub fn run_slice(&self, slice: usize) -> Result<SliceScanIter> {
+        if !self.slices()?.contains(&slice) {
+            return Err(Error::InvalidOption(format!(
+                "table `{}` has no rows to scan on slice {slice}",
+                self.table
+            )));
+        }
+        let mut b = self
+            .snapshot
+            .slice(slice)
+            .scan(&self.table)
+            .filters(self.predicates.clone())
+            .stats(self.stats.clone());
+        if let Some(cols) = &self.columns {
+            b = b.columns(cols);
+        }
+        Ok(SliceScanIter {
+            iter: b.run()?,
+            _snapshot: self.snapshot.clone(),
+        })
     }
 
     /// Plans every slice's scan (zone-map pruning first), then streams batches as slices
@@ -144,5 +174,27 @@ impl Iterator for ClusterScanIter {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.rx.recv().ok()
+    }
+}
+
+/// Batches of one slice's scan, read on the caller's thread. Holds its snapshot.
+#[derive(Debug)]
+pub struct SliceScanIter {
+    iter: ScanIter,
+    _snapshot: ReadSnapshot,
+}
+
+impl SliceScanIter {
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.iter.schema()
+    }
+}
+
+impl Iterator for SliceScanIter {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next().map(|r| r.map_err(Error::from))
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
-use sealstore_blockstore::Snapshot;
+use sealstore_blockstore::{Snapshot, ZoneMap};
 use serde::Serialize;
 
 use crate::commit::{CommitRecord, TableEntry};
@@ -30,6 +30,16 @@ pub struct TableInfo {
     pub rows: u64,
     pub blocks: u64,
     pub columns: Vec<(String, String)>,
+}
+
+/// What one slice's manifest says about a table, without reading a block: rows and, per
+/// column in schema order, the merged zone map (null count, and min/max bounds where every
+/// block kept one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceStatistics {
+    pub slice: usize,
+    pub rows: u64,
+    pub columns: Vec<ZoneMap>,
 }
 
 /// A consistent, read-only view of one database at one cluster commit. Cheap to clone; scans,
@@ -106,6 +116,35 @@ impl ReadSnapshot {
     pub fn rows_per_slice(&self, table: &str) -> Result<Vec<u64>> {
         self.entry(table)?;
         self.committed.slices.iter().map(|s| Ok(s.row_count(table)?)).collect()
+    }
+
+    /// Manifest statistics of a table on every slice a scan reads (one for an ALL table).
+    pub fn slice_statistics(&self, table: &str) -> Result<Vec<SliceStatistics>> {
+        self.scan_slices(table)?
+            .into_iter()
+            .map(|slice| {
+                let meta = self.committed.slices[slice].manifest().table(table)?;
+                let columns = meta
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let mut merged: Option<ZoneMap> = None;
+                        for b in &c.blocks {
+                            match merged.as_mut() {
+                                Some(m) => m.merge(&b.zone),
+                                None => merged = Some(b.zone.clone()),
+                            }
+                        }
+                        merged.unwrap_or_default()
+                    })
+                    .collect();
+                Ok(SliceStatistics {
+                    slice,
+                    rows: meta.rows,
+                    columns,
+                })
+            })
+            .collect()
     }
 
     /// Describes every table.

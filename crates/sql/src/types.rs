@@ -1,0 +1,108 @@
+//! The type mapping between SQL results and sealstore columns.
+//!
+//! sealstore stores eight types. A statement that creates or fills a table may produce others;
+//! those with a lossless (or documented) home are cast, the rest are refused by name before
+//! anything is written.
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::compute::cast;
+
+use crate::{Error, Result};
+
+/// The type sealstore stores a column of `ty` as, if any.
+///
+/// Narrow integers widen to INT, UINT32 to BIGINT, REAL to DOUBLE, every string and binary
+/// flavour to its plain form, and timestamps of any unit (no time zone) to microseconds
+/// (nanoseconds are truncated).
+pub fn storable(ty: &DataType) -> Option<DataType> {
+    Some(match ty {
+        DataType::Boolean => DataType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => DataType::Int32,
+        DataType::Int64 | DataType::UInt32 => DataType::Int64,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => DataType::Float64,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
+        DataType::Date32 => DataType::Date32,
+        DataType::Timestamp(_, None) => DataType::Timestamp(TimeUnit::Microsecond, None),
+        _ => return None,
+    })
+}
+
+/// The schema a table created from `schema` gets: storable types, every column nullable.
+pub fn storable_schema(schema: &Schema) -> Result<SchemaRef> {
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            storable(f.data_type())
+                .map(|ty| Field::new(f.name(), ty, true))
+                .ok_or_else(|| Error::UnsupportedType {
+                    column: f.name().clone(),
+                    ty: f.data_type().to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// `batch` as a batch of `target` (a table's schema): columns cast where their type differs.
+pub fn to_storable(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
+    if batch.num_columns() != target.fields().len() {
+        return Err(Error::Unsupported(format!(
+            "{} values for {} columns",
+            batch.num_columns(),
+            target.fields().len()
+        )));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(target.fields())
+        .map(|(array, field)| {
+            if array.data_type() == field.data_type() {
+                Ok(array.clone())
+            } else {
+                cast(array, field.data_type()).map_err(|e| Error::Unsupported(format!("column `{}`: {e}", field.name())))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(target.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Int16Array, StringViewArray};
+
+    use super::*;
+
+    #[test]
+    fn narrow_and_view_types_are_stored_in_their_wide_plain_form() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Int16, false),
+            Field::new("s", DataType::Utf8View, false),
+        ]);
+        let target = storable_schema(&schema).unwrap();
+        assert_eq!(target.field(0).data_type(), &DataType::Int32);
+        assert_eq!(target.field(1).data_type(), &DataType::Utf8);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int16Array::from(vec![1, 2])),
+                Arc::new(StringViewArray::from(vec!["x", "y"])),
+            ],
+        )
+        .unwrap();
+        let stored = to_storable(&batch, &target).unwrap();
+        assert_eq!(stored.schema(), target);
+        assert_eq!(stored.num_rows(), 2);
+    }
+
+    #[test]
+    fn a_decimal_column_is_refused_by_name() {
+        let schema = Schema::new(vec![Field::new("price", DataType::Decimal128(15, 2), true)]);
+        let err = storable_schema(&schema).unwrap_err().to_string();
+        assert!(err.contains("`price`") && err.contains("Decimal128(15, 2)"), "{err}");
+    }
+}
