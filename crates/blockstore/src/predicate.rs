@@ -41,15 +41,29 @@ impl CmpOp {
 /// a comparison with NULL is not true).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Predicate {
-    Compare { column: String, op: CmpOp, value: Scalar },
-    Between { column: String, low: Scalar, high: Scalar },
+    Compare {
+        column: String,
+        op: CmpOp,
+        value: Scalar,
+    },
+    Between {
+        column: String,
+        low: Scalar,
+        high: Scalar,
+    },
     IsNull(String),
     IsNotNull(String),
     /// `column IN (v, …)`: true when the value equals one of the values.
-    InList { column: String, values: Vec<Scalar> },
+    InList {
+        column: String,
+        values: Vec<Scalar>,
+    },
     /// `column LIKE 'prefix%'` on a UTF-8 or binary column: true when the value starts with
     /// the bytes of `prefix`.
-    StartsWith { column: String, prefix: Vec<u8> },
+    StartsWith {
+        column: String,
+        prefix: Vec<u8>,
+    },
 }
 
 impl std::fmt::Display for Predicate {
@@ -128,9 +142,7 @@ impl Predicate {
                 CmpOp::Ge => ge(&zone.max, value, true),
             },
             Predicate::Between { low, high, .. } => ge(&zone.max, low, true) && le(&zone.min, high, true),
-            Predicate::InList { values, .. } => values
-                .iter()
-                .any(|v| le(&zone.min, v, true) && ge(&zone.max, v, true)),
+            Predicate::InList { values, .. } => values.iter().any(|v| le(&zone.min, v, true) && ge(&zone.max, v, true)),
             Predicate::StartsWith { prefix, .. } => {
                 // Values with the prefix lie in [prefix, prefix_successor); a block may hold one
                 // unless its max is below the prefix or its min at or above the successor. A
@@ -492,7 +504,12 @@ mod tests {
             prefix: vec![0xFF],
         };
         assert!(ff.may_match(&zone(&[0xFF, 1], None)) && !ff.may_match(&zone(b"a", Some(b"b"))));
-        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("PROMO x"), None, Some("PROM"), Some("xPROMO")]));
+        let a: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("PROMO x"),
+            None,
+            Some("PROM"),
+            Some("xPROMO"),
+        ]));
         let hits = p.evaluate(&a, ColumnType::Utf8).unwrap();
         assert_eq!(hits.iter().collect::<Vec<_>>(), [true, false, false, false]);
         assert!(p.check(ColumnType::Int64).is_err());

@@ -50,7 +50,12 @@ pub fn parse_size(s: &str) -> CliResult<usize> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
-        _ => return Err(CliError::Usage(format!("`{s}`: unknown size unit (use KiB or MiB)"))),
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(CliError::Usage(format!(
+                "`{s}`: unknown size unit (use KiB, MiB or GiB)"
+            )));
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| CliError::Usage(format!("`{s}` is too large")))

@@ -123,13 +123,30 @@ enum Command {
         /// Columns to print, comma-separated (default: all).
         #[arg(long, value_delimiter = ',')]
         columns: Option<Vec<String>>,
-        /// Filter: `col OP literal` (= != < <= > >=), `col BETWEEN a AND b`, `col IS [NOT] NULL`, joined by AND.
+        /// Filter: a SQL WHERE expression (comparisons, AND/OR/NOT, IN, LIKE, BETWEEN, IS NULL,
+        /// arithmetic, casts), e.g. "origin = 'JFK' OR origin = 'LGA'".
         #[arg(long = "where")]
         filter: Option<String>,
         #[arg(long)]
         limit: Option<u64>,
         #[arg(long, value_enum, default_value = "table")]
         format: output::Format,
+    },
+    /// Run SQL over the cluster (DataFusion): a statement or a `;`-separated script, or with no
+    /// QUERY an interactive prompt. Writes (INSERT, CREATE TABLE [AS], DROP TABLE) commit
+    /// atomically, one commit per statement.
+    Sql {
+        dir: PathBuf,
+        query: Option<String>,
+        /// The database unqualified table names resolve in (others: `db.table`).
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: output::Format,
+        /// Memory all operators of a statement may hold; more fails the statement (nothing
+        /// spills to disk, where it would be plaintext).
+        #[arg(long, default_value = "2GiB")]
+        memory_limit: String,
     },
     /// List tables.
     Tables {
@@ -323,7 +340,31 @@ fn run(cli: Cli) -> CliResult {
             filter,
             limit,
             format,
-        } => scan(&dir, &table, &database, columns, filter.as_deref(), limit, format),
+        } => scan(
+            &dir,
+            &commands::scan::ScanArgs {
+                table: &table,
+                database: &database,
+                columns,
+                filter: filter.as_deref(),
+                limit,
+                format,
+            },
+        ),
+        Command::Sql {
+            dir,
+            query,
+            database,
+            format,
+            memory_limit,
+        } => {
+            let args = commands::sql::SqlArgs {
+                database: &database,
+                format,
+                memory_limit: parse_size(&memory_limit)?,
+            };
+            commands::sql::sql(&dir, query.as_deref(), &args)
+        }
         Command::Tables { dir, database } => tables(&dir, database.as_deref()),
         Command::Info { dir, json } => info(&dir, json),
         Command::Verify { dir } => verify(&dir),

@@ -4,7 +4,8 @@ use std::io::Write;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, TimeUnit};
+use sealstore_sql::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 /// `YYYY-MM-DD` of days since the epoch.
 pub fn format_date(days: i64) -> String {
@@ -46,8 +47,17 @@ pub fn value(col: &dyn Array, row: usize) -> Option<String> {
             .map(|b| format!("{b:02x}"))
             .collect(),
         DataType::Date32 => format_date(i64::from(col.as_primitive::<Date32Type>().value(row))),
-        DataType::Timestamp(_, _) => format_timestamp(col.as_primitive::<TimestampMicrosecondType>().value(row)),
-        other => format!("<{other}>"),
+        DataType::Timestamp(TimeUnit::Microsecond, None) => {
+            format_timestamp(col.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
+        // What SQL computes beyond the stored types (decimals, intervals, views, …).
+        _ => {
+            let options = FormatOptions::default();
+            match ArrayFormatter::try_new(col, &options) {
+                Ok(f) => f.value(row).to_string(),
+                Err(_) => format!("<{}>", col.data_type()),
+            }
+        }
     })
 }
 

@@ -57,7 +57,11 @@ impl CatalogProvider for SealstoreCatalog {
     }
 
     /// `CREATE SCHEMA name` creates a database.
-    fn register_schema(&self, name: &str, _schema: Arc<dyn SchemaProvider>) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+    fn register_schema(
+        &self,
+        name: &str,
+        _schema: Arc<dyn SchemaProvider>,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
         self.cluster.create_database(name).map_err(Error::from)?;
         Ok(None)
     }

@@ -106,7 +106,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("cluster", &self.cluster).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
     }
 }
 
@@ -163,7 +165,10 @@ impl Engine {
     async fn create_table(&self, ctx: &SessionContext, cmd: CreateMemoryTable) -> Result<DataFrame> {
         let state = ctx.state();
         let defaults = &state.config().options().catalog;
-        let name = cmd.name.clone().resolve(&defaults.default_catalog, &defaults.default_schema);
+        let name = cmd
+            .name
+            .clone()
+            .resolve(&defaults.default_catalog, &defaults.default_schema);
         if name.catalog.as_ref() != CATALOG {
             return Ok(ctx
                 .execute_logical_plan(LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)))
@@ -182,7 +187,11 @@ impl Engine {
         let exists = db.begin_read().tables().contains(&table);
         let empty = DataFrame::new(ctx.state(), LogicalPlanBuilder::empty(false).build()?);
         match (cmd.if_not_exists, cmd.or_replace, exists) {
-            (true, true, _) => return Err(Error::Unsupported("IF NOT EXISTS cannot be combined with OR REPLACE".into())),
+            (true, true, _) => {
+                return Err(Error::Unsupported(
+                    "IF NOT EXISTS cannot be combined with OR REPLACE".into(),
+                ));
+            }
             (true, false, true) => return Ok(empty),
             (false, false, true) => return Err(sealstore_cluster::Error::TableExists(table).into()),
             _ => {}

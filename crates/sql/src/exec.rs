@@ -205,7 +205,8 @@ impl SliceStream {
         let read = c.blocks_read.saturating_sub(self.reported.read);
         self.blocks_total.add(total as usize);
         self.blocks_decrypted.add(read as usize);
-        self.bytes_read.add(c.bytes_read.saturating_sub(self.reported.bytes) as usize);
+        self.bytes_read
+            .add(c.bytes_read.saturating_sub(self.reported.bytes) as usize);
         self.reported = Reported {
             total: c.blocks_total,
             read: c.blocks_read,
@@ -266,12 +267,7 @@ impl Stream for SliceStream {
         let next = this.next_batch();
         timer.done();
         this.report();
-        if let Some(Ok(b)) = &next {
-            this.baseline.record_output(b.num_rows());
-        } else if next.is_none() {
-            this.baseline.done();
-        }
-        Poll::Ready(next)
+        this.baseline.record_poll(Poll::Ready(next))
     }
 }
 

@@ -39,10 +39,7 @@ pub fn translate(expr: &Expr, schema: &Schema) -> Option<Pushed> {
                     Some(l)
                 }
                 // One side alone still prunes; DataFusion re-applies the whole conjunction.
-                (Some(one), None) | (None, Some(one)) => Some(Pushed {
-                    exact: false,
-                    ..one
-                }),
+                (Some(one), None) | (None, Some(one)) => Some(Pushed { exact: false, ..one }),
                 (None, None) => None,
             }
         }
@@ -97,7 +94,11 @@ fn predicate(expr: &Expr, schema: &Schema) -> Option<Predicate> {
             high,
         }) => {
             let (name, ty) = column(expr, schema)?;
-            Some(Predicate::between(name, scalar(literal(low)?, ty)?, scalar(literal(high)?, ty)?))
+            Some(Predicate::between(
+                name,
+                scalar(literal(low)?, ty)?,
+                scalar(literal(high)?, ty)?,
+            ))
         }
         Expr::IsNull(e) => Some(Predicate::IsNull(column(e, schema)?.0.to_owned())),
         Expr::IsNotNull(e) => Some(Predicate::IsNotNull(column(e, schema)?.0.to_owned())),
@@ -240,14 +241,23 @@ mod tests {
         let p = translate(&lit(5i64).lt(col("id")), &s).unwrap();
         assert!(p.exact);
         assert_eq!(p.predicates, [Predicate::compare("id", CmpOp::Gt, Scalar::Int(5))]);
-        assert_eq!(classify(&col("name").eq(lit("x")), &s), TableProviderFilterPushDown::Exact);
+        assert_eq!(
+            classify(&col("name").eq(lit("x")), &s),
+            TableProviderFilterPushDown::Exact
+        );
     }
 
     #[test]
     fn a_literal_of_another_type_is_not_pushed() {
         let s = schema();
-        assert_eq!(classify(&col("small").eq(lit(5i64)), &s), TableProviderFilterPushDown::Unsupported);
-        assert_eq!(classify(&col("id").eq(lit("5")), &s), TableProviderFilterPushDown::Unsupported);
+        assert_eq!(
+            classify(&col("small").eq(lit(5i64)), &s),
+            TableProviderFilterPushDown::Unsupported
+        );
+        assert_eq!(
+            classify(&col("id").eq(lit("5")), &s),
+            TableProviderFilterPushDown::Unsupported
+        );
     }
 
     #[test]
@@ -257,16 +267,31 @@ mod tests {
         assert_eq!(classify(&or, &s), TableProviderFilterPushDown::Unsupported);
         let not_in = col("id").in_list(vec![lit(1i64)], true);
         assert_eq!(classify(&not_in, &s), TableProviderFilterPushDown::Unsupported);
-        assert_eq!(classify(&col("name").not_like(lit("a%")), &s), TableProviderFilterPushDown::Unsupported);
+        assert_eq!(
+            classify(&col("name").not_like(lit("a%")), &s),
+            TableProviderFilterPushDown::Unsupported
+        );
     }
 
     #[test]
     fn like_prefixes_are_exact_only_when_nothing_follows_the_percent() {
         let s = schema();
-        assert_eq!(classify(&col("name").like(lit("PROMO%")), &s), TableProviderFilterPushDown::Exact);
-        assert_eq!(classify(&col("name").like(lit("PROMO%BRASS")), &s), TableProviderFilterPushDown::Inexact);
-        assert_eq!(classify(&col("name").like(lit("%BRASS")), &s), TableProviderFilterPushDown::Unsupported);
-        assert_eq!(classify(&col("name").like(lit("exact")), &s), TableProviderFilterPushDown::Unsupported);
+        assert_eq!(
+            classify(&col("name").like(lit("PROMO%")), &s),
+            TableProviderFilterPushDown::Exact
+        );
+        assert_eq!(
+            classify(&col("name").like(lit("PROMO%BRASS")), &s),
+            TableProviderFilterPushDown::Inexact
+        );
+        assert_eq!(
+            classify(&col("name").like(lit("%BRASS")), &s),
+            TableProviderFilterPushDown::Unsupported
+        );
+        assert_eq!(
+            classify(&col("name").like(lit("exact")), &s),
+            TableProviderFilterPushDown::Unsupported
+        );
     }
 
     #[test]

@@ -82,7 +82,11 @@ impl TableProvider for SealedTable {
         let read: Vec<usize> = if no_columns { vec![0] } else { projection.clone() };
         let names: Vec<&str> = read.iter().map(|&i| self.schema.field(i).name().as_str()).collect();
         let out_schema: SchemaRef = Arc::new(self.schema.project(&projection)?);
-        let scan = self.snapshot.scan(&self.name).columns(&names).filters(predicates.clone());
+        let scan = self
+            .snapshot
+            .scan(&self.name)
+            .columns(&names)
+            .filters(predicates.clone());
         let slices = scan.slices().map_err(Error::from)?;
         let mut partition_stats = self.statistics_per_slice()?;
         let mut total_stats = Statistics::try_merge_iter(&partition_stats, &self.schema)?;

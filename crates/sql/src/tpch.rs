@@ -14,11 +14,13 @@ use tpchgen_arrow::{
     CustomerArrow, LineItemArrow, NationArrow, OrderArrow, PartArrow, PartSuppArrow, RegionArrow, SupplierArrow,
 };
 
-use crate::types::to_storable;
 use crate::Result;
+use crate::types::to_storable;
 
 /// The eight tables, small ones first.
-pub const TABLES: [&str; 8] = ["region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem"];
+pub const TABLES: [&str; 8] = [
+    "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
+];
 
 /// The 22 queries, `QUERIES[0]` is Q1.
 pub const QUERIES: [&str; 22] = [

@@ -64,7 +64,8 @@ pub fn to_storable(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatc
             if array.data_type() == field.data_type() {
                 Ok(array.clone())
             } else {
-                cast(array, field.data_type()).map_err(|e| Error::Unsupported(format!("column `{}`: {e}", field.name())))
+                cast(array, field.data_type())
+                    .map_err(|e| Error::Unsupported(format!("column `{}`: {e}", field.name())))
             }
         })
         .collect::<Result<Vec<_>>>()?;

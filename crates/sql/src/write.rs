@@ -43,9 +43,8 @@ impl WriteTarget {
 /// Writes every batch of `input` as one commit; returns the rows written.
 pub async fn write_stream(db: Arc<Database>, target: WriteTarget, mut input: SendableRecordBatchStream) -> Result<u64> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
-    let worker = tokio::task::spawn_blocking(move || {
-        commit_rows(&db, &target, std::iter::from_fn(move || rx.blocking_recv()))
-    });
+    let worker =
+        tokio::task::spawn_blocking(move || commit_rows(&db, &target, std::iter::from_fn(move || rx.blocking_recv())));
     while let Some(item) = input.next().await {
         let failed = item.is_err();
         if tx.send(item).await.is_err() || failed {

@@ -32,7 +32,11 @@ async fn all_22_tpch_queries_match_datafusion_over_memory_tables() {
     for (i, query) in tpch::QUERIES.iter().enumerate() {
         let ours = rows(&run(&engine, query).await.unwrap_or_else(|e| panic!("Q{}: {e}", i + 1)));
         let theirs = rows(&reference.sql(query).await.unwrap().collect().await.unwrap());
-        assert!(!theirs.is_empty() || i + 1 == 15 || i + 1 == 20, "Q{} returned no rows at all", i + 1);
+        assert!(
+            !theirs.is_empty() || i + 1 == 15 || i + 1 == 20,
+            "Q{} returned no rows at all",
+            i + 1
+        );
         let ordered = query.to_lowercase().contains("order by");
         let equal = if ordered {
             same_rows(&ours, &theirs)
@@ -40,7 +44,12 @@ async fn all_22_tpch_queries_match_datafusion_over_memory_tables() {
             same_rows(&sorted(ours.clone()), &sorted(theirs.clone()))
         };
         if !equal {
-            mismatches.push(format!("Q{}: sealstore {:?}\n  memtable {:?}", i + 1, ours.first(), theirs.first()));
+            mismatches.push(format!(
+                "Q{}: sealstore {:?}\n  memtable {:?}",
+                i + 1,
+                ours.first(),
+                theirs.first()
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));

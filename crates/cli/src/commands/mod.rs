@@ -6,6 +6,7 @@ pub(crate) mod inspect;
 pub(crate) mod keys;
 pub(crate) mod load;
 pub(crate) mod scan;
+pub(crate) mod sql;
 
 use std::path::Path;
 

@@ -1,73 +1,63 @@
-//! `scan`.
-use crate::CliError;
+//! `scan`: rows of one table, filtered by a SQL WHERE expression.
+//!
+//! The filter is parsed as one SQL expression by DataFusion's parser (sqlparser) and planned
+//! against the table, so OR, IN, NOT, LIKE, arithmetic and casts mean what they mean in `sql`;
+//! what sealstore can apply while scanning is pushed down, the rest DataFusion evaluates. Text
+//! that is not one complete expression is refused.
 use std::path::Path;
 
-use super::open_read_only;
-use crate::{CliResult, output};
+use sealstore_sql::datafusion::common::TableReference;
+use sealstore_sql::{CATALOG, Engine, SqlOptions};
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn scan(
-    dir: &Path,
-    table: &str,
-    database: &str,
-    columns: Option<Vec<String>>,
-    filter: Option<&str>,
-    limit: Option<u64>,
-    format: output::Format,
-) -> CliResult {
-    let cluster = open_read_only(dir)?;
-    let db = cluster.database(database)?;
-    let schema = db.schema(table)?;
-    let cols: Vec<(String, sealstore_blockstore::ColumnType)> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            (
-                f.name().clone(),
-                sealstore_blockstore::ColumnType::from_arrow(f.data_type()).expect("stored type"),
-            )
-        })
-        .collect();
-    if let Some(cs) = &columns
-        && let Some(bad) = cs.iter().find(|c| !cols.iter().any(|(n, _)| n == *c))
+use super::open_read_only;
+use super::sql::{print_stream, query_error, runtime};
+use crate::{CliError, CliResult, output};
+
+/// What to scan and how to print it.
+#[derive(Debug)]
+pub(crate) struct ScanArgs<'a> {
+    pub table: &'a str,
+    pub database: &'a str,
+    pub columns: Option<Vec<String>>,
+    pub filter: Option<&'a str>,
+    pub limit: Option<u64>,
+    pub format: output::Format,
+}
+
+pub(crate) fn scan(dir: &Path, args: &ScanArgs) -> CliResult {
+    let cluster = std::sync::Arc::new(open_read_only(dir)?);
+    let db = cluster.database(args.database)?;
+    let schema = db.schema(args.table)?;
+    if let Some(cs) = &args.columns
+        && let Some(bad) = cs.iter().find(|c| schema.field_with_name(c).is_err())
     {
         return Err(CliError::Usage(format!(
-            "--columns: table `{table}` has no column `{bad}`"
+            "--columns: table `{}` has no column `{bad}`",
+            args.table
         )));
     }
-    let predicates = match filter {
-        Some(f) => sealstore_blockstore::parse_filter(f, &cols)?,
-        None => Vec::new(),
-    };
-    let mut builder = db.scan(table).filters(predicates);
-    if let Some(cs) = &columns {
-        builder = builder.columns(cs);
-    }
-    let iter = builder.run()?;
-    let headers: Vec<String> = iter.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let stdout = std::io::stdout();
-    let mut printer = output::Printer::new(format, std::io::BufWriter::new(stdout.lock()), headers);
-    let mut remaining = limit.unwrap_or(u64::MAX);
-    for batch in iter {
-        if remaining == 0 {
-            break;
+    let rt = runtime(cluster.threads())?;
+    let engine = Engine::new(cluster, SqlOptions::database(args.database)).map_err(query_error)?;
+    rt.block_on(async {
+        let ctx = engine.context();
+        let table = TableReference::full(CATALOG, args.database, args.table);
+        let mut df = ctx.table(table).await.map_err(|e| query_error(e.into()))?;
+        if let Some(filter) = args.filter {
+            let usage = |e: sealstore_sql::datafusion::error::DataFusionError| {
+                CliError::Usage(format!("--where: {}", sealstore_sql::Error::from(e)))
+            };
+            let expr = df.parse_sql_expr(filter).map_err(usage)?;
+            df = df.filter(expr).map_err(usage)?;
         }
-        let batch = batch?;
-        let batch = if (batch.num_rows() as u64) > remaining {
-            batch.slice(0, remaining as usize)
-        } else {
-            batch
-        };
-        remaining -= batch.num_rows() as u64;
-        if let Err(e) = printer.batch(&batch) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(());
-            }
-            return Err(e.into());
+        if let Some(cs) = &args.columns {
+            let names: Vec<&str> = cs.iter().map(String::as_str).collect();
+            df = df.select_columns(&names).map_err(|e| query_error(e.into()))?;
         }
-    }
-    match printer.finish() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
+        if let Some(limit) = args.limit {
+            let fetch = usize::try_from(limit).unwrap_or(usize::MAX);
+            df = df.limit(0, Some(fetch)).map_err(|e| query_error(e.into()))?;
+        }
+        let stream = df.execute_stream().await.map_err(|e| query_error(e.into()))?;
+        print_stream(stream, args.format).await
+    })
 }
