@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sealstore_cli::fuzzing::csv(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sealstore_ingest::fuzzing::csv(data));

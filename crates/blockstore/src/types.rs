@@ -42,6 +42,26 @@ impl ColumnType {
         })
     }
 
+    /// The type a column of Arrow type `dt` is stored as when it arrives from another source
+    /// (SQL results, Parquet, Arrow IPC, JSON): the type itself if supported, else its lossless
+    /// widening — narrow integers to Int32, UInt32 to Int64, Float16/32 to Float64, large and
+    /// view strings and binaries to their plain form, timestamps without time zone of any unit
+    /// to microseconds (nanoseconds truncated). `None` for the rest (decimals, UInt64, nested …).
+    pub fn stored_as(dt: &DataType) -> Option<Self> {
+        if let Some(t) = Self::from_arrow(dt) {
+            return Some(t);
+        }
+        Some(match dt {
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => Self::Int32,
+            DataType::UInt32 => Self::Int64,
+            DataType::Float16 | DataType::Float32 => Self::Float64,
+            DataType::LargeUtf8 | DataType::Utf8View => Self::Utf8,
+            DataType::LargeBinary | DataType::BinaryView => Self::Binary,
+            DataType::Timestamp(_, None) => Self::TimestampMicros,
+            _ => return None,
+        })
+    }
+
     /// The Arrow type scans return.
     pub fn arrow(&self) -> DataType {
         match self {

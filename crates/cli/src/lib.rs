@@ -1,6 +1,5 @@
-//! The `sealstore` command-line tool's library half: its error type and the CSV loader (also
-//! reached by the fuzz target `csv_load`). The commands live in `main.rs`.
-pub mod csvload;
+//! The `sealstore` command-line tool's library half: its error type and size parsing. The
+//! commands live in `main.rs`; input files are read by `sealstore-ingest`.
 
 /// A failure, classified for the exit code.
 #[derive(Debug)]
@@ -25,6 +24,15 @@ impl From<sealstore_blockstore::Error> for CliError {
         match e {
             sealstore_blockstore::Error::InvalidPredicate(m) => CliError::Usage(format!("--where: {m}")),
             other => CliError::Failure(other.to_string()),
+        }
+    }
+}
+
+impl From<sealstore_ingest::Error> for CliError {
+    fn from(e: sealstore_ingest::Error) -> Self {
+        match e {
+            sealstore_ingest::Error::Usage(m) => CliError::Usage(m),
+            sealstore_ingest::Error::Input(m) => CliError::Failure(m),
         }
     }
 }
@@ -59,35 +67,4 @@ pub fn parse_size(s: &str) -> CliResult<usize> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| CliError::Usage(format!("`{s}` is too large")))
-}
-
-#[doc(hidden)]
-pub mod fuzzing {
-    //! Entry point for the `csv_load` fuzz target: any bytes as a CSV file, never a panic.
-    use std::sync::Arc;
-
-    /// Infers a schema from `bytes` as a CSV file and streams every batch; also parses the first
-    /// line as a `--schema` specification.
-    pub fn csv(bytes: &[u8]) {
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            let _ = crate::csvload::parse_schema(text.lines().next().unwrap_or(""));
-        }
-        let Ok(file) = tempfile::NamedTempFile::new() else {
-            return;
-        };
-        if std::fs::write(file.path(), bytes).is_err() {
-            return;
-        }
-        let Ok(schema) = crate::csvload::infer_schema(file.path()) else {
-            return;
-        };
-        let Ok(batches) = crate::csvload::CsvBatches::open(file.path(), Arc::new(schema)) else {
-            return;
-        };
-        for b in batches {
-            if b.is_err() {
-                break;
-            }
-        }
-    }
 }

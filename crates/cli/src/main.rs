@@ -4,7 +4,7 @@ mod commands;
 mod demo;
 mod output;
 
-pub(crate) use sealstore_cli::{CliError, CliResult, csvload, parse_size};
+pub(crate) use sealstore_cli::{CliError, CliResult, parse_size};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -92,8 +92,9 @@ enum Command {
         #[arg(long, requires = "kms_key_id")]
         kms_region: Option<String>,
     },
-    /// Load CSV files into tables as one atomic commit (creating tables that are absent):
-    /// `load DIR TABLE FILE`, and/or `--table TABLE=FILE` once per further table.
+    /// Load files (CSV, newline-delimited JSON, Arrow IPC, Parquet) into tables as one atomic
+    /// commit (creating tables that are absent): `load DIR TABLE FILE`, and/or
+    /// `--table TABLE=FILE` once per further table.
     Load {
         dir: PathBuf,
         table: Option<String>,
@@ -107,9 +108,13 @@ enum Command {
         /// Distribution of new tables: even, key:COLUMN or all.
         #[arg(long, default_value = "even")]
         dist: String,
-        /// Schema of new tables: "col:type,…" (types: bool i32 i64 f64 utf8 binary date timestamp).
+        /// Schema of new tables from CSV: "col:type,…" (types: bool i32 i64 f64 utf8 binary date timestamp).
         #[arg(long)]
         schema: Option<String>,
+        /// Input format of every file: csv, json (one object per line), ipc (Arrow IPC file or
+        /// stream) or parquet (default: from each file's extension).
+        #[arg(long)]
+        format: Option<String>,
         /// In-flight memory budget of the load in MiB (Arrow input per step + queued sealed blocks).
         #[arg(long, default_value_t = 64)]
         memory_budget: usize,
@@ -316,6 +321,7 @@ fn run(cli: Cli) -> CliResult {
             database,
             dist,
             schema,
+            format,
             memory_budget,
         } => {
             let first = match (table, file) {
@@ -328,6 +334,7 @@ fn run(cli: Cli) -> CliResult {
                 database: &database,
                 dist: &dist,
                 schema: schema.as_deref(),
+                format: format.as_deref().map(sealstore_ingest::Format::parse).transpose()?,
                 budget_mib: memory_budget,
             };
             commands::load::load(&dir, &pairs, &options)

@@ -461,7 +461,9 @@ fn demo_and_bench_run_small() {
     let d = tmp.path().join("demo");
     let out = ok(&["demo", "--rows", "30000", "--dir", d.to_str().unwrap()]);
     for needle in [
-        "[7/7] tamper",
+        "[8/8] tamper",
+        "[5/8] SQL",
+        "l_returnflag | l_linestatus | n",
         "scan refused the data: authentication failed",
         "0 failures",
         "report",

@@ -34,11 +34,6 @@ pub use config::{
     CLUSTER_CONFIG_FILE, CONFIG_FILE, ClusterConfig, DataMarker, KEYSTORE_ENV, ProviderConfig, default_keystore,
     resolve_keystore,
 };
-/// The README's embedding example, compiled and run as a doctest.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
-
 #[cfg(feature = "test-hooks")]
 pub use database::CrashPoint;
 pub use database::{BlockLocation, Database};

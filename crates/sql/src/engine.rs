@@ -156,6 +156,12 @@ impl Engine {
         let plan = ctx.state().create_logical_plan(sql).await?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => self.create_table(&ctx, cmd).await,
+            // DataFusion runs INSERT when its result is read; here it commits before `sql`
+            // returns, and the result (the row count) is kept in memory.
+            plan @ LogicalPlan::Dml(_) => {
+                let count = ctx.execute_logical_plan(plan).await?.collect().await?;
+                Ok(ctx.read_batches(count)?)
+            }
             plan => Ok(ctx.execute_logical_plan(plan).await?),
         }
     }

@@ -35,5 +35,10 @@ pub use error::{Error, Result};
 pub use exec::SealedScanExec;
 pub use table::SealedTable;
 
+/// The README's embedding examples (storage and SQL), compiled and run as doctests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// DataFusion, as this crate builds it (one version in the tree).
 pub use datafusion;

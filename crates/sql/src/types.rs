@@ -2,32 +2,20 @@
 //!
 //! sealstore stores eight types. A statement that creates or fills a table may produce others;
 //! those with a lossless (or documented) home are cast, the rest are refused by name before
-//! anything is written.
+//! anything is written. The mapping itself is the storage layer's (`ColumnType::stored_as`),
+//! shared with `sealstore load`.
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::compute::cast;
+use sealstore_cluster::ColumnType;
 
 use crate::{Error, Result};
 
-/// The type sealstore stores a column of `ty` as, if any.
-///
-/// Narrow integers widen to INT, UINT32 to BIGINT, REAL to DOUBLE, every string and binary
-/// flavour to its plain form, and timestamps of any unit (no time zone) to microseconds
-/// (nanoseconds are truncated).
+/// The type sealstore stores a column of `ty` as, if any (see `ColumnType::stored_as`).
 pub fn storable(ty: &DataType) -> Option<DataType> {
-    Some(match ty {
-        DataType::Boolean => DataType::Boolean,
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => DataType::Int32,
-        DataType::Int64 | DataType::UInt32 => DataType::Int64,
-        DataType::Float16 | DataType::Float32 | DataType::Float64 => DataType::Float64,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
-        DataType::Date32 => DataType::Date32,
-        DataType::Timestamp(_, None) => DataType::Timestamp(TimeUnit::Microsecond, None),
-        _ => return None,
-    })
+    ColumnType::stored_as(ty).map(|t| t.arrow())
 }
 
 /// The schema a table created from `schema` gets: storable types, every column nullable.

@@ -84,7 +84,7 @@ fn commit_rows(
             .and_then(|b| to_storable(&b, &schema))
             .map_err(|e| {
                 input_error.lock().get_or_insert(e);
-                sealstore_cluster::Error::InvalidOption("the statement's input failed".into())
+                sealstore_cluster::Error::Input("the statement's input failed".into())
             })
     });
     let appended = txn.append_stream(table, batches);

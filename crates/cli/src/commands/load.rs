@@ -1,4 +1,4 @@
-//! `load`: CSV files into tables, all in one atomic commit.
+//! `load`: files (CSV, JSON, Arrow IPC, Parquet) into tables, all in one atomic commit.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +8,9 @@ use arrow_schema::Schema;
 use sealstore_cluster::{Distribution, WriteTransaction};
 
 use super::open;
-use crate::{CliError, CliResult, csvload};
+use sealstore_ingest::Format;
+
+use crate::{CliError, CliResult};
 
 /// One table to load and the CSV file its rows come from.
 #[derive(Debug, Clone)]
@@ -36,8 +38,10 @@ pub(crate) struct LoadOptions<'a> {
     pub database: &'a str,
     /// Distribution of new tables: even, key:COLUMN or all.
     pub dist: &'a str,
-    /// Schema of new tables (else inferred from each file).
+    /// Schema of new tables from CSV files (else inferred from each file).
     pub schema: Option<&'a str>,
+    /// Format of every file (else from each file's extension).
+    pub format: Option<Format>,
     pub budget_mib: usize,
 }
 
@@ -45,7 +49,7 @@ pub(crate) struct LoadOptions<'a> {
 /// committed, or (on any error, bad input included) nothing is.
 pub(crate) fn load(dir: &Path, pairs: &[TableFile], options: &LoadOptions<'_>) -> CliResult {
     let dist = Distribution::parse(options.dist)?;
-    let explicit = options.schema.map(csvload::parse_schema).transpose()?;
+    let explicit = options.schema.map(sealstore_ingest::csv::parse_schema).transpose()?;
     if options.budget_mib == 0 || options.budget_mib > 1 << 20 {
         return Err(CliError::Usage(
             "--memory-budget must be between 1 and 1048576 MiB".into(),
@@ -72,7 +76,17 @@ pub(crate) fn load(dir: &Path, pairs: &[TableFile], options: &LoadOptions<'_>) -
     let mut txn = db.begin_write()?;
     let done_before = AtomicU64::new(0);
     for pair in pairs {
-        load_one(&mut txn, pair, explicit.as_ref(), &dist, &bar, &done_before)?;
+        let format = match options.format {
+            Some(f) => f,
+            None => Format::from_path(&pair.file),
+        };
+        if explicit.is_some() && format != Format::Csv {
+            return Err(CliError::Usage(format!(
+                "--schema applies to CSV files; {} carries its own schema",
+                pair.file.display()
+            )));
+        }
+        load_one(&mut txn, pair, format, explicit.as_ref(), &dist, &bar, &done_before)?;
     }
     let report = txn.commit()?;
     bar.finish_and_clear();
@@ -82,7 +96,7 @@ pub(crate) fn load(dir: &Path, pairs: &[TableFile], options: &LoadOptions<'_>) -
         .map(|p| format!("{}.{}", options.database, p.table))
         .collect();
     println!(
-        "loaded {} rows ({} CSV bytes) into {} in {secs:.2} s: {:.1} MB/s, {} blocks sealed, commit generation {}",
+        "loaded {} rows ({} input bytes) into {} in {secs:.2} s: {:.1} MB/s, {} blocks sealed, commit generation {}",
         report.rows,
         total,
         names.join(", "),
@@ -97,6 +111,7 @@ pub(crate) fn load(dir: &Path, pairs: &[TableFile], options: &LoadOptions<'_>) -
 fn load_one(
     txn: &mut WriteTransaction<'_>,
     pair: &TableFile,
+    format: Format,
     explicit: Option<&Schema>,
     dist: &Distribution,
     bar: &indicatif::ProgressBar,
@@ -115,23 +130,22 @@ fn load_one(
         s
     } else {
         let s = match explicit {
-            Some(s) => s.clone(),
-            None => csvload::infer_schema(file)?,
+            Some(s) => Arc::new(s.clone()),
+            None => sealstore_ingest::infer_schema(file, format)?,
         };
         txn.create_table(table, &s, dist.clone())?;
-        Arc::new(s)
+        s
     };
-    let batches = csvload::CsvBatches::open(file, schema)?;
-    let counter = batches.bytes_read.clone();
+    let source = sealstore_ingest::open(file, format, schema)?;
+    let counter = source.bytes_read.clone();
+    let batches = source.batches;
     let base = done_before.load(Ordering::Relaxed);
     let input_error = std::cell::RefCell::new(None);
     let stream = batches.map(|b| {
         bar.set_position(base + counter.load(Ordering::Relaxed));
         b.map_err(|e| {
-            let msg = match &e {
-                CliError::Usage(m) | CliError::Failure(m) => m.clone(),
-            };
-            *input_error.borrow_mut() = Some(e);
+            let msg = e.to_string();
+            *input_error.borrow_mut() = Some(CliError::from(e));
             sealstore_cluster::Error::Input(msg)
         })
     });

@@ -163,3 +163,27 @@ fn interactive(rt: &tokio::runtime::Runtime, engine: &Engine, format: output::Fo
         }
     }
 }
+
+/// Runs one query for the demo, printing its result as a table; returns the result's rows.
+pub(crate) fn demo_query(cluster: std::sync::Arc<sealstore_cluster::Cluster>, query: &str) -> CliResult<usize> {
+    let rt = runtime(cluster.threads())?;
+    let engine = Engine::new(cluster, SqlOptions::default()).map_err(query_error)?;
+    rt.block_on(async {
+        let batches = engine
+            .sql(query)
+            .await
+            .map_err(query_error)?
+            .collect()
+            .await
+            .map_err(|e| query_error(e.into()))?;
+        let headers = batches
+            .first()
+            .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+            .unwrap_or_default();
+        let mut printer = output::Printer::new(output::Format::Table, std::io::stdout().lock(), headers);
+        for b in &batches {
+            printer.batch(b)?;
+        }
+        Ok(printer.finish()? as usize)
+    })
+}

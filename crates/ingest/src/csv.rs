@@ -14,7 +14,7 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use sealstore_blockstore::ColumnType;
 use sealstore_blockstore::predicate::{parse_date, parse_timestamp};
 
-use crate::CliError;
+use crate::Error;
 
 /// Rows per batch handed to the cluster.
 const BATCH_ROWS: usize = 65_536;
@@ -22,53 +22,53 @@ const BATCH_ROWS: usize = 65_536;
 const SAMPLE_ROWS: usize = 1000;
 
 /// Parses `col:type,col:type`.
-pub fn parse_schema(spec: &str) -> Result<Schema, CliError> {
+pub fn parse_schema(spec: &str) -> Result<Schema, Error> {
     let mut fields = Vec::new();
     for part in spec.split(',') {
         let (name, ty) = part
             .split_once(':')
-            .ok_or_else(|| CliError::Usage(format!("--schema: `{part}` is not `column:type`")))?;
+            .ok_or_else(|| Error::Usage(format!("--schema: `{part}` is not `column:type`")))?;
         let ty = ColumnType::parse(ty.trim()).ok_or_else(|| {
-            CliError::Usage(format!(
+            Error::Usage(format!(
                 "--schema: unknown type `{}` (use bool, i32, i64, f64, utf8, binary, date, timestamp)",
                 ty.trim()
             ))
         })?;
         let name = name.trim();
         if name.is_empty() {
-            return Err(CliError::Usage(format!("--schema: empty column name in `{part}`")));
+            return Err(Error::Usage(format!("--schema: empty column name in `{part}`")));
         }
         fields.push(Field::new(name, ty.arrow(), true));
     }
     Ok(Schema::new(fields))
 }
 
-fn reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, CliError> {
-    let file = File::open(path).map_err(|e| CliError::Failure(format!("cannot read {}: {e}", path.display())))?;
-    Ok(csv::ReaderBuilder::new()
+fn reader(path: &Path) -> Result<::csv::Reader<BufReader<File>>, Error> {
+    let file = File::open(path).map_err(|e| Error::Input(format!("cannot read {}: {e}", path.display())))?;
+    Ok(::csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
         .from_reader(BufReader::with_capacity(1 << 20, file)))
 }
 
-fn csv_error(path: &Path, e: csv::Error) -> CliError {
+fn csv_error(path: &Path, e: ::csv::Error) -> Error {
     let line = e.position().map(|p| p.line()).unwrap_or(0);
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => CliError::Failure(format!(
+        ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Error::Input(format!(
             "{}: line {line}: expected {expected_len} fields, found {len}",
             path.display()
         )),
-        csv::ErrorKind::Utf8 { .. } => CliError::Failure(format!("{}: line {line}: invalid UTF-8", path.display())),
-        _ => CliError::Failure(format!("{}: line {line}: {e}", path.display())),
+        ::csv::ErrorKind::Utf8 { .. } => Error::Input(format!("{}: line {line}: invalid UTF-8", path.display())),
+        _ => Error::Input(format!("{}: line {line}: {e}", path.display())),
     }
 }
 
 /// The header's column names.
-pub fn header(path: &Path) -> Result<Vec<String>, CliError> {
+pub fn header(path: &Path) -> Result<Vec<String>, Error> {
     let mut r = reader(path)?;
     let h = r.headers().map_err(|e| csv_error(path, e))?.clone();
     if h.is_empty() || (h.len() == 1 && h[0].is_empty()) {
-        return Err(CliError::Failure(format!(
+        return Err(Error::Input(format!(
             "{}: empty file or empty header line",
             path.display()
         )));
@@ -78,7 +78,7 @@ pub fn header(path: &Path) -> Result<Vec<String>, CliError> {
 
 /// Infers a schema from the header and the first rows: the narrowest of i64, f64, date,
 /// timestamp, bool, utf8 that every non-empty value of a column parses as.
-pub fn infer_schema(path: &Path) -> Result<Schema, CliError> {
+pub fn infer_schema(path: &Path) -> Result<Schema, Error> {
     let names = header(path)?;
     let mut candidates: Vec<Vec<ColumnType>> = names
         .iter()
@@ -241,7 +241,7 @@ impl Builder {
 /// Counts bytes read, for the progress bar.
 #[derive(Debug)]
 pub struct Counting<R> {
-    inner: R,
+    pub inner: R,
     pub count: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -257,7 +257,7 @@ impl<R: Read> Read for Counting<R> {
 #[derive(Debug)]
 pub struct CsvBatches {
     path: std::path::PathBuf,
-    reader: csv::Reader<Counting<BufReader<File>>>,
+    reader: ::csv::Reader<Counting<BufReader<File>>>,
     schema: SchemaRef,
     types: Vec<ColumnType>,
     done: bool,
@@ -265,24 +265,24 @@ pub struct CsvBatches {
 }
 
 impl CsvBatches {
-    pub fn open(path: &Path, schema: SchemaRef) -> Result<Self, CliError> {
+    pub fn open(path: &Path, schema: SchemaRef) -> Result<Self, Error> {
         let names = header(path)?;
         let expected: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         if names != expected {
-            return Err(CliError::Failure(format!(
+            return Err(Error::Input(format!(
                 "{}: header columns [{}] do not match the table's columns [{}]",
                 path.display(),
                 names.join(", "),
                 expected.join(", ")
             )));
         }
-        let file = File::open(path).map_err(|e| CliError::Failure(format!("cannot read {}: {e}", path.display())))?;
+        let file = File::open(path).map_err(|e| Error::Input(format!("cannot read {}: {e}", path.display())))?;
         let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let inner = Counting {
             inner: BufReader::with_capacity(1 << 20, file),
             count: count.clone(),
         };
-        let reader = csv::ReaderBuilder::new()
+        let reader = ::csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
             .from_reader(inner);
@@ -301,9 +301,9 @@ impl CsvBatches {
         })
     }
 
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>, CliError> {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
         let mut builders: Vec<Builder> = self.types.iter().map(|t| Builder::new(*t)).collect();
-        let mut record = csv::StringRecord::new();
+        let mut record = ::csv::StringRecord::new();
         let mut rows = 0;
         while rows < BATCH_ROWS {
             match self.reader.read_record(&mut record) {
@@ -317,7 +317,7 @@ impl CsvBatches {
             let line = record.position().map_or(0, |p| p.line());
             for (i, ((b, ty), v)) in builders.iter_mut().zip(&self.types).zip(record.iter()).enumerate() {
                 b.push(*ty, v).map_err(|what| {
-                    CliError::Failure(format!(
+                    Error::Input(format!(
                         "{}: line {line}: column `{}`: `{v}` is not {what}",
                         self.path.display(),
                         self.schema.field(i).name()
@@ -332,12 +332,12 @@ impl CsvBatches {
         let columns: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
         RecordBatch::try_new(self.schema.clone(), columns)
             .map(Some)
-            .map_err(|e| CliError::Failure(e.to_string()))
+            .map_err(|e| Error::Input(e.to_string()))
     }
 }
 
 impl Iterator for CsvBatches {
-    type Item = Result<RecordBatch, CliError>;
+    type Item = Result<RecordBatch, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
