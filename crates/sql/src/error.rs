@@ -39,19 +39,13 @@ impl From<Error> for DataFusionError {
 /// to the innermost cause, on one line.
 fn one_line(e: &DataFusionError) -> String {
     let mut inner = e;
-    loop {
-        match inner {
-            DataFusionError::External(boxed) => {
-                if let Some(ours) = boxed.downcast_ref::<Error>() {
-                    return ours.to_string();
-                }
-                if let Some(df) = boxed.downcast_ref::<DataFusionError>() {
-                    inner = df;
-                    continue;
-                }
-                return boxed.to_string().replace('\n', " ");
-            }
-            _ => break,
+    while let DataFusionError::External(boxed) = inner {
+        if let Some(ours) = boxed.downcast_ref::<Error>() {
+            return ours.to_string();
+        }
+        match boxed.downcast_ref::<DataFusionError>() {
+            Some(df) => inner = df,
+            None => return boxed.to_string().replace('\n', " "),
         }
     }
     inner.strip_backtrace().replace('\n', " ")
