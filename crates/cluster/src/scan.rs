@@ -80,6 +80,14 @@ impl ClusterScan {
                 self.table
             )));
         }
+        Ok(SliceScanIter {
+            iter: self.slice_iter(slice)?,
+            _snapshot: self.snapshot.clone(),
+        })
+    }
+
+    /// Plans one slice's scan (zone-map pruning first).
+    fn slice_iter(&self, slice: usize) -> Result<ScanIter> {
         let mut b = self
             .snapshot
             .slice(slice)
@@ -89,29 +97,17 @@ impl ClusterScan {
         if let Some(cols) = &self.columns {
             b = b.columns(cols);
         }
-        Ok(SliceScanIter {
-            iter: b.run()?,
-            _snapshot: self.snapshot.clone(),
-        })
+        Ok(b.run()?)
     }
 
     /// Plans every slice's scan (zone-map pruning first), then streams batches as slices
     /// produce them. Batch order across slices is not defined.
     pub fn run(self) -> Result<ClusterScanIter> {
         let slices = self.snapshot.scan_slices(&self.table)?;
-        let mut iters = Vec::with_capacity(slices.len());
-        for s in slices {
-            let mut b = self
-                .snapshot
-                .slice(s)
-                .scan(&self.table)
-                .filters(self.predicates.clone())
-                .stats(self.stats.clone());
-            if let Some(cols) = &self.columns {
-                b = b.columns(cols);
-            }
-            iters.push(b.run()?);
-        }
+        let iters = slices
+            .into_iter()
+            .map(|s| self.slice_iter(s))
+            .collect::<Result<Vec<_>>>()?;
         let schema = iters
             .first()
             .map(ScanIter::schema)
