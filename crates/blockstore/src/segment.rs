@@ -105,7 +105,8 @@ impl Segments {
         )
     }
 
-    /// Adds one segment file (full size, sparse), created exclusively, durably.
+    /// Adds one segment file, created exclusively and empty, durably. It grows as its slots are
+    /// written: never a large sparse file that a copy or an upload would expand.
     pub fn grow(&self) -> Result<()> {
         if !self.writable {
             return Err(Error::Key(sealstore_keyring::Error::ReadOnly {
@@ -124,8 +125,6 @@ impl Segments {
         let path = self.dir.join(segment_name(index));
         // `create_new` already made the new name durable (it syncs the directory).
         let file = fsutil::create_new(&path, 0o600)?;
-        file.set_len(self.slots_per_segment * self.block_size as u64)
-            .map_err(|e| Error::io(&path, e))?;
         faults::sync_all(&file).map_err(|e| Error::io(&path, e))?;
         files.push(Some(file));
         Ok(())
@@ -215,6 +214,23 @@ mod tests {
         std::fs::write(dir.path().join("seg-18446744073709551615.dat"), b"").unwrap();
         let err = Segments::open(dir.path(), 1 << 16, 1024, false).unwrap_err();
         assert!(err.to_string().contains("beyond the largest"), "{err}");
+    }
+
+    #[test]
+    fn a_segment_file_grows_with_its_written_slots_not_to_full_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path(), 1 << 16, 64, true).unwrap();
+        segs.grow().unwrap();
+        let path = dir.path().join(segment_name(0));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        segs.write_slot(0, &vec![1u8; 1 << 16]).unwrap();
+        segs.write_slot(2, &vec![2u8; 1 << 16]).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 << 16);
+        let mut out = vec![0u8; 1 << 16];
+        segs.read_slot(2, &mut out).unwrap();
+        assert!(out.iter().all(|&b| b == 2));
+        let err = segs.read_slot(5, &mut out).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]
