@@ -2,6 +2,9 @@
 //! ([`driver`], reached as `sealstore bench` in a build with the CLI's `bench` feature) and its
 //! unsealed baseline ([`noseal`]: the real pipeline with a no-op block cipher); `commit-bench`
 //! (small commits, scan latency during a load); `append-stream` (peak memory of one long
-//! transaction); `fuzz-seeds`; and the criterion benches in `benches/`.
+//! transaction); `tpch` (feature `tpch`: the 22 TPC-H queries against encrypted Parquet);
+//! `fuzz-seeds`; and the criterion benches in `benches/`.
 pub mod driver;
 pub mod noseal;
+#[cfg(feature = "tpch")]
+pub mod tpch;

@@ -150,3 +150,71 @@ fn a_bad_typed_file_or_format_commits_nothing() {
     let err = fails(&["load", data, "x", truncated.to_str().unwrap()], 1);
     assert!(err.contains("cut.parquet"), "{err}");
 }
+
+/// Larger than several parse chunks (8 MiB each), with quoted newlines throughout: every row
+/// arrives, in order; one bad row near the end names its line and commits nothing.
+#[test]
+fn a_csv_larger_than_many_parse_chunks_loads_whole_and_a_late_bad_row_names_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data = data.to_str().unwrap();
+    ok(&["init", data]);
+    let rows = 400_000;
+    let mut text = String::from("id,note,day\n");
+    for i in 0..rows {
+        text.push_str(&format!(
+            "{i},\"line one, {i}\nline two \"\"quoted\"\"\",2024-01-{:02}\n",
+            i % 28 + 1
+        ));
+    }
+    assert!(text.len() > 3 * (8 << 20), "{} bytes", text.len());
+    let good = tmp.path().join("big.csv");
+    std::fs::write(&good, &text).unwrap();
+    ok(&["load", data, "big", good.to_str().unwrap()]);
+    let out = ok(&[
+        "sql",
+        data,
+        "SELECT count(*), sum(id), min(note), max(day) FROM big",
+        "--format",
+        "csv",
+    ]);
+    let sum: u64 = (0..rows as u64).sum();
+    assert!(out.contains(&format!("{rows},{sum},")), "{out}");
+    assert!(out.contains("line two \"\"quoted\"\""), "{out}");
+    let out = ok(&[
+        "sql",
+        data,
+        "SELECT id FROM big WHERE id = 399999 AND note LIKE 'line one, 399999%'",
+        "--format",
+        "count",
+    ]);
+    assert!(out.contains('1'), "{out}");
+
+    // Each record spans two lines after the header: record i starts at line 2 + 2i.
+    let bad_index = rows - 7;
+    let bad = text.replacen(&format!("\n{bad_index},"), &format!("\n{bad_index}x,"), 1);
+    let bad_path = tmp.path().join("bad.csv");
+    std::fs::write(&bad_path, bad).unwrap();
+    let err = fails(
+        &[
+            "load",
+            data,
+            "later",
+            bad_path.to_str().unwrap(),
+            "--schema",
+            "id:i64,note:utf8,day:date",
+        ],
+        1,
+    );
+    assert!(
+        err.contains(&format!(
+            "line {}: column `id`: `{bad_index}x` is not a 64-bit integer",
+            2 + 2 * bad_index
+        )),
+        "{err}"
+    );
+    assert!(
+        !ok(&["tables", data]).contains("later"),
+        "nothing of the failed load is committed"
+    );
+}

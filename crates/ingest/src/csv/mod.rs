@@ -1,23 +1,23 @@
 //! CSV input: schema from `--schema` or inferred from the header and a sample, then a stream of
-//! Arrow batches; every error names its line.
+//! Arrow batches parsed in parallel (arrow's CSV reader, per chunk of whole records); every error
+//! names its line.
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{Field, Schema, SchemaRef};
+use arrow_schema::{Field, Schema};
 use sealstore_blockstore::ColumnType;
 use sealstore_blockstore::predicate::{parse_date, parse_timestamp};
 
 use crate::Error;
 
-/// Rows per batch handed to the cluster.
-const BATCH_ROWS: usize = 65_536;
+mod parallel;
+mod rows;
+mod split;
+
+pub use parallel::CsvBatches;
+
 /// Rows sampled for type inference.
 const SAMPLE_ROWS: usize = 1000;
 
@@ -51,8 +51,9 @@ fn reader(path: &Path) -> Result<::csv::Reader<BufReader<File>>, Error> {
         .from_reader(BufReader::with_capacity(1 << 20, file)))
 }
 
-fn csv_error(path: &Path, e: ::csv::Error) -> Error {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
+/// Words a tokenizer error; `line_offset` is added to the line the tokenizer counted.
+fn csv_error(path: &Path, e: ::csv::Error, line_offset: u64) -> Error {
+    let line = line_offset + e.position().map(|p| p.line()).unwrap_or(1);
     match e.kind() {
         ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Error::Input(format!(
             "{}: line {line}: expected {expected_len} fields, found {len}",
@@ -66,7 +67,7 @@ fn csv_error(path: &Path, e: ::csv::Error) -> Error {
 /// The header's column names.
 pub fn header(path: &Path) -> Result<Vec<String>, Error> {
     let mut r = reader(path)?;
-    let h = r.headers().map_err(|e| csv_error(path, e))?.clone();
+    let h = r.headers().map_err(|e| csv_error(path, e, 0))?.clone();
     if h.is_empty() || (h.len() == 1 && h[0].is_empty()) {
         return Err(Error::Input(format!(
             "{}: empty file or empty header line",
@@ -95,7 +96,7 @@ pub fn infer_schema(path: &Path) -> Result<Schema, Error> {
     let mut seen_value = vec![false; names.len()];
     let mut r = reader(path)?;
     for record in r.records().take(SAMPLE_ROWS) {
-        let record = record.map_err(|e| csv_error(path, e))?;
+        let record = record.map_err(|e| csv_error(path, e, 0))?;
         for (i, v) in record.iter().enumerate() {
             if v.is_empty() {
                 continue;
@@ -142,102 +143,6 @@ fn parse_value(ty: ColumnType, v: &str) -> Option<Parsed> {
     }
 }
 
-enum Builder {
-    Bool(BooleanBuilder),
-    I32(Int32Builder),
-    I64(Int64Builder),
-    F64(Float64Builder),
-    Utf8(StringBuilder),
-    Binary(BinaryBuilder),
-    Date(Date32Builder),
-    Ts(TimestampMicrosecondBuilder),
-}
-
-impl Builder {
-    fn new(ty: ColumnType) -> Self {
-        match ty {
-            ColumnType::Boolean => Builder::Bool(BooleanBuilder::new()),
-            ColumnType::Int32 => Builder::I32(Int32Builder::new()),
-            ColumnType::Int64 => Builder::I64(Int64Builder::new()),
-            ColumnType::Float64 => Builder::F64(Float64Builder::new()),
-            ColumnType::Utf8 => Builder::Utf8(StringBuilder::new()),
-            ColumnType::Binary => Builder::Binary(BinaryBuilder::new()),
-            ColumnType::Date32 => Builder::Date(Date32Builder::new()),
-            ColumnType::TimestampMicros => Builder::Ts(TimestampMicrosecondBuilder::new()),
-        }
-    }
-
-    /// Appends one field; `Err` holds what the value should have been.
-    fn push(&mut self, ty: ColumnType, v: &str) -> Result<(), &'static str> {
-        let null = v.is_empty();
-        macro_rules! num {
-            ($b:expr, $parsed:pat => $val:expr, $what:expr) => {{
-                if null {
-                    $b.append_null();
-                } else {
-                    match parse_value(ty, v) {
-                        Some($parsed) => $b.append_value($val),
-                        _ => return Err($what),
-                    }
-                }
-            }};
-        }
-        match self {
-            Builder::Bool(b) => num!(b, Parsed::Bool(x) => x, "a boolean (true/false)"),
-            Builder::I32(b) => {
-                if null {
-                    b.append_null();
-                } else {
-                    b.append_value(v.trim().parse::<i32>().map_err(|_| "a 32-bit integer")?);
-                }
-            }
-            Builder::I64(b) => num!(b, Parsed::Int(x) => x, "a 64-bit integer"),
-            Builder::F64(b) => num!(b, Parsed::Float(x) => x, "a number"),
-            Builder::Date(b) => num!(b, Parsed::Int(x) => x as i32, "a date (YYYY-MM-DD)"),
-            Builder::Ts(b) => {
-                if null {
-                    b.append_null();
-                } else {
-                    let t = v.trim();
-                    b.append_value(
-                        parse_timestamp(t)
-                            .or_else(|| t.parse().ok())
-                            .ok_or("a timestamp (YYYY-MM-DD HH:MM:SS)")?,
-                    );
-                }
-            }
-            Builder::Utf8(b) => {
-                if null {
-                    b.append_null()
-                } else {
-                    b.append_value(v)
-                }
-            }
-            Builder::Binary(b) => {
-                if null {
-                    b.append_null()
-                } else {
-                    b.append_value(v.as_bytes())
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Builder::Bool(b) => Arc::new(b.finish()),
-            Builder::I32(b) => Arc::new(b.finish()),
-            Builder::I64(b) => Arc::new(b.finish()),
-            Builder::F64(b) => Arc::new(b.finish()),
-            Builder::Utf8(b) => Arc::new(b.finish()),
-            Builder::Binary(b) => Arc::new(b.finish()),
-            Builder::Date(b) => Arc::new(b.finish()),
-            Builder::Ts(b) => Arc::new(b.finish()),
-        }
-    }
-}
-
 /// Counts bytes read, for the progress bar.
 #[derive(Debug)]
 pub struct Counting<R> {
@@ -250,106 +155,5 @@ impl<R: Read> Read for Counting<R> {
         let n = self.inner.read(buf)?;
         self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
-    }
-}
-
-/// Streams a CSV file as batches of `schema` (header names must equal the schema's).
-#[derive(Debug)]
-pub struct CsvBatches {
-    path: std::path::PathBuf,
-    reader: ::csv::Reader<Counting<BufReader<File>>>,
-    schema: SchemaRef,
-    types: Vec<ColumnType>,
-    done: bool,
-    pub bytes_read: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl CsvBatches {
-    pub fn open(path: &Path, schema: SchemaRef) -> Result<Self, Error> {
-        let names = header(path)?;
-        let expected: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        if names != expected {
-            return Err(Error::Input(format!(
-                "{}: header columns [{}] do not match the table's columns [{}]",
-                path.display(),
-                names.join(", "),
-                expected.join(", ")
-            )));
-        }
-        let file = File::open(path).map_err(|e| Error::Input(format!("cannot read {}: {e}", path.display())))?;
-        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let inner = Counting {
-            inner: BufReader::with_capacity(1 << 20, file),
-            count: count.clone(),
-        };
-        let reader = ::csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(false)
-            .from_reader(inner);
-        let types = schema
-            .fields()
-            .iter()
-            .map(|f| ColumnType::from_arrow(f.data_type()).expect("table schemas hold supported types"))
-            .collect();
-        Ok(Self {
-            path: path.to_owned(),
-            reader,
-            schema,
-            types,
-            done: false,
-            bytes_read: count,
-        })
-    }
-
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
-        let mut builders: Vec<Builder> = self.types.iter().map(|t| Builder::new(*t)).collect();
-        let mut record = ::csv::StringRecord::new();
-        let mut rows = 0;
-        while rows < BATCH_ROWS {
-            match self.reader.read_record(&mut record) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.done = true;
-                    break;
-                }
-                Err(e) => return Err(csv_error(&self.path, e)),
-            }
-            let line = record.position().map_or(0, |p| p.line());
-            for (i, ((b, ty), v)) in builders.iter_mut().zip(&self.types).zip(record.iter()).enumerate() {
-                b.push(*ty, v).map_err(|what| {
-                    Error::Input(format!(
-                        "{}: line {line}: column `{}`: `{v}` is not {what}",
-                        self.path.display(),
-                        self.schema.field(i).name()
-                    ))
-                })?;
-            }
-            rows += 1;
-        }
-        if rows == 0 {
-            return Ok(None);
-        }
-        let columns: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
-        RecordBatch::try_new(self.schema.clone(), columns)
-            .map(Some)
-            .map_err(|e| Error::Input(e.to_string()))
-    }
-}
-
-impl Iterator for CsvBatches {
-    type Item = Result<RecordBatch, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_batch() {
-            Ok(Some(b)) => Some(Ok(b)),
-            Ok(None) => None,
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
     }
 }
