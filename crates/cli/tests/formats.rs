@@ -151,7 +151,7 @@ fn a_bad_typed_file_or_format_commits_nothing() {
     assert!(err.contains("cut.parquet"), "{err}");
 }
 
-/// Larger than several parse chunks (8 MiB each), with quoted newlines throughout: every row
+/// Larger than several parse chunks (4 MiB each), with quoted newlines throughout: every row
 /// arrives, in order; one bad row near the end names its line and commits nothing.
 #[test]
 fn a_csv_larger_than_many_parse_chunks_loads_whole_and_a_late_bad_row_names_its_line() {
@@ -167,7 +167,7 @@ fn a_csv_larger_than_many_parse_chunks_loads_whole_and_a_late_bad_row_names_its_
             i % 28 + 1
         ));
     }
-    assert!(text.len() > 3 * (8 << 20), "{} bytes", text.len());
+    assert!(text.len() > 3 * (4 << 20), "{} bytes", text.len());
     let good = tmp.path().join("big.csv");
     std::fs::write(&good, &text).unwrap();
     ok(&["load", data, "big", good.to_str().unwrap()]);

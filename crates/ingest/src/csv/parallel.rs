@@ -119,7 +119,7 @@ impl CsvBatches {
         });
         let workers = workers.max(1);
         let (jobs_tx, jobs_rx) = bounded::<Job>(workers);
-        let (results_tx, results_rx) = bounded::<Parsed>(workers * 2);
+        let (results_tx, results_rx) = bounded::<Parsed>(workers);
         let splitter = Splitter::new(input, chunk_bytes);
         let owned_path = path.to_owned();
         spawn(

@@ -42,7 +42,7 @@ pub(crate) fn last_record_end(buf: &[u8]) -> Option<usize> {
 
 /// Bytes read per chunk before looking for the last record end (a chunk holding one record
 /// longer than this grows until the record ends).
-pub(crate) const CHUNK_BYTES: usize = 8 << 20;
+pub(crate) const CHUNK_BYTES: usize = 4 << 20;
 
 /// One run of whole records.
 #[derive(Debug)]
