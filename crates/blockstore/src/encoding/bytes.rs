@@ -1,5 +1,5 @@
 //! String and binary encodings: plain (bit-packed lengths + data), dictionary, run-length.
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, BinaryArray, StringArray};
@@ -123,7 +123,7 @@ fn write_plain(vals: &[&[u8]], out: &mut Vec<u8>) {
 /// Dictionary of distinct values in first-seen order and each row's index; `None` when the
 /// column looks high-cardinality or the dictionary alone would outgrow `budget` bytes.
 fn build_dict<'a>(vals: &[&'a [u8]], budget: Option<usize>) -> Option<(Vec<&'a [u8]>, Vec<u32>)> {
-    let mut ids: HashMap<&[u8], u32> = HashMap::new();
+    let mut ids: HashMap<&[u8], u32> = HashMap::default();
     let mut dict = Vec::new();
     let mut dict_bytes = 0usize;
     let mut index = Vec::with_capacity(vals.len());

@@ -1,6 +1,6 @@
 //! Integer and float encodings: plain, run-length, delta, frame-of-reference, dictionary,
 //! decimal-scaled floats.
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use arrow_array::{Array, ArrowPrimitiveType, Float64Array, PrimitiveArray};
 use arrow_buffer::NullBuffer;
@@ -59,7 +59,7 @@ pub(super) fn bounds(vals: &[i64], all_null: bool) -> (Option<Scalar>, Option<Sc
 /// Distinct values, sorted; `None` as soon as a dictionary of them could not be smaller than
 /// `budget` bytes (so a page another encoding already shrinks well is not hashed through).
 fn distinct_i64(vals: &[i64], width: usize, budget: Option<usize>) -> Option<Vec<i64>> {
-    let mut seen: HashMap<i64, ()> = HashMap::new();
+    let mut seen: HashMap<i64, ()> = HashMap::default();
     let max_entries = budget.map_or(DICT_MAX, |b| DICT_MAX.min(b.saturating_sub(5) / width));
     for (i, &v) in vals.iter().enumerate() {
         if seen.insert(v, ()).is_none() && seen.len().is_power_of_two() {

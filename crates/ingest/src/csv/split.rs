@@ -4,7 +4,7 @@
 //! literal inside unquoted fields), so a quoted field holding newlines is never split.
 use std::io::Read;
 
-/// Where the tokenizer is within a record.
+/// Where the tokenizer is within a record (for the header record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     FieldStart,
@@ -16,28 +16,46 @@ enum State {
 
 /// The end (exclusive) of the last complete record in `buf`, which starts at a record start;
 /// `None` if `buf` holds no record terminator outside quotes.
+///
+/// Outside quotes only a quote at a field start (after `,`, a line end, or at the start) opens a
+/// quoted field; any other quote is a literal. So the scan jumps from quote to quote with
+/// `memchr` and takes the last newline of each stretch outside quotes.
 pub(crate) fn last_record_end(buf: &[u8]) -> Option<usize> {
-    // Most files hold no quotes at all: then every newline ends a record.
-    if memchr::memchr(b'"', buf).is_none() {
-        return memchr::memrchr(b'\n', buf).map(|i| i + 1);
-    }
-    let mut state = State::FieldStart;
     let mut end = None;
-    for (i, &b) in buf.iter().enumerate() {
-        state = match (state, b) {
-            (State::Quoted, b'"') => State::QuoteInQuoted,
-            (State::Quoted, _) => State::Quoted,
-            (State::QuoteInQuoted, b'"') => State::Quoted,
-            (State::FieldStart, b'"') => State::Quoted,
-            (_, b',') | (_, b'\r') => State::FieldStart,
-            (_, b'\n') => {
-                end = Some(i + 1);
-                State::FieldStart
-            }
-            _ => State::Unquoted,
+    let mut pos = 0;
+    loop {
+        // Outside quotes, from `pos`.
+        let next_quote = memchr::memchr(b'"', &buf[pos..]).map(|i| pos + i);
+        let stretch = &buf[pos..next_quote.unwrap_or(buf.len())];
+        if let Some(i) = memchr::memrchr(b'\n', stretch) {
+            end = Some(pos + i + 1);
+        }
+        let Some(q) = next_quote else {
+            return end;
         };
+        let opens_field = q == 0 || matches!(buf[q - 1], b',' | b'\n' | b'\r');
+        if !opens_field {
+            pos = q + 1;
+            continue;
+        }
+        // Inside a quoted field: `""` is an escaped quote, a lone quote closes it.
+        let mut at = q + 1;
+        loop {
+            let Some(i) = memchr::memchr(b'"', &buf[at..]) else {
+                return end;
+            };
+            let close = at + i;
+            match buf.get(close + 1) {
+                Some(b'"') => at = close + 2,
+                Some(_) => {
+                    pos = close + 1;
+                    break;
+                }
+                // A quote as the last byte: a close or half of `""`; the next read decides.
+                None => return end,
+            }
+        }
     }
-    end
 }
 
 /// Bytes read per chunk before looking for the last record end (a chunk holding one record
