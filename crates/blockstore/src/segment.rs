@@ -171,6 +171,19 @@ impl Segments {
         })
     }
 
+    /// Whether the first `len` bytes of `slot` lie (partly) past the end of its existing segment
+    /// file: a slot never written since the file grows as slots are written. `false` when the
+    /// file is missing or cannot be measured (reads report those).
+    pub fn past_end(&self, slot: u64, len: usize) -> bool {
+        let (_, offset) = self.location(slot);
+        let files = self.files.read();
+        files
+            .get((slot / self.slots_per_segment) as usize)
+            .and_then(Option::as_ref)
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.len() < offset + len as u64)
+    }
+
     /// `fdatasync`s every segment file holding one of `slots`.
     pub fn sync(&self, slots: impl IntoIterator<Item = u64>) -> Result<()> {
         let mut segs: Vec<u64> = slots.into_iter().map(|s| s / self.slots_per_segment).collect();

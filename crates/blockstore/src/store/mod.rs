@@ -460,10 +460,15 @@ impl Store {
         let m = self.manifest();
         let mut head = [0u8; block::HEADER_LEN];
         for b in m.blocks() {
-            let found = self.shared.segments.read_slot(b.slot, &mut head).map(|()| {
-                let never_written = head.iter().all(|&x| x == 0);
-                (never_written, BlockHeader::decode(&head).map(|h| h.block_id).ok())
-            });
+            // Segment files grow as slots are written: a slot past the end was never written.
+            let found = if self.shared.segments.past_end(b.slot, head.len()) {
+                Ok((true, None))
+            } else {
+                self.shared.segments.read_slot(b.slot, &mut head).map(|()| {
+                    let never_written = head.iter().all(|&x| x == 0);
+                    (never_written, BlockHeader::decode(&head).map(|h| h.block_id).ok())
+                })
+            };
             let (path, offset) = self.shared.segments.location(b.slot);
             let stale = |detail: String| {
                 Error::Key(sealstore_keyring::Error::RollbackDetected {
