@@ -101,25 +101,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs one query to completion; its row count.
-async fn run_query(ctx: QueryLane<'_>, sql: &str) -> BenchResult<(usize, Duration)> {
+/// Runs one query to completion: its row count and time (planning included for both lanes).
+async fn run_query(lane: QueryLane<'_>, sql: &str) -> BenchResult<(usize, Duration)> {
     let started = Instant::now();
-    let batches = match ctx {
-        QueryLane::Sealed(engine) => engine
-            .sql(sql)
-            .await
-            .map_err(|e| e.to_string())?
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?,
-        QueryLane::Parquet(ctx) => ctx
-            .sql(sql)
-            .await
-            .map_err(|e| e.to_string())?
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?,
+    let frame = match lane {
+        QueryLane::Sealed(engine) => engine.sql(sql).await.map_err(|e| e.to_string())?,
+        QueryLane::Parquet(ctx) => ctx.sql(sql).await.map_err(|e| e.to_string())?,
     };
+    let batches = frame.collect().await.map_err(|e| e.to_string())?;
     Ok((batches.iter().map(RecordBatch::num_rows).sum(), started.elapsed()))
 }
 
