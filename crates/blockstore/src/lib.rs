@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod predicate;
 mod scan;
 mod segment;
+pub mod slot;
 mod snapshot;
 mod standalone;
 mod store;

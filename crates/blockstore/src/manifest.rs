@@ -19,18 +19,18 @@ use crate::zone::ZoneMap;
 use crate::{Error, Result};
 
 /// Current manifest format version.
-pub const MANIFEST_VERSION: u16 = 3;
+pub const MANIFEST_VERSION: u16 = 4;
 const MANIFEST_MAGIC: &[u8; 4] = b"SSMF";
 const CURRENT_MAGIC: &[u8; 4] = b"SSCU";
 const SEAL_LABEL: &str = "manifest";
-/// Highest slot index a manifest may name (2^32 slots of at least 64 KiB: 256 TiB per slice);
-/// bounds what a store allocates per slot when it opens.
-pub const MAX_SLOT: u64 = 1 << 32;
+/// Highest slot number a manifest may name: 2^32 slots per size class (`crate::slot`).
+pub const MAX_SLOT: u64 = 1 << (32 + crate::slot::CLASS_BITS);
 
 /// One block of a column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockMeta {
     pub block_id: u64,
+    /// Size class and index of the block's slot (`crate::slot::compose`).
     pub slot: u64,
     pub row_start: u64,
     pub rows: u32,

@@ -266,7 +266,7 @@ impl ScanIter {
             self.stats.blocks_read.fetch_add(1, Ordering::Relaxed);
             self.stats
                 .bytes_read
-                .fetch_add(self.source.block_size as u64, Ordering::Relaxed);
+                .fetch_add(self.source.segments.slot_len(meta.slot) as u64, Ordering::Relaxed);
             let mut start = meta.row_start;
             let mut pages = Vec::with_capacity(arrays.len());
             for a in arrays {

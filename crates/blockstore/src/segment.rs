@@ -12,109 +12,148 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 use sealstore_keyring::{faults, fsutil};
 
-use crate::{Error, Result};
+use crate::{Error, Result, slot};
 
-/// Most segment files a store may have (with the smallest slots, 2^32 slots: see `MAX_SLOT`).
-/// Bounds what a hostile segment name (`seg-18446744073709551615.dat`) can make us allocate.
+/// Most segment files one size class of a store may have. Bounds what a hostile segment name
+/// (`seg-00-18446744073709551615.dat`) can make us allocate.
 pub(crate) const MAX_SEGMENTS: u64 = 1 << 16;
+/// Bytes of segment file per segment (slots per segment = this / slot size, at least one).
+pub(crate) const SEGMENT_BYTES: usize = 64 << 20;
 
-/// The segment files of one store.
+/// Slots per segment file of `class`.
+pub(crate) fn slots_per_segment(class: u8) -> u64 {
+    (SEGMENT_BYTES / slot::class_size(class)).max(1) as u64
+}
+
+/// The segment files of one store: one family of files per size class.
 pub(crate) struct Segments {
     dir: PathBuf,
-    block_size: usize,
-    slots_per_segment: u64,
+    top_class: u8,
     writable: bool,
-    files: RwLock<Vec<Option<File>>>,
+    /// Indexed by class, then by segment index (`None`: a gap, reported when read).
+    files: RwLock<Vec<Vec<Option<File>>>>,
 }
 
 impl std::fmt::Debug for Segments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Segments")
             .field("dir", &self.dir)
-            .field("count", &self.files.read().len())
+            .field("count", &self.segment_count())
             .finish()
     }
 }
 
-fn segment_name(index: u64) -> String {
-    format!("seg-{index:06}.dat")
+fn segment_name(class: u8, index: u64) -> String {
+    format!("seg-{class:02}-{index:06}.dat")
 }
 
-/// The index a segment file name stands for (`seg-000012.dat` → 12).
-fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("seg-")?.strip_suffix(".dat")?;
-    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+/// The class and index a segment file name stands for (`seg-04-000012.dat` → (4, 12)).
+fn parse_segment_name(name: &str) -> Option<(u8, u64)> {
+    let rest = name.strip_prefix("seg-")?.strip_suffix(".dat")?;
+    let (class, digits) = rest.split_once('-')?;
+    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if class.len() != 2 || !decimal(class) || digits.len() < 6 || !decimal(digits) {
         return None;
     }
-    digits.parse().ok()
+    Some((class.parse().ok()?, digits.parse().ok()?))
 }
 
 impl Segments {
     /// Opens the segment files present in `dir` (gaps are allowed: a missing file is reported
-    /// when a slot in it is read). Read-only stores open them read-only.
-    pub fn open(dir: &Path, block_size: usize, slots_per_segment: u64, writable: bool) -> Result<Self> {
-        let mut indexes = Vec::new();
+    /// when a slot in it is read). Read-only stores open them read-only. A name whose class is
+    /// above the store's largest, or whose index is beyond [`MAX_SEGMENTS`], is an error.
+    pub fn open(dir: &Path, block_size: usize, writable: bool) -> Result<Self> {
+        let top_class = slot::top_class(block_size);
+        let mut files: Vec<Vec<Option<File>>> = (0..=top_class).map(|_| Vec::new()).collect();
         for name in fsutil::list_dir(dir)? {
-            if let Some(i) = parse_segment_name(&name) {
-                if i >= MAX_SEGMENTS {
-                    return Err(Error::corrupt(
-                        dir.join(&name),
-                        0,
-                        format!("segment index {i} is beyond the largest a store has ({MAX_SEGMENTS})"),
-                    ));
-                }
-                indexes.push(i);
+            let Some((class, i)) = parse_segment_name(&name) else {
+                continue;
+            };
+            if class > top_class || i >= MAX_SEGMENTS {
+                return Err(Error::corrupt(
+                    dir.join(&name),
+                    0,
+                    format!(
+                        "segment class {class} index {i} is beyond the largest this store has (class {top_class}, {MAX_SEGMENTS} files)"
+                    ),
+                ));
             }
-        }
-        let count = indexes.iter().max().map_or(0, |m| m + 1) as usize;
-        let mut files: Vec<Option<File>> = (0..count).map(|_| None).collect();
-        for i in indexes {
-            let path = dir.join(segment_name(i));
+            let path = dir.join(&name);
             let file = if writable {
                 fsutil::open_rw(&path)?
             } else {
                 fsutil::open_read(&path)?
             };
-            files[i as usize] = Some(file);
+            let family = &mut files[usize::from(class)];
+            if family.len() <= i as usize {
+                family.resize_with(i as usize + 1, || None);
+            }
+            family[i as usize] = Some(file);
         }
         Ok(Self {
             dir: dir.to_owned(),
-            block_size,
-            slots_per_segment,
+            top_class,
             writable,
             files: RwLock::new(files),
         })
     }
 
-    /// Total slots in existing segment files.
-    pub fn slot_count(&self) -> u64 {
-        self.files.read().len() as u64 * self.slots_per_segment
+    /// The class of the store's full-size blocks.
+    pub fn top_class(&self) -> u8 {
+        self.top_class
+    }
+
+    /// Bytes of `slot` (the size of its class). The class must be at most [`Self::top_class`]
+    /// (a store checks every slot of a manifest when it opens it).
+    pub fn slot_len(&self, slot: u64) -> usize {
+        slot::class_size(slot::class_of(slot))
+    }
+
+    /// Slots in existing segment files of `class`.
+    pub fn slot_count(&self, class: u8) -> u64 {
+        self.files.read().get(usize::from(class)).map_or(0, Vec::len) as u64 * slots_per_segment(class)
+    }
+
+    /// Slots in existing segment files of every class.
+    pub fn total_slots(&self) -> u64 {
+        (0..=self.top_class).map(|c| self.slot_count(c)).sum()
     }
 
     /// Number of segment files (including gaps).
     pub fn segment_count(&self) -> usize {
-        self.files.read().len()
+        self.files.read().iter().map(Vec::len).sum()
+    }
+
+    /// (class, segment index, byte offset) of a slot.
+    fn place(slot: u64) -> (u8, u64, u64) {
+        let class = slot::class_of(slot);
+        let spp = slots_per_segment(class);
+        let index = slot::index_of(slot);
+        (class, index / spp, (index % spp) * slot::class_size(class) as u64)
     }
 
     /// The file and byte offset of a slot.
     pub fn location(&self, slot: u64) -> (PathBuf, u64) {
-        let seg = slot / self.slots_per_segment;
-        (
-            self.dir.join(segment_name(seg)),
-            (slot % self.slots_per_segment) * self.block_size as u64,
-        )
+        let (class, seg, offset) = Self::place(slot);
+        (self.dir.join(segment_name(class, seg)), offset)
     }
 
-    /// Adds one segment file, created exclusively and empty, durably. It grows as its slots are
-    /// written: never a large sparse file that a copy or an upload would expand.
-    pub fn grow(&self) -> Result<()> {
+    /// Adds one segment file to `class`, created exclusively and empty, durably. It grows as its
+    /// slots are written: never a large sparse file that a copy or an upload would expand.
+    pub fn grow(&self, class: u8) -> Result<()> {
         if !self.writable {
             return Err(Error::Key(sealstore_keyring::Error::ReadOnly {
                 what: format!("store {}", self.dir.display()),
             }));
         }
+        if class > self.top_class {
+            return Err(Error::Internal(format!(
+                "size class {class} is above the store's largest"
+            )));
+        }
         let mut files = self.files.write();
-        let index = files.len() as u64;
+        let family = &mut files[usize::from(class)];
+        let index = family.len() as u64;
         if index >= MAX_SEGMENTS {
             return Err(Error::corrupt(
                 &self.dir,
@@ -122,52 +161,66 @@ impl Segments {
                 "the store has its largest number of segments",
             ));
         }
-        let path = self.dir.join(segment_name(index));
+        let path = self.dir.join(segment_name(class, index));
         // `create_new` already made the new name durable (it syncs the directory).
-        let file = fsutil::create_new(&path, 0o600)?;
+        let file = match fsutil::create_new(&path, 0o600) {
+            Ok(file) => file,
+            // Left by an earlier `grow` of this process that failed after creating the file
+            // (or planted): it was not here when the store opened, so no committed manifest
+            // references it, and it is taken over empty. Links and non-files are still refused.
+            Err(sealstore_keyring::Error::AlreadyExists { .. }) => {
+                let file = fsutil::open_rw(&path)?;
+                file.set_len(0).map_err(|e| Error::io(&path, e))?;
+                fsutil::sync_dir(&self.dir)?;
+                file
+            }
+            Err(e) => return Err(e.into()),
+        };
         faults::sync_all(&file).map_err(|e| Error::io(&path, e))?;
-        files.push(Some(file));
+        family.push(Some(file));
         Ok(())
+    }
+
+    /// Runs `f` on the open file holding `slot`, or reports it missing.
+    fn with_file<T>(&self, slot: u64, missing: &str, f: impl FnOnce(&File, PathBuf, u64) -> Result<T>) -> Result<T> {
+        let (class, seg, offset) = Self::place(slot);
+        let path = self.dir.join(segment_name(class, seg));
+        let files = self.files.read();
+        match files
+            .get(usize::from(class))
+            .and_then(|family| family.get(seg as usize))
+            .and_then(Option::as_ref)
+        {
+            Some(file) => f(file, path, offset),
+            None => Err(Error::MissingSegment {
+                path,
+                reason: missing.into(),
+            }),
+        }
     }
 
     /// Writes one sealed block into its slot (not yet durable: see [`Segments::sync`]).
     pub fn write_slot(&self, slot: u64, bytes: &[u8]) -> Result<()> {
-        debug_assert_eq!(bytes.len(), self.block_size);
-        let (path, offset) = self.location(slot);
-        let files = self.files.read();
-        let seg = files
-            .get((slot / self.slots_per_segment) as usize)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| Error::MissingSegment {
-                path: path.clone(),
-                reason: "no such segment".into(),
-            })?;
-        faults::write_at(seg, bytes, offset).map_err(|e| Error::io(&path, e))?;
-        crate::writeback::start(seg, offset, bytes.len());
-        Ok(())
+        debug_assert_eq!(bytes.len(), self.slot_len(slot));
+        self.with_file(slot, "no such segment", |seg, path, offset| {
+            faults::write_at(seg, bytes, offset).map_err(|e| Error::io(&path, e))?;
+            crate::writeback::start(seg, offset, bytes.len());
+            Ok(())
+        })
     }
 
-    /// Copies the first `out.len()` bytes of a slot (at most one block) into `out`. A file too
+    /// Copies the first `out.len()` bytes of a slot (at most the slot) into `out`. A file too
     /// short to hold them — missing, or truncated, even while we read — is an error.
     pub fn read_slot(&self, slot: u64, out: &mut [u8]) -> Result<()> {
-        debug_assert!(out.len() <= self.block_size);
-        let (path, offset) = self.location(slot);
-        let files = self.files.read();
-        let Some(seg) = files
-            .get((slot / self.slots_per_segment) as usize)
-            .and_then(Option::as_ref)
-        else {
-            return Err(Error::MissingSegment {
-                path,
-                reason: "file not found".into(),
-            });
-        };
-        seg.read_exact_at(out, offset).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::MissingSegment {
-                path,
-                reason: format!("shorter than {} bytes (truncated)", offset + out.len() as u64),
-            },
-            _ => Error::io(self.dir.join(segment_name(slot / self.slots_per_segment)), e),
+        debug_assert!(out.len() <= self.slot_len(slot));
+        self.with_file(slot, "file not found", |seg, path, offset| {
+            seg.read_exact_at(out, offset).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::MissingSegment {
+                    reason: format!("shorter than {} bytes (truncated)", offset + out.len() as u64),
+                    path,
+                },
+                _ => Error::io(path, e),
+            })
         })
     }
 
@@ -175,24 +228,27 @@ impl Segments {
     /// file: a slot never written since the file grows as slots are written. `false` when the
     /// file is missing or cannot be measured (reads report those).
     pub fn past_end(&self, slot: u64, len: usize) -> bool {
-        let (_, offset) = self.location(slot);
-        let files = self.files.read();
-        files
-            .get((slot / self.slots_per_segment) as usize)
-            .and_then(Option::as_ref)
-            .and_then(|f| f.metadata().ok())
-            .is_some_and(|m| m.len() < offset + len as u64)
+        self.with_file(slot, "", |f, _, offset| {
+            Ok(f.metadata().ok().is_some_and(|m| m.len() < offset + len as u64))
+        })
+        .unwrap_or(false)
     }
 
     /// `fdatasync`s every segment file holding one of `slots`.
     pub fn sync(&self, slots: impl IntoIterator<Item = u64>) -> Result<()> {
-        let mut segs: Vec<u64> = slots.into_iter().map(|s| s / self.slots_per_segment).collect();
+        let mut segs: Vec<(u8, u64)> = slots
+            .into_iter()
+            .map(|s| {
+                let (class, seg, _) = Self::place(s);
+                (class, seg)
+            })
+            .collect();
         segs.sort_unstable();
         segs.dedup();
         let files = self.files.read();
-        for s in segs {
-            if let Some(Some(seg)) = files.get(s as usize) {
-                faults::sync_data(seg).map_err(|e| Error::io(self.dir.join(segment_name(s)), e))?;
+        for (class, s) in segs {
+            if let Some(Some(seg)) = files.get(usize::from(class)).and_then(|f| f.get(s as usize)) {
+                faults::sync_data(seg).map_err(|e| Error::io(self.dir.join(segment_name(class, s)), e))?;
             }
         }
         Ok(())
@@ -201,10 +257,15 @@ impl Segments {
     /// Paths of all segment files present.
     pub fn paths(&self) -> Vec<PathBuf> {
         let files = self.files.read();
-        (0..files.len() as u64)
-            .filter(|i| files[*i as usize].is_some())
-            .map(|i| self.dir.join(segment_name(i)))
-            .collect()
+        let mut out = Vec::new();
+        for (class, family) in files.iter().enumerate() {
+            for (i, f) in family.iter().enumerate() {
+                if f.is_some() {
+                    out.push(self.dir.join(segment_name(class as u8, i as u64)));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -212,55 +273,90 @@ impl Segments {
 mod tests {
     use super::*;
 
+    const BLOCK: usize = 1 << 16;
+
     #[test]
     fn segment_names_parse_strictly() {
-        assert_eq!(parse_segment_name("seg-000012.dat"), Some(12));
-        assert_eq!(parse_segment_name("seg-18446744073709551615.dat"), Some(u64::MAX));
-        assert_eq!(parse_segment_name("seg-+00001.dat"), None);
-        assert_eq!(parse_segment_name("seg-1.dat"), None);
-        assert_eq!(parse_segment_name("seg-99999999999999999999999.dat"), None);
+        assert_eq!(parse_segment_name("seg-04-000012.dat"), Some((4, 12)));
+        assert_eq!(
+            parse_segment_name("seg-00-18446744073709551615.dat"),
+            Some((0, u64::MAX))
+        );
+        assert_eq!(parse_segment_name("seg-000012.dat"), None);
+        assert_eq!(parse_segment_name("seg-4-000012.dat"), None);
+        assert_eq!(parse_segment_name("seg-04-+00001.dat"), None);
+        assert_eq!(parse_segment_name("seg-04-1.dat"), None);
+        assert_eq!(parse_segment_name("seg-04-99999999999999999999999.dat"), None);
     }
 
     #[test]
     fn a_hostile_segment_name_is_a_clear_error_not_an_allocation() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("seg-18446744073709551615.dat"), b"").unwrap();
-        let err = Segments::open(dir.path(), 1 << 16, 1024, false).unwrap_err();
-        assert!(err.to_string().contains("beyond the largest"), "{err}");
+        for name in ["seg-00-18446744073709551615.dat", "seg-99-000000.dat"] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(name), b"").unwrap();
+            let err = Segments::open(dir.path(), BLOCK, false).unwrap_err();
+            assert!(err.to_string().contains("beyond the largest"), "{err}");
+        }
     }
 
     #[test]
     fn a_segment_file_grows_with_its_written_slots_not_to_full_size() {
         let dir = tempfile::tempdir().unwrap();
-        let segs = Segments::open(dir.path(), 1 << 16, 64, true).unwrap();
-        segs.grow().unwrap();
-        let path = dir.path().join(segment_name(0));
+        let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
+        let top = segs.top_class();
+        segs.grow(top).unwrap();
+        let path = dir.path().join(segment_name(top, 0));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
-        segs.write_slot(0, &vec![1u8; 1 << 16]).unwrap();
-        segs.write_slot(2, &vec![2u8; 1 << 16]).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 << 16);
-        let mut out = vec![0u8; 1 << 16];
-        segs.read_slot(2, &mut out).unwrap();
+        segs.write_slot(slot::compose(top, 0), &vec![1u8; BLOCK]).unwrap();
+        segs.write_slot(slot::compose(top, 2), &vec![2u8; BLOCK]).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 * BLOCK as u64);
+        let mut out = vec![0u8; BLOCK];
+        segs.read_slot(slot::compose(top, 2), &mut out).unwrap();
         assert!(out.iter().all(|&b| b == 2));
-        let err = segs.read_slot(5, &mut out).unwrap_err();
+        let err = segs.read_slot(slot::compose(top, 5), &mut out).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn each_size_class_has_its_own_files_and_slot_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
+        segs.grow(0).unwrap();
+        segs.grow(5).unwrap();
+        let (a, b) = (slot::compose(0, 1), slot::compose(5, 1));
+        assert_eq!((segs.slot_len(a), segs.slot_len(b)), (4 << 10, 10 << 10));
+        segs.write_slot(a, &vec![3u8; 4 << 10]).unwrap();
+        segs.write_slot(b, &vec![4u8; 10 << 10]).unwrap();
+        assert_eq!(segs.location(a), (dir.path().join("seg-00-000000.dat"), 4 << 10));
+        assert_eq!(segs.location(b), (dir.path().join("seg-05-000000.dat"), 10 << 10));
+        assert_eq!(
+            std::fs::metadata(dir.path().join("seg-05-000000.dat")).unwrap().len(),
+            20 << 10
+        );
+        let reopened = Segments::open(dir.path(), BLOCK, false).unwrap();
+        let mut out = vec![0u8; 10 << 10];
+        reopened.read_slot(b, &mut out).unwrap();
+        assert!(out.iter().all(|&x| x == 4));
+        assert_eq!(reopened.paths().len(), 2);
     }
 
     #[test]
     fn a_truncated_segment_reads_as_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let segs = Segments::open(dir.path(), 1 << 16, 4, true).unwrap();
-        segs.grow().unwrap();
-        segs.write_slot(1, &vec![7u8; 1 << 16]).unwrap();
-        let mut out = vec![0u8; 1 << 16];
-        segs.read_slot(1, &mut out).unwrap();
+        let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
+        let top = segs.top_class();
+        segs.grow(top).unwrap();
+        let s = slot::compose(top, 1);
+        segs.write_slot(s, &vec![7u8; BLOCK]).unwrap();
+        let mut out = vec![0u8; BLOCK];
+        segs.read_slot(s, &mut out).unwrap();
         assert!(out.iter().all(|&b| b == 7));
         std::fs::OpenOptions::new()
             .write(true)
-            .open(dir.path().join(segment_name(0)))
+            .open(dir.path().join(segment_name(top, 0)))
             .unwrap()
             .set_len(100_000)
             .unwrap();
-        assert!(matches!(segs.read_slot(1, &mut out), Err(Error::MissingSegment { .. })));
+        assert!(matches!(segs.read_slot(s, &mut out), Err(Error::MissingSegment { .. })));
     }
 }

@@ -35,7 +35,9 @@ fn scan_error(store: &Store) -> Error {
 
 #[test]
 fn a_flip_in_any_region_of_a_block_is_an_authentication_error_naming_the_block() {
-    let size = SMALL as u64;
+    let (_env, store) = loaded();
+    let size = store.slot_len(store.manifest().table("t").unwrap().columns[4].blocks[0].slot) as u64;
+    drop(store);
     let regions = [
         ("magic", 0u64),
         ("block id", 9),
@@ -87,13 +89,23 @@ fn swapping_two_blocks_is_detected() {
     let (env, store) = loaded();
     let m = store.manifest();
     let t = m.table("t").unwrap();
-    let (a, b) = (&t.columns[0].blocks[0], &t.columns[1].blocks[0]);
+    let blocks: Vec<_> = t.columns.iter().flat_map(|c| c.blocks.iter()).collect();
+    let (a, b) = blocks
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            let b = blocks[i + 1..]
+                .iter()
+                .find(|b| store.slot_len(b.slot) == store.slot_len(a.slot))?;
+            Some((*a, *b))
+        })
+        .expect("two blocks of one size class");
     let (pa, oa) = store.slot_location(a.slot);
     let (pb, ob) = store.slot_location(b.slot);
     let fa = std::fs::OpenOptions::new().read(true).write(true).open(&pa).unwrap();
     let fb = std::fs::OpenOptions::new().read(true).write(true).open(&pb).unwrap();
-    let mut ba = vec![0u8; SMALL];
-    let mut bb = vec![0u8; SMALL];
+    let mut ba = vec![0u8; store.slot_len(a.slot)];
+    let mut bb = vec![0u8; store.slot_len(b.slot)];
     fa.read_exact_at(&mut ba, oa).unwrap();
     fb.read_exact_at(&mut bb, ob).unwrap();
     fa.write_all_at(&bb, oa).unwrap();
@@ -106,6 +118,38 @@ fn swapping_two_blocks_is_detected() {
 }
 
 #[test]
+fn a_block_copied_over_a_slot_of_another_size_class_is_detected() {
+    let (env, store) = loaded();
+    let m = store.manifest();
+    let blocks: Vec<_> = m
+        .table("t")
+        .unwrap()
+        .columns
+        .iter()
+        .flat_map(|c| c.blocks.iter())
+        .cloned()
+        .collect();
+    let small = blocks.iter().min_by_key(|b| store.slot_len(b.slot)).unwrap();
+    let large = blocks.iter().max_by_key(|b| store.slot_len(b.slot)).unwrap();
+    assert!(store.slot_len(small.slot) < store.slot_len(large.slot));
+    let (ps, os) = store.slot_location(small.slot);
+    let (pl, ol) = store.slot_location(large.slot);
+    let mut bytes = vec![0u8; store.slot_len(small.slot)];
+    std::fs::File::open(&ps).unwrap().read_exact_at(&mut bytes, os).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pl)
+        .unwrap()
+        .write_all_at(&bytes, ol)
+        .unwrap();
+    drop(store);
+    let store = env.reopen();
+    assert!(scan_error(&store).is_authentication());
+    let ids: Vec<u64> = store.verify().iter().map(|f| f.block_id).collect();
+    assert_eq!(ids, vec![large.block_id]);
+}
+
+#[test]
 fn replaying_an_older_block_into_its_slot_is_detected() {
     let env = Env::new();
     let store = env.create(SMALL);
@@ -113,7 +157,7 @@ fn replaying_an_older_block_into_its_slot_is_detected() {
     store.append("t", &all_types_batch(0, 100)).unwrap();
     let old = store.manifest().table("t").unwrap().columns[0].blocks[0].clone();
     let (old_path, old_off) = store.slot_location(old.slot);
-    let mut old_bytes = vec![0u8; SMALL];
+    let mut old_bytes = vec![0u8; store.slot_len(old.slot)];
     std::fs::File::open(&old_path)
         .unwrap()
         .read_exact_at(&mut old_bytes, old_off)
@@ -142,7 +186,7 @@ fn truncated_or_missing_segments_are_clear_errors() {
     let seg = store.segment_paths()[0].clone();
     drop(store);
     let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
-    f.set_len(SMALL as u64 * 2 + 100).unwrap();
+    f.set_len(f.metadata().unwrap().len() / 2).unwrap();
     drop(f);
     let store = env.reopen();
     let err = scan_error(&store);
@@ -186,7 +230,7 @@ fn blocks_moved_to_another_store_do_not_open() {
     let m = store.manifest();
     let b = &m.table("t").unwrap().columns[0].blocks[0];
     let (p, o) = store.slot_location(b.slot);
-    let mut bytes = vec![0u8; SMALL];
+    let mut bytes = vec![0u8; store.slot_len(b.slot)];
     std::fs::File::open(&p).unwrap().read_exact_at(&mut bytes, o).unwrap();
     bytes[24] = 1; // slice id 1
     std::fs::OpenOptions::new()
@@ -207,12 +251,16 @@ fn a_process_rewriting_ciphertext_while_scans_run_yields_correct_rows_or_authent
     let (_env, store) = loaded();
     let expected = collect(&store, "t");
     let m = store.manifest();
-    let targets: Vec<(std::path::PathBuf, u64)> = m
+    let targets: Vec<(std::path::PathBuf, u64, u64)> = m
         .table("t")
         .unwrap()
         .columns
         .iter()
-        .flat_map(|c| c.blocks.iter().map(|b| store.slot_location(b.slot)))
+        .flat_map(|c| c.blocks.iter())
+        .map(|b| {
+            let (path, offset) = store.slot_location(b.slot);
+            (path, offset, store.slot_len(b.slot) as u64)
+        })
         .collect();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (mut clean, mut refused) = (0, 0);
@@ -220,13 +268,19 @@ fn a_process_rewriting_ciphertext_while_scans_run_yields_correct_rows_or_authent
         s.spawn(|| {
             let files: Vec<_> = targets
                 .iter()
-                .map(|(p, o)| (std::fs::OpenOptions::new().read(true).write(true).open(p).unwrap(), *o))
+                .map(|(p, o, len)| {
+                    (
+                        std::fs::OpenOptions::new().read(true).write(true).open(p).unwrap(),
+                        *o,
+                        *len,
+                    )
+                })
                 .collect();
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for (f, slot) in &files {
+                for (f, slot, len) in &files {
                     // Flip, give a reader a moment to copy the damage, flip back.
-                    let at = slot + block::HEADER_LEN as u64 + (i * 4099) % (SMALL as u64 - 96);
+                    let at = slot + block::HEADER_LEN as u64 + (i * 4099) % (len - 96);
                     let mut b = [0u8; 1];
                     f.read_exact_at(&mut b, at).unwrap();
                     f.write_all_at(&[b[0] ^ 0x01], at).unwrap();

@@ -8,7 +8,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "style", content = "column", rename_all = "lowercase")]
 pub enum Distribution {
-    /// Round-robin: every batch is cut into equal contiguous parts (±1 row).
+    /// Round-robin: every batch is cut into equal contiguous parts (±1 row) over as many
+    /// slices as it has [`MIN_PART_ROWS`] rows (all slices for a large batch, one for a small
+    /// one), continuing at the slice after the last one used.
     Even,
     /// Hash of one column: equal values land on the same slice.
     Key(String),
@@ -41,6 +43,11 @@ impl std::fmt::Display for Distribution {
         }
     }
 }
+
+/// Fewest rows an EVEN batch hands to one slice: a small table stays on one slice (or a few)
+/// instead of costing a block per column on every slice, while a batch of a large load still
+/// reaches every slice, so its encoding — and later its scans — run in parallel.
+pub const MIN_PART_ROWS: usize = 4096;
 
 /// Splits batches for one table.
 #[derive(Debug)]
@@ -98,10 +105,11 @@ impl Splitter {
         let mut out: Vec<Option<RecordBatch>> = vec![None; self.slices];
         match &self.dist {
             Distribution::Even => {
-                let base = n / self.slices;
-                let extra = n % self.slices;
+                let parts = (n / MIN_PART_ROWS).clamp(1, self.slices);
+                let base = n / parts;
+                let extra = n % parts;
                 let mut start = 0;
-                for k in 0..self.slices {
+                for k in 0..parts {
                     let slice = (k + self.rotation) % self.slices;
                     let len = base + usize::from(k < extra);
                     if len > 0 {
@@ -109,7 +117,10 @@ impl Splitter {
                     }
                     start += len;
                 }
-                self.rotation = (self.rotation + extra) % self.slices;
+                // Next batch starts after the slices that got a part (or, when all did, after
+                // those that got one row more), so the totals stay balanced.
+                let advance = if parts < self.slices { parts } else { extra };
+                self.rotation = (self.rotation + advance) % self.slices;
             }
             Distribution::All => {
                 for node_first in (0..self.slices).step_by(self.slices_per_node) {
@@ -193,10 +204,26 @@ mod tests {
     }
 
     #[test]
+    fn even_keeps_a_small_batch_on_one_slice_and_moves_on() {
+        let mut s = Splitter::new(&Distribution::Even, &batch(1).schema(), 4, 2).unwrap();
+        for expected in [0, 1, 2, 3, 0] {
+            let parts = s.split(&batch(10)).unwrap();
+            let got: Vec<usize> = parts.iter().map(|p| p.as_ref().map_or(0, |b| b.num_rows())).collect();
+            let mut want = vec![0; 4];
+            want[expected] = 10;
+            assert_eq!(got, want);
+        }
+        let parts = s.split(&batch(3 * MIN_PART_ROWS as i64)).unwrap();
+        let got: Vec<usize> = parts.iter().map(|p| p.as_ref().map_or(0, |b| b.num_rows())).collect();
+        assert_eq!(got, vec![0, MIN_PART_ROWS, MIN_PART_ROWS, MIN_PART_ROWS]);
+    }
+
+    #[test]
     fn even_balances_within_one_row_per_batch_and_over_batches() {
         let mut s = Splitter::new(&Distribution::Even, &batch(1).schema(), 4, 2).unwrap();
         let mut totals = [0usize; 4];
-        for n in [10, 7, 3, 1, 13] {
+        let m = MIN_PART_ROWS as i64;
+        for n in [10 * m, 7 * m + 3, 4 * m + 1, 13 * m + 2] {
             let parts = s.split(&batch(n)).unwrap();
             let sizes: Vec<usize> = parts.iter().map(|p| p.as_ref().map_or(0, |b| b.num_rows())).collect();
             assert_eq!(sizes.iter().sum::<usize>(), n as usize);

@@ -37,7 +37,7 @@ pub use config::{
 #[cfg(feature = "test-hooks")]
 pub use database::CrashPoint;
 pub use database::{BlockLocation, Database};
-pub use distribute::Distribution;
+pub use distribute::{Distribution, MIN_PART_ROWS};
 pub use error::{Error, Result};
 pub use rekey::RekeyReport;
 pub use scan::{ClusterScan, ClusterScanIter, SliceScanIter};

@@ -124,12 +124,18 @@ fn distribution_styles() {
     db.create_table("even", &schema, Distribution::Even).unwrap();
     db.create_table("key", &schema, Distribution::Key("k".into())).unwrap();
     db.create_table("all", &schema, Distribution::All).unwrap();
+    // EVEN: batches large enough for every slice are cut evenly; a small table stays on one.
+    let big = 8 * sealstore_cluster::MIN_PART_ROWS as i64;
     for t in ["even", "key", "all"] {
-        db.append(t, [batch(1001), batch(999)]).unwrap();
+        db.append(t, [batch(big + 1), batch(big - 1)]).unwrap();
     }
     let even = db.rows_per_slice("even").unwrap();
-    assert_eq!(even.iter().sum::<u64>(), 2000);
+    assert_eq!(even.iter().sum::<u64>(), 2 * big as u64);
     assert!(even.iter().max().unwrap() - even.iter().min().unwrap() <= 1, "{even:?}");
+    db.create_table("small", &schema, Distribution::Even).unwrap();
+    db.append("small", [batch(1000)]).unwrap();
+    let small = db.rows_per_slice("small").unwrap();
+    assert_eq!(small.iter().filter(|&&n| n > 0).count(), 1, "{small:?}");
     // KEY: every key value lives on exactly one slice.
     let mut owner = std::collections::HashMap::new();
     for s in 0..db.slice_count() {
@@ -144,10 +150,11 @@ fn distribution_styles() {
     }
     assert_eq!(owner.len(), 37);
     // ALL: one full copy per node (2 nodes × 2 slices), a scan reads one copy.
-    assert_eq!(db.rows_per_slice("all").unwrap(), vec![2000, 0, 2000, 0]);
-    assert_eq!(db.row_count("all").unwrap(), 2000);
+    let total = 2 * big as u64;
+    assert_eq!(db.rows_per_slice("all").unwrap(), vec![total, 0, total, 0]);
+    assert_eq!(db.row_count("all").unwrap(), total);
     let scanned: usize = db.scan("all").run().unwrap().map(|b| b.unwrap().num_rows()).sum();
-    assert_eq!(scanned, 2000);
+    assert_eq!(scanned as u64, total);
     assert!(matches!(
         db.create_table("bad", &schema, Distribution::Key("nope".into())),
         Err(Error::InvalidOption(_))
@@ -432,7 +439,7 @@ fn no_file_holds_a_plaintext_marker_or_any_dek_dk_or_ck_bytes() {
                 let bytes = std::fs::read(&path).unwrap();
                 check(
                     &format!("{} at {offset}", path.display()),
-                    &bytes[offset as usize..offset as usize + (64 << 10)],
+                    &bytes[offset as usize..offset as usize + store.slot_len(b.slot)],
                 );
                 checked += 1;
             }

@@ -119,7 +119,7 @@ fn blocks(db: &Database) -> BTreeMap<BlockKey, (u64, Vec<u8>)> {
                     for b in &c.blocks {
                         let (path, offset) = store.slot_location(b.slot);
                         let file = std::fs::read(&path).unwrap();
-                        let bytes = file[offset as usize..offset as usize + store.block_size()].to_vec();
+                        let bytes = file[offset as usize..offset as usize + store.slot_len(b.slot)].to_vec();
                         out.insert((s, t.name.clone(), c.name.clone(), b.row_start), (b.block_id, bytes));
                     }
                 }
@@ -469,21 +469,28 @@ fn restoring_any_older_file_is_detected_as_a_rollback_unless_accepted() {
     let new_rows = rows_of(&reopen(dir.path()).database("dev").unwrap());
 
     let db_dir = Path::new("databases/dev");
-    let slice0 = Path::new("node-0/slice-0/dev");
-    let newest_manifest = std::fs::read_dir(live.join(slice0))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("manifest-"))
-        .max()
-        .unwrap();
-    let oldest_backup_manifest = std::fs::read_dir(backup.join(slice0))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("manifest-"))
-        .max()
-        .unwrap();
+    let newest = |root: &Path, store: &Path| {
+        std::fs::read_dir(root.join(store))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("manifest-"))
+            .max()
+            .unwrap()
+    };
+    // The slice the small append went to (a small batch stays on one slice).
+    let changed_slice = [
+        "node-0/slice-0/dev",
+        "node-0/slice-1/dev",
+        "node-1/slice-2/dev",
+        "node-1/slice-3/dev",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .find(|s| newest(&live, s) != newest(&backup, s))
+    .expect("the append changed a slice");
+    let newest_manifest = newest(&live, changed_slice);
+    let oldest_backup_manifest = newest(&backup, changed_slice);
     type Damage<'a> = Box<dyn Fn() + 'a>;
     let cases: Vec<(&str, Damage)> = vec![
         (
@@ -495,15 +502,27 @@ fn restoring_any_older_file_is_detected_as_a_rollback_unless_accepted() {
             "manifest",
             Box::new(|| {
                 std::fs::copy(
-                    backup.join(slice0).join(&oldest_backup_manifest),
-                    live.join(slice0).join(&newest_manifest),
+                    backup.join(changed_slice).join(&oldest_backup_manifest),
+                    live.join(changed_slice).join(&newest_manifest),
                 )
                 .unwrap();
             }),
         ),
         (
             "segment file",
-            Box::new(|| restore(&backup, &live, &slice0.join("seg-000000.dat"))),
+            Box::new(|| {
+                // Every segment file of every slice back to its older copy (the small append
+                // may have gone to one slice only).
+                for node_slice in ["node-0/slice-0", "node-0/slice-1", "node-1/slice-2", "node-1/slice-3"] {
+                    let store = Path::new(node_slice).join("dev");
+                    for e in std::fs::read_dir(backup.join(&store)).unwrap().flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.starts_with("seg-") {
+                            restore(&backup, &live, &store.join(name));
+                        }
+                    }
+                }
+            }),
         ),
     ];
     for (what, damage) in cases {

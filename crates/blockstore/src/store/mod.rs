@@ -44,7 +44,7 @@ pub use txn::{Prepared, Transaction};
 const STORE_FILE: &str = "STORE";
 const STORE_MAGIC: &[u8; 4] = b"SSST";
 /// Current store layout version.
-pub const STORE_VERSION: u16 = 2;
+pub const STORE_VERSION: u16 = 3;
 const STORE_FILE_LEN: usize = 40;
 
 /// Named offsets of the `STORE` file's fields.
@@ -57,8 +57,6 @@ mod store_file {
     pub const STORE_ID: usize = 20;
     pub const CRC: usize = 36;
 }
-/// Bytes of segment file per segment (slots per segment = this / block size).
-const SEGMENT_BYTES: usize = 64 << 20;
 
 /// Another AEAD for the blocks of a store than the build's default AES-256-GCM backend: the
 /// benchmarks' unsealed baseline runs the real pipeline with a no-op one. Feature `test-hooks`
@@ -195,11 +193,13 @@ fn write_store_file(dir: &Path, block_size: usize, identity: &StoreIdentity, spp
     })
 }
 
+/// Slots per segment file of the store's full-size class (recorded in `STORE`; the smaller
+/// classes follow from their sizes).
 fn slots_per_segment(block_size: usize) -> u32 {
-    (SEGMENT_BYTES / block_size).max(1) as u32
+    crate::segment::slots_per_segment(crate::slot::top_class(block_size)) as u32
 }
 
-fn read_store_file(dir: &Path) -> Result<(usize, StoreIdentity, u64)> {
+fn read_store_file(dir: &Path) -> Result<(usize, StoreIdentity)> {
     let path = dir.join(STORE_FILE);
     let b = fsutil::read(&path)?;
     use store_file::*;
@@ -234,7 +234,7 @@ fn read_store_file(dir: &Path) -> Result<(usize, StoreIdentity, u64)> {
         slice_id: u32_at(SLICE_ID),
         store_id: b[STORE_ID..STORE_ID + STORE_ID_LEN].try_into().expect("16 bytes"),
     };
-    Ok((block_size, identity, u64::from(u32_at(SLOTS_PER_SEGMENT))))
+    Ok((block_size, identity))
 }
 
 impl Store {
@@ -275,7 +275,7 @@ impl Store {
 
     /// Opens a store at its committed generation (or the one given).
     pub fn open(dir: &Path, keys: Arc<DatabaseKeys>, options: OpenOptions) -> Result<Self> {
-        let (block_size, identity, spp) = read_store_file(dir)?;
+        let (block_size, identity) = read_store_file(dir)?;
         if let Some(expected) = options.expected
             && expected != identity
         {
@@ -325,11 +325,23 @@ impl Store {
             }
             fsutil::sweep_temp_files(dir)?;
         }
-        let segments = Segments::open(dir, block_size, spp, !options.read_only)?;
-        let max_slot = m.blocks().map(|b| b.slot + 1).max().unwrap_or(0);
-        let mut in_use = vec![false; segments.slot_count().max(max_slot) as usize];
+        let segments = Segments::open(dir, block_size, !options.read_only)?;
+        let mut in_use = std::collections::HashSet::new();
         for b in m.blocks() {
-            in_use[b.slot as usize] = true;
+            // The manifest is authenticated; a class this store cannot have is a bug or a
+            // forged key, reported rather than read with a wrong slot size.
+            if crate::slot::class_of(b.slot) > segments.top_class() {
+                return Err(Error::corrupt(
+                    manifest::manifest_path(dir, m.generation),
+                    0,
+                    format!(
+                        "block {} names size class {} above the store's largest",
+                        b.block_id,
+                        crate::slot::class_of(b.slot)
+                    ),
+                ));
+            }
+            in_use.insert(b.slot);
         }
         if options.reclaim_keys && !options.read_only {
             keys.remove_unreferenced(&m.blocks().map(|b| b.block_id).collect())?;
@@ -414,7 +426,7 @@ impl Store {
             manifest,
             writers: HashMap::new(),
             allocated: Vec::new(),
-            cursor: 0,
+            cursor: Vec::new(),
             freed: Vec::new(),
             dropped: Vec::new(),
             finished: false,
@@ -537,7 +549,7 @@ impl Store {
         StoreStats {
             generation: m.generation,
             block_size: self.shared.block_size,
-            slots_total: self.shared.segments.slot_count(),
+            slots_total: self.shared.segments.total_slots(),
             slots_used: m.blocks().count() as u64,
             segments: self.shared.segments.segment_count(),
             bytes_on_disk,
@@ -562,6 +574,11 @@ impl Store {
     /// File and offset of a slot (for tests and tools).
     pub fn slot_location(&self, slot: u64) -> (PathBuf, u64) {
         self.shared.segments.location(slot)
+    }
+
+    /// Bytes of a slot: the size class its block was sealed in (for tests and tools).
+    pub fn slot_len(&self, slot: u64) -> usize {
+        self.shared.segments.slot_len(slot)
     }
 }
 

@@ -25,7 +25,7 @@ impl Shared {
         meta: &BlockMeta,
         buf: &mut Vec<u8>,
     ) -> Result<Range<usize>> {
-        buf.resize(self.block_size, 0);
+        buf.resize(self.segments.slot_len(meta.slot), 0);
         let (path, offset) = self.segments.location(meta.slot);
         let col = &table.columns[column];
         let fail = |reason: String| Error::BlockAuthentication {

@@ -5,7 +5,7 @@ use super::*;
 /// The writer's bookkeeping of slots and retired manifests.
 pub(crate) struct WriteState {
     /// Slots referenced by the committed manifest or by a retired one a reader still holds.
-    pub(crate) in_use: Vec<bool>,
+    pub(crate) in_use: std::collections::HashSet<u64>,
     /// Replaced manifests, oldest first, with the slots and DEKs their successor released.
     pub(crate) retired: std::collections::VecDeque<Retired>,
 }
@@ -62,13 +62,7 @@ impl Store {
     /// retired, released once no snapshot holds it (see [`reclaim_stores`]).
     pub(crate) fn install(&self, state: &mut WriteState, prepared: Prepared) -> CommitInfo {
         let generation = prepared.manifest.generation;
-        let max_slot = prepared.allocated.iter().map(|s| s + 1).max().unwrap_or(0) as usize;
-        if state.in_use.len() < max_slot {
-            state.in_use.resize(max_slot, false);
-        }
-        for s in &prepared.allocated {
-            state.in_use[*s as usize] = true;
-        }
+        state.in_use.extend(prepared.allocated.iter().copied());
         let old = std::mem::replace(&mut *self.manifest.write(), Arc::new(prepared.manifest));
         manifest::remove_older(&self.shared.dir, generation.saturating_sub(1));
         state.retired.push_back(Retired {
@@ -109,7 +103,7 @@ impl Store {
         {
             let r = state.retired.pop_front().expect("checked");
             for (_, s) in r.freed.iter().chain(r.dropped.iter()) {
-                state.in_use[*s as usize] = false;
+                state.in_use.remove(s);
             }
             if !r.freed_released {
                 out.freed.extend(block_ids(&r.freed));

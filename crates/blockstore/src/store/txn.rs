@@ -34,7 +34,8 @@ pub struct Transaction<'s> {
     pub(crate) manifest: Manifest,
     pub(crate) writers: HashMap<String, Vec<ColumnWriter>>,
     pub(crate) allocated: Vec<u64>,
-    pub(crate) cursor: u64,
+    /// Next slot index to try, per size class.
+    pub(crate) cursor: Vec<u64>,
     pub(crate) freed: Vec<(u64, u64)>,
     pub(crate) dropped: Vec<(u64, u64)>,
     pub(crate) finished: bool,
@@ -180,7 +181,7 @@ impl<'s> Transaction<'s> {
                     // The header as authenticated, from the private copy (never re-read).
                     let old_header = BlockHeader::decode(&buf).map_err(|r| Error::Internal(r.to_owned()))?;
                     let (block_id, dek) = shared.keys.generate(1)?.pop().expect("one key");
-                    let slot = self.alloc_slot()?;
+                    let slot = self.alloc_slot(crate::slot::class_of(old_slot))?;
                     let mut header = old_header;
                     header.block_id = block_id;
                     header.dk_generation = shared.keys.dk_generation();
@@ -203,16 +204,21 @@ impl<'s> Transaction<'s> {
         Ok(done)
     }
 
-    pub(crate) fn alloc_slot(&mut self) -> Result<u64> {
+    /// A slot of `class` free in the committed generation and not yet taken by this transaction.
+    pub(crate) fn alloc_slot(&mut self, class: u8) -> Result<u64> {
         self.store.require_writable()?;
         let segments = &self.store.shared.segments;
+        if self.cursor.len() <= usize::from(class) {
+            self.cursor.resize(usize::from(class) + 1, 0);
+        }
         loop {
-            let slot = self.cursor;
-            self.cursor += 1;
-            if slot >= segments.slot_count() {
-                segments.grow()?;
+            let index = self.cursor[usize::from(class)];
+            self.cursor[usize::from(class)] += 1;
+            if index >= segments.slot_count(class) {
+                segments.grow(class)?;
             }
-            if !self.state.in_use.get(slot as usize).copied().unwrap_or(false) {
+            let slot = crate::slot::compose(class, index);
+            if !self.state.in_use.contains(&slot) {
                 self.allocated.push(slot);
                 return Ok(slot);
             }
@@ -254,7 +260,13 @@ impl<'s> Transaction<'s> {
             let t = self.manifest.table(table)?;
             (t.id, t.columns[column].ty)
         };
-        let slot = self.alloc_slot()?;
+        let payload_len = out.slot.len() - block::PAYLOAD_OFFSET;
+        // The smallest size class that holds the sealed block: only the class is visible.
+        let class = crate::slot::class_for(
+            block::PAYLOAD_OFFSET + payload_len + sealstore_keyring::aead::TAG_LEN,
+            shared.segments.top_class(),
+        );
+        let slot = self.alloc_slot(class)?;
         let mut nonce = [0u8; 12];
         sealstore_keyring::fill_random(&mut nonce)?;
         let header = BlockHeader {
@@ -269,9 +281,8 @@ impl<'s> Transaction<'s> {
             row_count: out.rows as u32,
             nonce,
         };
-        let payload_len = out.slot.len() - block::PAYLOAD_OFFSET;
         let mut sealed = out.slot;
-        sealed.resize(shared.block_size, 0);
+        sealed.resize(crate::slot::class_size(class), 0);
         let key = shared.backend.key(dek.expose_secret());
         drop(dek);
         block::seal_in_place(&mut sealed, &header, payload_len, key.as_ref())
