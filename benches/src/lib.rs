@@ -3,8 +3,10 @@
 //! unsealed baseline ([`noseal`]: the real pipeline with a no-op block cipher); `commit-bench`
 //! (small commits, scan latency during a load); `append-stream` (peak memory of one long
 //! transaction); `tpch` (feature `tpch`: the 22 TPC-H queries against encrypted Parquet);
-//! `fuzz-seeds`; and the criterion benches in `benches/`.
+//! `fuzz-seeds`; `sizes` (bytes on disk next to snappy Parquet, tables from [`flights`] and the
+//! lineitem generator); and the criterion benches in `benches/`.
 pub mod driver;
+pub mod flights;
 pub mod noseal;
 #[cfg(feature = "tpch")]
 pub mod tpch;
