@@ -53,9 +53,13 @@ fn orders() -> Vec<RecordBatch> {
         Arc::new(Int64Array::from_iter_values(1..=10)),
         Arc::new(StringArray::from_iter_values((0..10).map(|i| names[i % 5]))),
         Arc::new(Date32Array::from_iter_values((0..10).map(|i| 19_725 + i))),
-        Arc::new(Float64Array::from_iter_values((0..10).map(|i| 20.0 + f64::from(i) * 12.25))),
+        Arc::new(Float64Array::from_iter_values(
+            (0..10).map(|i| 20.0 + f64::from(i) * 12.25),
+        )),
         Arc::new(BooleanArray::from_iter((0..10).map(|i| Some(i % 3 == 0)))),
-        Arc::new(StringArray::from_iter((0..10).map(|i| (i % 4 == 0).then_some("first order")))),
+        Arc::new(StringArray::from_iter(
+            (0..10).map(|i| (i % 4 == 0).then_some("first order")),
+        )),
     ];
     vec![RecordBatch::try_new(schema, columns).expect("schema matches")]
 }

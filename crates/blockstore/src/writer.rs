@@ -9,6 +9,10 @@ use crate::{Error, Result};
 
 /// Rows per page (a page is the unit of encoding inside a block).
 pub const PAGE_ROWS: usize = 16_384;
+/// Rows per page of string and binary columns: four times more, so a page dictionary (which
+/// every page carries in full) is paid for once per 65,536 rows instead of four times; string
+/// pages are still capped at [`PAGE_BYTES`] of plain data.
+pub const BYTES_PAGE_ROWS: usize = 65_536;
 /// Plain bytes per page (caps string pages).
 const PAGE_BYTES: usize = 512 << 10;
 
@@ -32,6 +36,7 @@ pub(crate) struct ColumnWriter {
     ty: ColumnType,
     capacity: usize,
     page_bytes: usize,
+    page_rows: usize,
     pages: Vec<Vec<u8>>,
     pages_len: usize,
     first_encoding: Option<Encoding>,
@@ -54,6 +59,10 @@ impl ColumnWriter {
             ty,
             capacity,
             page_bytes: PAGE_BYTES.min(capacity / 2),
+            page_rows: match ty {
+                ColumnType::Utf8 | ColumnType::Binary => BYTES_PAGE_ROWS,
+                _ => PAGE_ROWS,
+            },
             pages: Vec::new(),
             pages_len: 4,
             first_encoding: None,
@@ -97,7 +106,7 @@ impl ColumnWriter {
         self.buffer_rows += array.len();
         self.buffer_bytes += encoding::plain_size(self.ty, array.as_ref());
         self.buffer.push(array);
-        while self.buffer_rows >= PAGE_ROWS || self.buffer_bytes >= self.page_bytes {
+        while self.buffer_rows >= self.page_rows || self.buffer_bytes >= self.page_bytes {
             let rows = self.rows_for_page();
             let page = self.take_rows(rows)?;
             self.place(page)?;
@@ -124,7 +133,7 @@ impl ColumnWriter {
         } else {
             self.buffer_rows
         };
-        by_bytes.clamp(1, PAGE_ROWS).min(self.buffer_rows)
+        by_bytes.clamp(1, self.page_rows).min(self.buffer_rows)
     }
 
     /// Removes the first `rows` buffered rows as one array.

@@ -201,7 +201,7 @@ pub fn run(rows: usize, dir: Option<PathBuf>) -> CliResult {
             .into_iter()
             .find(|b| b.slice == 1)
             .ok_or_else(|| fail("no l_comment block on slice 1"))?;
-        (block.path, block.offset + 4096, block.block_id)
+        (block.path, block.offset + block.len / 2, block.block_id)
     };
     let mut bytes = std::fs::read(&victim.0)?;
     bytes[victim.1 as usize] ^= 0x01;

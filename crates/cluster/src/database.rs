@@ -95,6 +95,8 @@ pub struct BlockLocation {
     pub path: PathBuf,
     /// Offset of the block's slot in it.
     pub offset: u64,
+    /// Bytes of the slot (its size class).
+    pub len: u64,
     /// Rows the block holds.
     pub rows: u64,
 }
@@ -348,6 +350,7 @@ impl Database {
                     block_id: b.block_id,
                     path,
                     offset,
+                    len: self.slices[s].slot_len(b.slot) as u64,
                     rows: u64::from(b.rows),
                 });
             }

@@ -94,7 +94,8 @@ impl Database {
                     })
                     .collect::<Result<Vec<_>>>()
             })?;
-            let done: usize = results.iter().map(|(_, n)| n).sum();
+            let done: usize = results.iter().map(|(_, (n, _))| n).sum();
+            let bytes: u64 = results.iter().map(|(_, (_, b))| b).sum();
             if done == 0 && !first {
                 break;
             }
@@ -102,7 +103,7 @@ impl Database {
             self.commit_txns(txns, record)?;
             report.commits += 1;
             report.blocks += done as u64;
-            report.bytes += (done * self.block_size()) as u64;
+            report.bytes += bytes;
             progress(report.blocks, total.max(report.blocks));
             #[cfg(feature = "test-hooks")]
             self.crash_here(crate::database::CrashPoint::RekeyBatchCommitted)?;

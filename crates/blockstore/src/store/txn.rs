@@ -157,11 +157,12 @@ impl<'s> Transaction<'s> {
     /// every table) under fresh DEKs into new slots. Each block is authenticated and decrypted,
     /// then sealed again as it was (same payload, rows and zone map) with a new block id, DEK and
     /// nonce; the old slot and DEK are freed when the commit is installed. One block buffer at a
-    /// time. Returns how many blocks were re-sealed.
-    pub fn rekey(&mut self, table: Option<&str>, below_block_id: u64, limit: usize) -> Result<usize> {
+    /// time. Returns how many blocks were re-sealed and their slots' bytes.
+    pub fn rekey(&mut self, table: Option<&str>, below_block_id: u64, limit: usize) -> Result<(usize, u64)> {
         let shared = self.store.shared.clone();
         let mut buf = Vec::new();
         let mut done = 0;
+        let mut bytes = 0u64;
         for ti in 0..self.manifest.tables.len() {
             if table.is_some_and(|t| t != self.manifest.tables[ti].name) {
                 continue;
@@ -169,7 +170,7 @@ impl<'s> Transaction<'s> {
             for ci in 0..self.manifest.tables[ti].columns.len() {
                 for bi in 0..self.manifest.tables[ti].columns[ci].blocks.len() {
                     if done == limit {
-                        return Ok(done);
+                        return Ok((done, bytes));
                     }
                     let t = &self.manifest.tables[ti];
                     let meta = &t.columns[ci].blocks[bi];
@@ -197,11 +198,12 @@ impl<'s> Transaction<'s> {
                     self.freed.push((old_id, old_slot));
                     self.changed = true;
                     done += 1;
+                    bytes += buf.len() as u64;
                 }
             }
         }
         buf.fill(0);
-        Ok(done)
+        Ok((done, bytes))
     }
 
     /// A slot of `class` free in the committed generation and not yet taken by this transaction.
