@@ -9,22 +9,26 @@ use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use sealstore_cluster::{Cluster, Distribution, InitOptions};
 
-/// (allocated, apparent) bytes of every file under `dir`.
-fn usage(dir: &Path) -> (u64, u64) {
-    let (mut allocated, mut apparent) = (0, 0);
+/// Bytes on disk of every file under a directory.
+#[derive(Default, Clone, Copy)]
+struct Usage {
+    allocated: u64,
+    apparent: u64,
+    files: u64,
+}
+
+fn usage(dir: &Path, total: &mut Usage) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let md = entry.metadata().unwrap();
         if md.is_dir() {
-            let (a, b) = usage(&entry.path());
-            allocated += a;
-            apparent += b;
+            usage(&entry.path(), total);
         } else {
-            allocated += md.blocks() * 512;
-            apparent += md.len();
+            total.allocated += md.blocks() * 512;
+            total.apparent += md.len();
+            total.files += 1;
         }
     }
-    (allocated, apparent)
 }
 
 struct Fixture {
@@ -57,36 +61,23 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    /// (allocated, apparent) of the data directory and the key store together.
-    fn usage(&self) -> (u64, u64) {
-        let (a1, b1) = usage(&self.data);
-        let (a2, b2) = usage(&self.keys);
-        (a1 + a2, b1 + b2)
+    /// Allocated bytes of the data directory and the key store together, after checking that
+    /// apparent size may exceed allocated only by the partial filesystem block of each file, and
+    /// allocated may exceed apparent only by that much too: no sparse holes, no preallocation.
+    fn allocated(&self) -> u64 {
+        let mut u = Usage::default();
+        usage(&self.data, &mut u);
+        usage(&self.keys, &mut u);
+        let slack = u.files * 4096;
+        assert!(
+            u.apparent <= u.allocated + slack && u.allocated <= u.apparent + slack,
+            "allocated {} vs apparent {} over {} files",
+            u.allocated,
+            u.apparent,
+            u.files
+        );
+        u.allocated
     }
-}
-
-/// Apparent size may exceed allocated only by the partial filesystem block of each file, and
-/// allocated may exceed apparent only by that much too: no sparse holes, no preallocation.
-fn assert_not_inflated(allocated: u64, apparent: u64, files: u64) {
-    let slack = files * 4096;
-    assert!(
-        apparent <= allocated + slack && allocated <= apparent + slack,
-        "allocated {allocated} vs apparent {apparent} over {files} files"
-    );
-}
-
-fn count_files(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            if e.metadata().unwrap().is_dir() {
-                count_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
 }
 
 fn orders_schema() -> Arc<Schema> {
@@ -129,9 +120,8 @@ fn a_ten_row_table_takes_at_most_256_kib_with_every_metadata_file() {
     let db = f.cluster.database("dev").unwrap();
     db.create_table("orders", &orders_schema(), Distribution::Even).unwrap();
     db.append("orders", [orders(0, 10)]).unwrap();
-    let (allocated, apparent) = f.usage();
+    let allocated = f.allocated();
     assert!(allocated <= 256 << 10, "{allocated} bytes allocated");
-    assert_not_inflated(allocated, apparent, count_files(&f.data) + count_files(&f.keys));
     assert_eq!(db.row_count("orders").unwrap(), 10);
 }
 
@@ -139,10 +129,10 @@ fn a_ten_row_table_takes_at_most_256_kib_with_every_metadata_file() {
 fn a_ten_thousand_row_table_costs_about_its_encoded_data() {
     let f = fixture();
     let db = f.cluster.database("dev").unwrap();
-    let (empty, _) = f.usage();
+    let empty = f.allocated();
     db.create_table("orders", &orders_schema(), Distribution::Even).unwrap();
     db.append("orders", [orders(0, 10_000)]).unwrap();
-    let (allocated, apparent) = f.usage();
+    let allocated = f.allocated();
     // 10,000 rows of six columns encode to roughly 100 KB; a block per column per slice would be
     // 24 MiB.
     assert!(
@@ -150,14 +140,13 @@ fn a_ten_thousand_row_table_costs_about_its_encoded_data() {
         "{} bytes for the table",
         allocated - empty
     );
-    assert_not_inflated(allocated, apparent, count_files(&f.data) + count_files(&f.keys));
 }
 
 #[test]
 fn a_wide_table_with_few_rows_costs_a_small_slot_per_column() {
     let f = fixture();
     let db = f.cluster.database("dev").unwrap();
-    let (empty, _) = f.usage();
+    let empty = f.allocated();
     let fields: Vec<Field> = (0..200)
         .map(|i| Field::new(format!("c{i}"), DataType::Int64, true))
         .collect();
@@ -168,14 +157,13 @@ fn a_wide_table_with_few_rows_costs_a_small_slot_per_column() {
     db.create_table("wide", &schema, Distribution::Even).unwrap();
     db.append("wide", [RecordBatch::try_new(schema, columns).unwrap()])
         .unwrap();
-    let (allocated, apparent) = f.usage();
+    let allocated = f.allocated();
     // 200 slots of 4 KiB plus a manifest naming 200 columns; 1 MiB blocks would be 200 MiB.
     assert!(
         allocated - empty <= 2 << 20,
         "{} bytes for the table",
         allocated - empty
     );
-    assert_not_inflated(allocated, apparent, count_files(&f.data) + count_files(&f.keys));
 }
 
 #[test]
@@ -186,11 +174,10 @@ fn many_small_appends_do_not_accumulate_space() {
     for i in 0..200 {
         db.append("orders", [orders(i * 10, 10)]).unwrap();
     }
-    let (allocated, apparent) = f.usage();
+    let allocated = f.allocated();
     assert_eq!(db.row_count("orders").unwrap(), 2000);
     // Each append rewrites the partial last blocks copy-on-write; the replaced slots are reused.
     assert!(allocated <= 1 << 20, "{allocated} bytes allocated after 200 appends");
-    assert_not_inflated(allocated, apparent, count_files(&f.data) + count_files(&f.keys));
     let rows: usize = db.scan("orders").run().unwrap().map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 2000);
 }
