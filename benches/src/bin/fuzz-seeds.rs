@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
 };
 use sealstore_blockstore::ColumnType;
 use sealstore_blockstore::block::{self, BlockHeader, MIN_BLOCK_SIZE};
@@ -64,6 +65,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(Int64Array::from_iter_values([10, 11, 13, 13, 13, 1 << 40])),
         ),
         (
+            // Few nulls (stored as positions), whole hours (a common divisor).
+            ColumnType::TimestampMicros,
+            Arc::new(TimestampMicrosecondArray::from_iter(
+                (0..200i64).map(|i| (i % 97 != 3).then_some(i / 7 * 3_600_000_000)),
+            )),
+        ),
+        (
             ColumnType::Float64,
             Arc::new(Float64Array::from(vec![Some(1.25), None, Some(3.5), Some(-0.0)])),
         ),
@@ -96,6 +104,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Encoding::FrameOfReference,
         Encoding::Dictionary,
         Encoding::DecimalScaled,
+        Encoding::BlockedFrameOfReference,
+        Encoding::DictionaryCascaded,
     ];
     let mut pages = Vec::new();
     for (ty, array) in &arrays {

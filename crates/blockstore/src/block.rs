@@ -24,8 +24,9 @@ use sealstore_keyring::aead::{AeadKey, NONCE_LEN, TAG_LEN};
 
 /// Block magic.
 pub const BLOCK_MAGIC: &[u8; 4] = b"SSBK";
-/// Current block format version.
-pub const BLOCK_FORMAT_VERSION: u16 = 1;
+/// Current block format version (2: pages may use the blocked frame-of-reference and cascaded
+/// dictionary encodings and store nulls as positions).
+pub const BLOCK_FORMAT_VERSION: u16 = 2;
 /// Plaintext header length (the AAD).
 pub const HEADER_LEN: usize = 64;
 /// Named offsets of the header fields (the layout in the module docs); bytes from

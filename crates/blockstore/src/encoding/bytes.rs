@@ -1,4 +1,5 @@
-//! String and binary encodings: plain (bit-packed lengths + data), dictionary, run-length.
+//! String and binary encodings: plain (bit-packed lengths + data), dictionary (flat or with
+//! nested-encoded indices), run-length.
 use foldhash::HashMap;
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use arrow_array::{Array, ArrayRef, BinaryArray, StringArray};
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 
 use super::bitpack::{pack, packed_len, unpack, width_for};
-use super::{Cursor, DecodeError, Encoding};
+use super::{Cursor, DecodeError, Encoding, ints};
 use crate::zone::{Scalar, bytes_bounds};
 
 const DICT_MAX: usize = 1 << 16;
@@ -61,25 +62,23 @@ pub(super) fn encode(
         usize::MAX
     };
     let dict = match force {
-        Some(Encoding::Dictionary) => build_dict(&vals, None),
+        Some(Encoding::Dictionary | Encoding::DictionaryCascaded) => build_dict(&vals, None),
         None => build_dict(&vals, Some(plain_len.min(rle_len))),
         _ => None,
     };
-    let dict_len = dict.as_ref().map_or(usize::MAX, |(d, _)| {
-        let dbytes: usize = d.iter().map(|s| s.len()).sum();
-        let dmax = d.iter().map(|s| s.len()).max().unwrap_or(0);
-        4 + 1
-            + packed_len(d.len(), width_for(dmax as u64)).unwrap_or(0)
-            + dbytes
-            + 1
-            + packed_len(n, width_for(d.len().saturating_sub(1) as u64)).unwrap_or(usize::MAX)
-    });
+    // Unforced, a dictionary is always written cascaded (sorted and front-coded, indices
+    // nested-encoded); the flat layout stays readable, and forcible for tests.
+    let mut cascaded = Vec::new();
+    if let Some((d, index)) = dict.as_ref().filter(|_| force != Some(Encoding::Dictionary)) {
+        write_cascaded(d, index, &mut cascaded);
+    }
+    let dict_len = if dict.is_some() { cascaded.len() } else { usize::MAX };
     let choice = match force {
-        Some(Encoding::Dictionary) if dict.is_none() => return None,
-        Some(e @ (Encoding::Plain | Encoding::RunLength | Encoding::Dictionary)) => e,
+        Some(Encoding::Dictionary | Encoding::DictionaryCascaded) if dict.is_none() => return None,
+        Some(e @ (Encoding::Plain | Encoding::RunLength | Encoding::Dictionary | Encoding::DictionaryCascaded)) => e,
         Some(_) => return None,
         None if rle_len < plain_len && rle_len <= dict_len => Encoding::RunLength,
-        None if dict_len < plain_len => Encoding::Dictionary,
+        None if dict_len < plain_len => Encoding::DictionaryCascaded,
         None => Encoding::Plain,
     };
     let enc = if choice == Encoding::RunLength {
@@ -94,6 +93,9 @@ pub(super) fn encode(
             }
         }
         Encoding::RunLength
+    } else if choice == Encoding::DictionaryCascaded {
+        out.extend_from_slice(&cascaded);
+        Encoding::DictionaryCascaded
     } else if choice == Encoding::Dictionary {
         let (dict, index) = dict.expect("dictionary computed");
         write_plain(&dict, out);
@@ -106,6 +108,77 @@ pub(super) fn encode(
         Encoding::Plain
     };
     Some((enc, zmin, zmax))
+}
+
+/// Cascaded dictionary layout: `count u32 | prefixes_len u32 | nested shared-prefix lengths |
+/// suffixes_len u32 | nested suffix lengths | suffix bytes | nested indices`. Entries are
+/// sorted and each stored as the length of the prefix it shares with the one before plus the
+/// rest (front coding): codes and identifiers share most of their bytes with a neighbour.
+fn write_cascaded(dict: &[&[u8]], index: &[u32], out: &mut Vec<u8>) {
+    let mut order: Vec<u32> = (0..dict.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| dict[i as usize]);
+    let mut rank = vec![0u32; dict.len()];
+    for (k, &i) in order.iter().enumerate() {
+        rank[i as usize] = k as u32;
+    }
+    let (mut prefixes, mut suffixes) = (Vec::with_capacity(dict.len()), Vec::with_capacity(dict.len()));
+    let mut prev: &[u8] = &[];
+    for &i in &order {
+        let v = dict[i as usize];
+        let shared = prev.iter().zip(v).take_while(|(a, b)| a == b).count();
+        prefixes.push(shared as i64);
+        suffixes.push((v.len() - shared) as i64);
+        prev = v;
+    }
+    out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+    for section in [&prefixes, &suffixes] {
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        ints::encode_nested(section, 4, out);
+        let len = (out.len() - len_at - 4) as u32;
+        out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+    prev = &[];
+    for &i in &order {
+        let v = dict[i as usize];
+        let shared = prev.iter().zip(v).take_while(|(a, b)| a == b).count();
+        out.extend_from_slice(&v[shared..]);
+        prev = v;
+    }
+    let index: Vec<i64> = index.iter().map(|&i| i64::from(rank[i as usize])).collect();
+    ints::encode_nested(&index, 4, out);
+}
+
+/// Reads a front-coded dictionary back as (offsets, data).
+fn read_front_coded(c: &mut Cursor<'_>) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
+    let count = c.u32()? as usize;
+    if count > DICT_MAX {
+        return Err(DecodeError("dictionary too large"));
+    }
+    let len = c.u32()? as usize;
+    let prefixes = ints::decode_nested(c.take(len)?, count, 4)?;
+    let len = c.u32()? as usize;
+    let suffixes = ints::decode_nested(c.take(len)?, count, 4)?;
+    let mut offsets = Vec::with_capacity(count + 1);
+    offsets.push(0i32);
+    let mut data: Vec<u8> = Vec::new();
+    let mut prev = 0..0;
+    for (&shared, &suffix) in prefixes.iter().zip(&suffixes) {
+        let shared = usize::try_from(shared)
+            .ok()
+            .filter(|&s| s <= prev.len())
+            .ok_or(DecodeError("dictionary prefix longer than the entry before"))?;
+        let suffix = usize::try_from(suffix).map_err(|_| DecodeError("negative dictionary suffix"))?;
+        let start = data.len();
+        data.extend_from_within(prev.start..prev.start + shared);
+        data.extend_from_slice(c.take(suffix)?);
+        if data.len() > super::MAX_RAW_VALUES {
+            return Err(DecodeError("dictionary too long"));
+        }
+        offsets.push(data.len() as i32);
+        prev = start..data.len();
+    }
+    Ok((offsets, data))
 }
 
 /// Plain layout: u32 count | u8 length width | bit-packed lengths | concatenated bytes.
@@ -172,6 +245,29 @@ fn read_plain(c: &mut Cursor<'_>) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
     Ok((offsets, data))
 }
 
+/// Rows of a dictionary page as (offsets, data), from the dictionary and each row's index.
+fn expand_dict(
+    (doff, ddata): &(Vec<i32>, Vec<u8>),
+    index: impl IntoIterator<Item = u64>,
+) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
+    let index = index.into_iter();
+    let mut offsets = Vec::with_capacity(index.size_hint().0 + 1);
+    offsets.push(0i32);
+    let mut values = Vec::new();
+    for i in index {
+        let i = usize::try_from(i)
+            .ok()
+            .filter(|&i| i + 1 < doff.len())
+            .ok_or(DecodeError("dictionary index out of range"))?;
+        values.extend_from_slice(&ddata[doff[i] as usize..doff[i + 1] as usize]);
+        if values.len() > super::MAX_RAW_VALUES {
+            return Err(DecodeError("values too long"));
+        }
+        offsets.push(values.len() as i32);
+    }
+    Ok((offsets, values))
+}
+
 pub(super) fn decode(
     enc: Encoding,
     data: &[u8],
@@ -183,27 +279,16 @@ pub(super) fn decode(
     let (offsets, values) = match enc {
         Encoding::Plain => read_plain(&mut c)?,
         Encoding::Dictionary => {
-            let (doff, ddata) = read_plain(&mut c)?;
+            let dict = read_plain(&mut c)?;
             let iw = c.u8()?;
-            let mut offsets = Vec::with_capacity(n + 1);
-            offsets.push(0i32);
-            let mut values = Vec::new();
-            let mut bad = false;
-            unpack(c.rest(), n, iw, |i| {
-                let i = i as usize;
-                if i + 1 >= doff.len() || bad {
-                    bad = true;
-                    offsets.push(values.len() as i32);
-                    return;
-                }
-                values.extend_from_slice(&ddata[doff[i] as usize..doff[i + 1] as usize]);
-                bad |= values.len() > i32::MAX as usize;
-                offsets.push(values.len() as i32);
-            })?;
-            if bad {
-                return Err(DecodeError("dictionary index out of range"));
-            }
-            (offsets, values)
+            let mut index = Vec::with_capacity(n);
+            unpack(c.rest(), n, iw, |i| index.push(i))?;
+            expand_dict(&dict, index)?
+        }
+        Encoding::DictionaryCascaded => {
+            let dict = read_front_coded(&mut c)?;
+            let index = ints::decode_nested(c.rest(), n, 4)?;
+            expand_dict(&dict, index.into_iter().map(|i| i as u64))?
         }
         Encoding::RunLength => {
             let runs = c.u32()?;

@@ -56,21 +56,22 @@ pub(super) fn bounds(vals: &[i64], all_null: bool) -> (Option<Scalar>, Option<Sc
     (Some(Scalar::Int(min)), Some(Scalar::Int(max)))
 }
 
-/// Distinct values, sorted; `None` as soon as a dictionary of them could not be smaller than
-/// `budget` bytes (so a page another encoding already shrinks well is not hashed through).
-fn distinct_i64(vals: &[i64], width: usize, budget: Option<usize>) -> Option<Vec<i64>> {
+/// Distinct values, sorted; `None` as soon as a (cascaded) dictionary of them could not be
+/// smaller than `budget` bytes (so a page another encoding already shrinks well is not hashed
+/// through).
+fn distinct_i64(vals: &[i64], budget: Option<usize>) -> Option<Vec<i64>> {
     let mut seen: HashMap<i64, ()> = HashMap::default();
-    let max_entries = budget.map_or(DICT_MAX, |b| DICT_MAX.min(b.saturating_sub(5) / width));
     for (i, &v) in vals.iter().enumerate() {
         if seen.insert(v, ()).is_none() && seen.len().is_power_of_two() {
-            // With this many distinct values the indices alone need log2(len) bits each.
-            let at_least =
-                5 + seen.len() * width + packed_len(vals.len(), width_for(seen.len() as u64 - 1)).unwrap_or(0);
+            // With this many distinct values the indices alone need log2(len) bits each (the
+            // sorted values themselves delta-pack to a few bits, so they are not counted).
+            let at_least = 10 + packed_len(vals.len(), width_for(seen.len() as u64 - 1)).unwrap_or(0);
             if budget.is_some_and(|b| at_least >= b) {
                 return None;
             }
         }
-        if seen.len() > max_entries || (budget.is_some() && i == 1023 && seen.len() > 512) {
+        // Nearly all distinct so far (ids, measurements): no dictionary will win.
+        if seen.len() > DICT_MAX || (budget.is_some() && i == 1023 && seen.len() > 960) {
             return None;
         }
     }
@@ -99,6 +100,219 @@ pub(super) fn encode(vals: &[i64], width: usize, out: &mut Vec<u8>) -> Encoding 
 
 /// Like [`encode`], or with a forced encoding (`None` if it cannot encode these values).
 pub(super) fn encode_with(vals: &[i64], width: usize, out: &mut Vec<u8>, force: Option<Encoding>) -> Option<Encoding> {
+    choose(vals, width, out, force, true)
+}
+
+/// Encodes a section nested in another encoding (a dictionary's values or indices, a page's
+/// null positions): the smallest encoding that is not itself a dictionary, as its tag byte and
+/// then its bytes.
+pub(super) fn encode_nested(vals: &[i64], width: usize, out: &mut Vec<u8>) {
+    let tag = out.len();
+    out.push(0);
+    out[tag] = choose(vals, width, out, None, false).expect("an unforced choice always exists") as u8;
+}
+
+/// Decodes a section written by [`encode_nested`] (`n` values; it runs to the end of `data`).
+pub(super) fn decode_nested(data: &[u8], n: usize, width: usize) -> Result<Vec<i64>, DecodeError> {
+    let (&tag, rest) = data.split_first().ok_or(DecodeError("nested section truncated"))?;
+    match Encoding::from_u8(tag)? {
+        Encoding::Dictionary | Encoding::DictionaryCascaded | Encoding::RunLengthCascaded | Encoding::DecimalScaled => {
+            Err(DecodeError("encoding not valid inside a dictionary"))
+        }
+        enc => decode(enc, rest, n, width),
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Values per mini-block of [`Encoding::BlockedFrameOfReference`]: a multiple of 8, so a full
+/// mini-block packs to whole bytes at any width.
+const MINIBLOCK: usize = 64;
+
+/// How a page would be written as blocked frame-of-reference: every value is
+/// `min + (base[block] + packed) * step`, each 64-value mini-block with its own base and width.
+/// Clustered data (times of day in a day's flights, hours in a sorted timestamp column) packs
+/// at the width of each block's local spread, not the page's; `step`, the greatest common
+/// divisor of the offsets, removes units (whole hours as microseconds, prices in cents).
+struct BlockedPlan {
+    min: i64,
+    step: u64,
+    base_width: u8,
+    widths: Vec<u8>,
+    bases: Vec<u64>,
+    len: usize,
+}
+
+impl BlockedPlan {
+    fn new(vals: &[i64], min: i64) -> Self {
+        let mut step = 0u64;
+        for &v in vals {
+            if step == 1 {
+                break;
+            }
+            step = gcd(step, v.wrapping_sub(min) as u64);
+        }
+        let step = step.max(1);
+        let scaled = |v: i64| {
+            let off = v.wrapping_sub(min) as u64;
+            if step == 1 { off } else { off / step }
+        };
+        let blocks = vals.len().div_ceil(MINIBLOCK);
+        let (mut widths, mut bases) = (Vec::with_capacity(blocks), Vec::with_capacity(blocks));
+        let mut len = 17 + blocks;
+        for chunk in vals.chunks(MINIBLOCK) {
+            let (lo, hi) = chunk
+                .iter()
+                .fold((u64::MAX, 0), |(lo, hi), &v| (lo.min(scaled(v)), hi.max(scaled(v))));
+            let w = width_for(hi - lo);
+            widths.push(w);
+            bases.push(lo);
+            len += packed_len(chunk.len(), w).expect("at most 64 values");
+        }
+        let base_width = width_for(bases.iter().copied().max().unwrap_or(0));
+        len += packed_len(blocks, base_width).unwrap_or(usize::MAX);
+        Self {
+            min,
+            step,
+            base_width,
+            widths,
+            bases,
+            len,
+        }
+    }
+
+    fn write(&self, vals: &[i64], out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.min.to_le_bytes());
+        out.extend_from_slice(&self.step.to_le_bytes());
+        out.push(self.base_width);
+        out.extend_from_slice(&self.widths);
+        pack(self.bases.iter().copied(), self.base_width, out);
+        for (j, chunk) in vals.chunks(MINIBLOCK).enumerate() {
+            let base = self.bases[j];
+            pack(
+                chunk
+                    .iter()
+                    .map(|&v| v.wrapping_sub(self.min) as u64 / self.step - base),
+                self.widths[j],
+                out,
+            );
+        }
+    }
+}
+
+fn decode_blocked(c: &mut Cursor<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+    let min = c.u64()? as i64;
+    let step = c.u64()?;
+    let base_width = c.u8()?;
+    let blocks = n.div_ceil(MINIBLOCK);
+    let widths = c.take(blocks)?;
+    let mut bases = Vec::with_capacity(blocks);
+    let packed = c.take(packed_len(blocks, base_width).ok_or(DecodeError("length overflow"))?)?;
+    unpack(packed, blocks, base_width, |b| bases.push(b))?;
+    for (j, (&w, &base)) in widths.iter().zip(&bases).enumerate() {
+        let len = MINIBLOCK.min(n - j * MINIBLOCK);
+        let packed = c.take(packed_len(len, w).ok_or(DecodeError("length overflow"))?)?;
+        if step == 1 {
+            unpack(packed, len, w, |v| {
+                out.push(min.wrapping_add(base.wrapping_add(v) as i64))
+            })?;
+        } else {
+            unpack(packed, len, w, |v| {
+                out.push(min.wrapping_add(base.wrapping_add(v).wrapping_mul(step) as i64))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A dictionary page whose values and indices are themselves encoded (nested, see
+/// [`encode_nested`]): sorted dictionary values delta-pack to a few bits each, and indices
+/// of clustered data pack per mini-block.
+fn write_cascaded(dict: &[i64], vals: &[i64], width: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+    let len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    encode_nested(dict, width, out);
+    let dict_len = (out.len() - len_at - 4) as u32;
+    out[len_at..len_at + 4].copy_from_slice(&dict_len.to_le_bytes());
+    let index: Vec<i64> = vals
+        .iter()
+        .map(|v| dict.binary_search(v).expect("value in dictionary") as i64)
+        .collect();
+    encode_nested(&index, 4, out);
+}
+
+fn decode_cascaded(c: &mut Cursor<'_>, n: usize, width: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+    let d = c.u32()? as usize;
+    if d > DICT_MAX {
+        return Err(DecodeError("dictionary too large"));
+    }
+    let dict_len = c.u32()? as usize;
+    let dict = decode_nested(c.take(dict_len)?, d, width)?;
+    for i in decode_nested(c.rest(), n, 4)? {
+        out.push(
+            *usize::try_from(i)
+                .ok()
+                .and_then(|i| dict.get(i))
+                .ok_or(DecodeError("dictionary index out of range"))?,
+        );
+    }
+    Ok(())
+}
+
+/// Runs as two nested sections, their values and their lengths: a sorted hour column's runs
+/// cost a few bits each instead of a fixed 12 or 8 + 4 bytes.
+fn write_runs_cascaded(vals: &[i64], runs: usize, width: usize, out: &mut Vec<u8>) {
+    let (mut values, mut lengths) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    let mut start = 0;
+    for i in 1..=vals.len() {
+        if i == vals.len() || vals[i] != vals[start] {
+            values.push(vals[start]);
+            lengths.push((i - start) as i64);
+            start = i;
+        }
+    }
+    out.extend_from_slice(&(runs as u32).to_le_bytes());
+    let len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    encode_nested(&values, width, out);
+    let values_len = (out.len() - len_at - 4) as u32;
+    out[len_at..len_at + 4].copy_from_slice(&values_len.to_le_bytes());
+    encode_nested(&lengths, 4, out);
+}
+
+fn decode_runs_cascaded(c: &mut Cursor<'_>, n: usize, width: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+    let runs = c.u32()? as usize;
+    if runs > n {
+        return Err(DecodeError("more runs than rows"));
+    }
+    let values_len = c.u32()? as usize;
+    let values = decode_nested(c.take(values_len)?, runs, width)?;
+    let lengths = decode_nested(c.rest(), runs, 4)?;
+    for (v, len) in values.into_iter().zip(lengths) {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| out.len() + l <= n)
+            .ok_or(DecodeError("runs exceed the row count"))?;
+        out.resize(out.len() + len, v);
+    }
+    Ok(())
+}
+
+/// The smallest encoding of `vals` (or the forced one); dictionaries and cascaded runs only if
+/// `allow_dict` (so nesting stops at one level).
+fn choose(
+    vals: &[i64],
+    width: usize,
+    out: &mut Vec<u8>,
+    force: Option<Encoding>,
+    allow_dict: bool,
+) -> Option<Encoding> {
     let n = vals.len();
     if n == 0 {
         return force.is_none_or(|f| f == Encoding::Plain).then_some(Encoding::Plain);
@@ -123,33 +337,68 @@ pub(super) fn encode_with(vals: &[i64], width: usize, out: &mut Vec<u8>, force: 
     let for_len = 9 + packed_len(n, for_width).unwrap_or(usize::MAX);
     let delta_len = 17 + packed_len(n - 1, delta_width).unwrap_or(usize::MAX);
     let rle_len = 4 + runs * (width + 4);
-    let best_other = plain.min(for_len).min(delta_len).min(rle_len);
+    let mut cascaded_runs = Vec::new();
+    if force == Some(Encoding::RunLengthCascaded) || (force.is_none() && allow_dict && runs * 4 <= n) {
+        write_runs_cascaded(vals, runs, width, &mut cascaded_runs);
+    }
+    let cascaded_runs_len = if cascaded_runs.is_empty() {
+        usize::MAX
+    } else {
+        cascaded_runs.len()
+    };
+    let blocked = matches!(force, None | Some(Encoding::BlockedFrameOfReference)).then(|| BlockedPlan::new(vals, min));
+    let blocked_len = blocked.as_ref().map_or(usize::MAX, |b| b.len);
+    let best_other = plain
+        .min(for_len)
+        .min(delta_len)
+        .min(rle_len)
+        .min(blocked_len)
+        .min(cascaded_runs_len);
     let dict = match force {
-        Some(Encoding::Dictionary) => distinct_i64(vals, width, None),
-        None if for_width > 8 => distinct_i64(vals, width, Some(best_other)),
+        Some(Encoding::Dictionary | Encoding::DictionaryCascaded) => distinct_i64(vals, None),
+        None if allow_dict && for_width > 8 => distinct_i64(vals, Some(best_other)),
         _ => None,
     };
-    let dict_len = dict.as_ref().map_or(usize::MAX, |d| {
-        5 + d.len() * width + packed_len(n, width_for(d.len() as u64 - 1)).unwrap_or(usize::MAX)
-    });
+    // The unforced choice only ever writes the cascaded dictionary; the flat one stays readable
+    // (and forcible, for tests) because earlier stores hold it.
+    let mut cascaded = Vec::new();
+    if let Some(d) = dict.as_ref().filter(|_| force != Some(Encoding::Dictionary)) {
+        write_cascaded(d, vals, width, &mut cascaded);
+    }
+    let dict_len = if dict.is_some() && force.is_none() {
+        cascaded.len()
+    } else {
+        usize::MAX
+    };
     let choice = match force {
-        Some(Encoding::Dictionary) if dict.is_none() => return None,
+        Some(Encoding::Dictionary | Encoding::DictionaryCascaded) if dict.is_none() => return None,
         Some(Encoding::DecimalScaled) => return None,
         Some(e) => e,
         None => {
             let best = best_other.min(dict_len);
             [
+                (cascaded_runs_len, Encoding::RunLengthCascaded),
                 (rle_len, Encoding::RunLength),
                 (for_len, Encoding::FrameOfReference),
                 (delta_len, Encoding::DeltaBitPack),
-                (dict_len, Encoding::Dictionary),
+                (blocked_len, Encoding::BlockedFrameOfReference),
+                (dict_len, Encoding::DictionaryCascaded),
             ]
             .into_iter()
             .find(|(len, _)| *len == best)
             .map_or(Encoding::Plain, |(_, e)| e)
         }
     };
-    Some(if choice == Encoding::RunLength {
+    Some(if choice == Encoding::RunLengthCascaded {
+        out.extend_from_slice(&cascaded_runs);
+        Encoding::RunLengthCascaded
+    } else if choice == Encoding::BlockedFrameOfReference {
+        blocked.expect("plan computed").write(vals, out);
+        Encoding::BlockedFrameOfReference
+    } else if choice == Encoding::DictionaryCascaded {
+        out.extend_from_slice(&cascaded);
+        Encoding::DictionaryCascaded
+    } else if choice == Encoding::RunLength {
         out.extend_from_slice(&(runs as u32).to_le_bytes());
         let mut start = 0;
         for i in 1..=n {
@@ -263,6 +512,9 @@ pub(super) fn decode(enc: Encoding, data: &[u8], n: usize, width: usize) -> Resu
                 return Err(DecodeError("dictionary index out of range"));
             }
         }
+        Encoding::BlockedFrameOfReference => decode_blocked(&mut c, n, &mut out)?,
+        Encoding::DictionaryCascaded => decode_cascaded(&mut c, n, width, &mut out)?,
+        Encoding::RunLengthCascaded => decode_runs_cascaded(&mut c, n, width, &mut out)?,
         Encoding::DecimalScaled => return Err(DecodeError("decimal encoding is for floats")),
     }
     if out.len() != n {

@@ -1,7 +1,9 @@
 //! Page encodings. A block holds a sequence of pages; each page encodes up to 16,384 (at most
 //! [`MAX_PAGE_ROWS`] when decoded) values of one column with the encoding that makes it smallest:
-//! plain, run-length, delta + bit-packing, frame-of-reference + bit-packing, dictionary, or
-//! decimal-scaled floats; optionally LZ4 on top. See `docs/format.md` for the byte layouts.
+//! plain, run-length, delta + bit-packing, frame-of-reference + bit-packing (whole page, or per
+//! 64-value mini-block scaled by a common divisor), dictionary (flat, or cascaded: its values
+//! and indices encoded again), or decimal-scaled floats; optionally LZ4 on top. Nulls are a
+//! bitmap or, when fewer, their nested-encoded positions. See `docs/format.md` for the byte layouts.
 pub mod bitpack;
 mod bytes;
 mod ints;
@@ -29,6 +31,12 @@ pub enum Encoding {
     FrameOfReference = 3,
     Dictionary = 4,
     DecimalScaled = 5,
+    /// Frame of reference per 64-value mini-block, scaled by the values' common divisor.
+    BlockedFrameOfReference = 6,
+    /// Dictionary whose values and indices are encoded again (block format 2 on).
+    DictionaryCascaded = 7,
+    /// Runs whose values and lengths are encoded again (block format 2 on).
+    RunLengthCascaded = 8,
 }
 
 impl Encoding {
@@ -40,6 +48,9 @@ impl Encoding {
             3 => Self::FrameOfReference,
             4 => Self::Dictionary,
             5 => Self::DecimalScaled,
+            6 => Self::BlockedFrameOfReference,
+            7 => Self::DictionaryCascaded,
+            8 => Self::RunLengthCascaded,
             _ => return Err(DecodeError("unknown encoding")),
         })
     }
@@ -53,16 +64,22 @@ impl Encoding {
             Self::FrameOfReference => "for",
             Self::Dictionary => "dict",
             Self::DecimalScaled => "decimal",
+            Self::BlockedFrameOfReference => "blocked",
+            Self::DictionaryCascaded => "cdict",
+            Self::RunLengthCascaded => "crle",
         }
     }
 }
 
 const FLAG_NULLS: u8 = 1;
 const FLAG_LZ4: u8 = 2;
+/// With [`FLAG_NULLS`]: the nulls are stored as their row positions (nested-encoded) rather
+/// than as a bitmap, when that is smaller (a few missing values in a page).
+const FLAG_NULL_POSITIONS: u8 = 4;
 /// Most rows a page may claim when decoded (the writer writes at most 16,384).
 pub const MAX_PAGE_ROWS: usize = 1 << 17;
 /// Largest decompressed values section accepted.
-const MAX_RAW_VALUES: usize = 256 << 20;
+pub(crate) const MAX_RAW_VALUES: usize = 256 << 20;
 /// Values sections smaller than this are not worth an LZ4 attempt.
 const LZ4_MIN: usize = 256;
 
@@ -123,7 +140,10 @@ pub fn encode_page_as(
     };
     let mut lz4 = false;
     let wants_lz4 = matches!(ty.physical(), Physical::Bytes | Physical::F64)
-        && matches!(encoding, Encoding::Plain | Encoding::Dictionary);
+        && matches!(
+            encoding,
+            Encoding::Plain | Encoding::Dictionary | Encoding::DictionaryCascaded
+        );
     if force_lz4 == Some(true) || (force_lz4.is_none() && wants_lz4 && values.len() >= LZ4_MIN) {
         let compressed = lz4_flex::block::compress_prepend_size(&values);
         if force_lz4 == Some(true) || compressed.len() * 10 < values.len() * 9 {
@@ -131,11 +151,25 @@ pub fn encode_page_as(
             lz4 = true;
         }
     }
+    let null_positions = nulls
+        .as_ref()
+        .filter(|_| null_count > 0)
+        .and_then(|n| encode_null_positions(n, null_count));
     let mut out = Vec::with_capacity(10 + values.len() + rows.div_ceil(8));
     out.extend_from_slice(&(rows as u32).to_le_bytes());
     out.push(encoding as u8);
-    out.push(if null_count > 0 { FLAG_NULLS } else { 0 } | if lz4 { FLAG_LZ4 } else { 0 });
-    if let Some(n) = nulls.as_ref().filter(|_| null_count > 0) {
+    out.push(
+        if null_count > 0 { FLAG_NULLS } else { 0 }
+            | if null_positions.is_some() {
+                FLAG_NULL_POSITIONS
+            } else {
+                0
+            }
+            | if lz4 { FLAG_LZ4 } else { 0 },
+    );
+    if let Some(positions) = &null_positions {
+        out.extend_from_slice(positions);
+    } else if let Some(n) = nulls.as_ref().filter(|_| null_count > 0) {
         out.extend_from_slice(n.inner().sliced().as_slice());
     }
     out.extend_from_slice(&(values.len() as u32).to_le_bytes());
@@ -152,6 +186,54 @@ pub fn encode_page_as(
             max,
         },
     })
+}
+
+/// The null positions section (u32 count | u32 length | nested encoding of the positions), if
+/// it is smaller than the page's validity bitmap.
+fn encode_null_positions(nulls: &NullBuffer, null_count: usize) -> Option<Vec<u8>> {
+    let bitmap = nulls.len().div_ceil(8);
+    // Each position costs at least a bit or two; past this share the bitmap always wins.
+    if null_count > nulls.len() / 4 {
+        return None;
+    }
+    let positions: Vec<i64> = (0..nulls.len())
+        .filter(|&i| nulls.is_null(i))
+        .map(|i| i as i64)
+        .collect();
+    let mut out = Vec::with_capacity(bitmap);
+    out.extend_from_slice(&(null_count as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    ints::encode_nested(&positions, 4, &mut out);
+    let len = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&len.to_le_bytes());
+    (out.len() < bitmap).then_some(out)
+}
+
+/// Reads the null positions section back into a validity buffer of `rows` rows.
+fn decode_null_positions(c: &mut Cursor<'_>, rows: usize) -> Result<NullBuffer, DecodeError> {
+    let count = c.u32()? as usize;
+    if count > rows {
+        return Err(DecodeError("more null positions than rows"));
+    }
+    let len = c.u32()? as usize;
+    let positions = ints::decode_nested(c.take(len)?, count, 4)?;
+    let mut valid = arrow_buffer::BooleanBufferBuilder::new(rows);
+    valid.append_n(rows, true);
+    let mut next = 0i64;
+    for p in positions {
+        if p < next || p >= rows as i64 {
+            return Err(DecodeError("null positions out of order or out of range"));
+        }
+        valid.set_bit(p as usize, false);
+        next = p + 1;
+    }
+    Ok(NullBuffer::new(valid.finish()))
+}
+
+fn skip_null_positions(c: &mut Cursor<'_>) -> Result<(), DecodeError> {
+    c.u32()?;
+    let len = c.u32()? as usize;
+    c.take(len).map(|_| ())
 }
 
 fn encode_bools(
@@ -239,7 +321,9 @@ pub fn page_len(data: &[u8]) -> Result<usize, DecodeError> {
     let rows = c.u32()? as usize;
     let _enc = c.u8()?;
     let flags = c.u8()?;
-    if flags & FLAG_NULLS != 0 {
+    if flags & FLAG_NULL_POSITIONS != 0 {
+        skip_null_positions(&mut c)?;
+    } else if flags & FLAG_NULLS != 0 {
         c.take(rows.div_ceil(8))?;
     }
     let vlen = c.u32()? as usize;
@@ -261,7 +345,9 @@ pub fn decode_page(ty: ColumnType, data: &[u8]) -> Result<ArrayRef, DecodeError>
     }
     let encoding = Encoding::from_u8(c.u8()?)?;
     let flags = c.u8()?;
-    let nulls = if flags & FLAG_NULLS != 0 {
+    let nulls = if flags & FLAG_NULL_POSITIONS != 0 {
+        Some(decode_null_positions(&mut c, rows)?)
+    } else if flags & FLAG_NULLS != 0 {
         let bitmap = c.take(rows.div_ceil(8))?;
         Some(NullBuffer::new(BooleanBuffer::new(
             Buffer::from(bitmap.to_vec()),

