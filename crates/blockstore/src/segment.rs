@@ -15,7 +15,7 @@ use sealstore_keyring::{faults, fsutil};
 use crate::{Error, Result, slot};
 
 /// Most segment files one size class of a store may have. Bounds what a hostile segment name
-/// (`seg-00-18446744073709551615.dat`) can make us allocate.
+/// (`seg-000-18446744073709551615.dat`) can make us allocate.
 pub(crate) const MAX_SEGMENTS: u64 = 1 << 16;
 /// Bytes of segment file per segment (slots per segment = this / slot size, at least one).
 pub(crate) const SEGMENT_BYTES: usize = 64 << 20;
@@ -44,15 +44,15 @@ impl std::fmt::Debug for Segments {
 }
 
 fn segment_name(class: u8, index: u64) -> String {
-    format!("seg-{class:02}-{index:06}.dat")
+    format!("seg-{class:03}-{index:06}.dat")
 }
 
-/// The class and index a segment file name stands for (`seg-04-000012.dat` → (4, 12)).
+/// The class and index a segment file name stands for (`seg-004-000012.dat` → (4, 12)).
 fn parse_segment_name(name: &str) -> Option<(u8, u64)> {
     let rest = name.strip_prefix("seg-")?.strip_suffix(".dat")?;
     let (class, digits) = rest.split_once('-')?;
     let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if class.len() != 2 || !decimal(class) || digits.len() < 6 || !decimal(digits) {
+    if class.len() != 3 || !decimal(class) || digits.len() < 6 || !decimal(digits) {
         return None;
     }
     Some((class.parse().ok()?, digits.parse().ok()?))
@@ -277,21 +277,21 @@ mod tests {
 
     #[test]
     fn segment_names_parse_strictly() {
-        assert_eq!(parse_segment_name("seg-04-000012.dat"), Some((4, 12)));
+        assert_eq!(parse_segment_name("seg-004-000012.dat"), Some((4, 12)));
         assert_eq!(
-            parse_segment_name("seg-00-18446744073709551615.dat"),
+            parse_segment_name("seg-000-18446744073709551615.dat"),
             Some((0, u64::MAX))
         );
         assert_eq!(parse_segment_name("seg-000012.dat"), None);
-        assert_eq!(parse_segment_name("seg-4-000012.dat"), None);
-        assert_eq!(parse_segment_name("seg-04-+00001.dat"), None);
-        assert_eq!(parse_segment_name("seg-04-1.dat"), None);
-        assert_eq!(parse_segment_name("seg-04-99999999999999999999999.dat"), None);
+        assert_eq!(parse_segment_name("seg-04-000012.dat"), None);
+        assert_eq!(parse_segment_name("seg-004-+00001.dat"), None);
+        assert_eq!(parse_segment_name("seg-004-1.dat"), None);
+        assert_eq!(parse_segment_name("seg-004-99999999999999999999999.dat"), None);
     }
 
     #[test]
     fn a_hostile_segment_name_is_a_clear_error_not_an_allocation() {
-        for name in ["seg-00-18446744073709551615.dat", "seg-99-000000.dat"] {
+        for name in ["seg-000-18446744073709551615.dat", "seg-127-000000.dat"] {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join(name), b"").unwrap();
             let err = Segments::open(dir.path(), BLOCK, false).unwrap_err();
@@ -321,16 +321,16 @@ mod tests {
     fn each_size_class_has_its_own_files_and_slot_size() {
         let dir = tempfile::tempdir().unwrap();
         let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
-        segs.grow(0).unwrap();
-        segs.grow(5).unwrap();
-        let (a, b) = (slot::compose(0, 1), slot::compose(5, 1));
+        segs.grow(16).unwrap();
+        segs.grow(26).unwrap();
+        let (a, b) = (slot::compose(16, 1), slot::compose(26, 1));
         assert_eq!((segs.slot_len(a), segs.slot_len(b)), (4 << 10, 10 << 10));
         segs.write_slot(a, &vec![3u8; 4 << 10]).unwrap();
         segs.write_slot(b, &vec![4u8; 10 << 10]).unwrap();
-        assert_eq!(segs.location(a), (dir.path().join("seg-00-000000.dat"), 4 << 10));
-        assert_eq!(segs.location(b), (dir.path().join("seg-05-000000.dat"), 10 << 10));
+        assert_eq!(segs.location(a), (dir.path().join("seg-016-000000.dat"), 4 << 10));
+        assert_eq!(segs.location(b), (dir.path().join("seg-026-000000.dat"), 10 << 10));
         assert_eq!(
-            std::fs::metadata(dir.path().join("seg-05-000000.dat")).unwrap().len(),
+            std::fs::metadata(dir.path().join("seg-026-000000.dat")).unwrap().len(),
             20 << 10
         );
         let reopened = Segments::open(dir.path(), BLOCK, false).unwrap();

@@ -1,21 +1,21 @@
 //! Slot addresses and size classes.
 //!
 //! A sealed block occupies a slot of one of a small set of sizes — its **size class** — chosen
-//! as the smallest that holds it: 4 KiB × 2^(c / 4) × (4 + c mod 4) / 4 for class `c`, i.e. four
-//! steps per doubling (4, 5, 6, 7, 8, 10, 12, 14, 16, 20 … KiB) up to the store's block size. An
-//! observer of the files learns each block's size class (its size to within 25%), never its
-//! exact compressed length; padding wastes at most 20% of a slot larger than 4 KiB.
+//! as the smallest that holds it: 1 KiB × 2^(c / 8) × (8 + c mod 8) / 8 for class `c`, i.e. eight
+//! steps per doubling (1, 1.125, 1.25 … 2, 2.25 … 4, 4.5, 5 … KiB) up to the store's block size.
+//! An observer of the files learns each block's size class (its size to within 12.5%), never its
+//! exact compressed length; padding wastes at most 11% of a slot larger than 1 KiB.
 //!
 //! Each class has its own segment files, so a slot address is the pair (class, index within the
 //! class), packed into the manifest's `slot` number as `index << CLASS_BITS | class`.
 
 /// Size of the smallest class.
-pub const MIN_CLASS_SIZE: usize = 4 << 10;
+pub const MIN_CLASS_SIZE: usize = 1 << 10;
 /// Low bits of a slot number that hold its class.
-pub const CLASS_BITS: u32 = 6;
+pub const CLASS_BITS: u32 = 7;
 const CLASS_MASK: u64 = (1 << CLASS_BITS) - 1;
 /// Classes per doubling of the size.
-const STEPS: u8 = 4;
+const STEPS: u8 = 8;
 
 /// Bytes of a slot of `class`.
 pub fn class_size(class: u8) -> usize {
@@ -56,16 +56,16 @@ mod tests {
     use crate::block;
 
     #[test]
-    fn classes_grow_in_quarter_steps_from_4_kib_to_the_block_size() {
-        let sizes: Vec<usize> = (0..10).map(class_size).collect();
-        assert_eq!(sizes, [4, 5, 6, 7, 8, 10, 12, 14, 16, 20].map(|k| k << 10));
+    fn classes_grow_in_eighth_steps_from_1_kib_to_the_block_size() {
+        let sizes: Vec<usize> = (0..12).map(class_size).collect();
+        assert_eq!(sizes, [8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 20, 22].map(|e| e << 7));
         for bs in [block::MIN_BLOCK_SIZE, block::DEFAULT_BLOCK_SIZE, block::MAX_BLOCK_SIZE] {
             assert_eq!(class_size(top_class(bs)), bs);
             assert!(u64::from(top_class(bs)) <= CLASS_MASK);
         }
         for c in 1..top_class(block::MAX_BLOCK_SIZE) {
             let (a, b) = (class_size(c - 1), class_size(c));
-            assert!(a < b && b * 4 <= a * 5, "class {c}: {a} → {b}");
+            assert!(a < b && b * 8 <= a * 9, "class {c}: {a} → {b}");
         }
     }
 
@@ -73,9 +73,10 @@ mod tests {
     fn the_smallest_class_that_holds_a_length_is_chosen() {
         let top = top_class(1 << 20);
         assert_eq!(class_for(1, top), 0);
-        assert_eq!(class_for(4096, top), 0);
-        assert_eq!(class_for(4097, top), 1);
-        assert_eq!(class_for(900 << 10, top), top);
+        assert_eq!(class_for(1024, top), 0);
+        assert_eq!(class_for(1025, top), 1);
+        assert_eq!(class_for(900 << 10, top), top - 1);
+        assert_eq!(class_for(961 << 10, top), top);
         assert_eq!(class_for(2 << 20, top), top);
     }
 

@@ -158,9 +158,9 @@ fn a_wide_table_with_few_rows_costs_a_small_slot_per_column() {
     db.append("wide", [RecordBatch::try_new(schema, columns).unwrap()])
         .unwrap();
     let allocated = f.allocated();
-    // 200 slots of 4 KiB plus a manifest naming 200 columns; 1 MiB blocks would be 200 MiB.
+    // 200 slots of 1 KiB plus a manifest naming 200 columns; 1 MiB blocks would be 200 MiB.
     assert!(
-        allocated - empty <= 2 << 20,
+        allocated - empty <= 1 << 20,
         "{} bytes for the table",
         allocated - empty
     );

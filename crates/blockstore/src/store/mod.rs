@@ -44,7 +44,7 @@ pub use txn::{Prepared, Transaction};
 const STORE_FILE: &str = "STORE";
 const STORE_MAGIC: &[u8; 4] = b"SSST";
 /// Current store layout version.
-pub const STORE_VERSION: u16 = 3;
+pub const STORE_VERSION: u16 = 4;
 const STORE_FILE_LEN: usize = 40;
 
 /// Named offsets of the `STORE` file's fields.
