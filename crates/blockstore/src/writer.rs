@@ -1,5 +1,6 @@
 //! Cutting one column's rows into pages and pages into fixed-size blocks.
 use arrow_array::ArrayRef;
+use arrow_array::cast::AsArray;
 use arrow_select::concat::concat;
 
 use crate::encoding::{self, EncodedPage, Encoding};
@@ -15,6 +16,10 @@ pub const PAGE_ROWS: usize = 16_384;
 pub const BYTES_PAGE_ROWS: usize = 65_536;
 /// Plain bytes per page (caps string pages).
 const PAGE_BYTES: usize = 512 << 10;
+/// Rows sampled to tell a repetitive string column (one whose values repeat at least
+/// [`REPEATS`] times on average) from a mostly distinct one.
+const SAMPLE_ROWS: usize = 16_384;
+const REPEATS: usize = 4;
 
 /// A finished block, ready to be sealed.
 #[derive(Debug)]
@@ -37,6 +42,8 @@ pub(crate) struct ColumnWriter {
     capacity: usize,
     page_bytes: usize,
     page_rows: usize,
+    /// Whether the page size has been settled (string columns sample their first page).
+    page_size_settled: bool,
     pages: Vec<Vec<u8>>,
     pages_len: usize,
     first_encoding: Option<Encoding>,
@@ -63,6 +70,7 @@ impl ColumnWriter {
                 ColumnType::Utf8 | ColumnType::Binary => BYTES_PAGE_ROWS,
                 _ => PAGE_ROWS,
             },
+            page_size_settled: !matches!(ty, ColumnType::Utf8 | ColumnType::Binary),
             pages: Vec::new(),
             pages_len: 4,
             first_encoding: None,
@@ -107,6 +115,10 @@ impl ColumnWriter {
         self.buffer_bytes += encoding::plain_size(self.ty, array.as_ref());
         self.buffer.push(array);
         while self.buffer_rows >= self.page_rows || self.buffer_bytes >= self.page_bytes {
+            if !self.page_size_settled {
+                self.settle_page_size();
+                continue;
+            }
             let rows = self.rows_for_page();
             let page = self.take_rows(rows)?;
             self.place(page)?;
@@ -125,6 +137,34 @@ impl ColumnWriter {
             self.close_block(false);
         }
         Ok(())
+    }
+
+    /// A string column whose values repeat (codes, names, aircraft) is written as a dictionary,
+    /// which every page carries in full: such a column gets pages as large as a block, so a
+    /// block pays for its dictionary once. Mostly distinct strings keep the plain-size cap (a
+    /// page of them that outgrew the block would be encoded twice).
+    fn settle_page_size(&mut self) {
+        self.page_size_settled = true;
+        let mut distinct: foldhash::HashSet<&[u8]> = foldhash::HashSet::default();
+        let mut rows = 0;
+        for a in &self.buffer {
+            let take = a.len().min(SAMPLE_ROWS - rows);
+            let (offsets, values) = match self.ty {
+                ColumnType::Utf8 => (a.as_string::<i32>().value_offsets(), a.as_string::<i32>().values()),
+                _ => (a.as_binary::<i32>().value_offsets(), a.as_binary::<i32>().values()),
+            };
+            for w in offsets[..=take].windows(2) {
+                distinct.insert(&values[w[0] as usize..w[1] as usize]);
+            }
+            rows += take;
+            if rows >= SAMPLE_ROWS {
+                break;
+            }
+        }
+        if distinct.len() * REPEATS <= rows {
+            self.page_rows = encoding::MAX_PAGE_ROWS;
+            self.page_bytes = self.capacity;
+        }
     }
 
     fn rows_for_page(&self) -> usize {
