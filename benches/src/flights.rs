@@ -1,9 +1,10 @@
 //! A deterministic table shaped like a year of flights out of one city's airports (the
-//! nycflights13 data set: 336,776 rows × 19 columns): a daily schedule of ~920 flights, each a
-//! carrier, flight number, route and scheduled time that repeat every day, flown with random
-//! delays by a random aircraft of the carrier's fleet; ~2.7% cancelled (times and delays null).
+//! nycflights13 data set: 336,776 rows × 19 columns): a timetable of ~1,300 flights, each a
+//! carrier, flight number, route and scheduled time flown on five days of the week, revised
+//! every two weeks, flown with random delays by a random aircraft of the carrier's fleet; ~2.7%
+//! cancelled (times and delays null).
 //! Small integers, whole-minute delays as floats with nulls, short repetitive strings and a
-//! timestamp, in date and departure-time order.
+//! timestamp, in date and actual departure order.
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder};
@@ -115,7 +116,7 @@ fn schedule(rng: &mut Rng, flights_per_day: usize) -> Vec<Scheduled> {
                 flight: 1 + rng.below(6000) as i32,
                 origin: rng.below(ORIGINS.len() as u64) as usize,
                 dest,
-                dep_minutes: 5 * 60 + 5 * rng.below(18 * 12) as i64,
+                dep_minutes: 5 * 60 + rng.below(18 * 60) as i64,
                 block_minutes: (distance / 8.0) as i64 + 25 + 5 * rng.below(4) as i64,
                 distance,
             }
@@ -125,7 +126,62 @@ fn schedule(rng: &mut Rng, flights_per_day: usize) -> Vec<Scheduled> {
     out
 }
 
-/// Generates `rows` rows in date and departure order, the same for the same seed.
+/// Days between timetable revisions.
+const REVISION_DAYS: i64 = 14;
+
+/// One flown flight: its day of the year, its entry in the timetable, the departure time the
+/// timetable had that day, and how late it left (`None`: cancelled).
+struct Flown {
+    day: i64,
+    flight: usize,
+    dep_minutes: i64,
+    delay: Option<i64>,
+}
+
+/// Which flights fly on which day, `rows` of them in date and actual departure order
+/// (cancelled flights last), as the data set lists them. Like a real timetable, each flight
+/// flies on five days of the week (its own five), and every two weeks the timetable is
+/// revised: departures move by up to ±15 minutes.
+fn flown(rng: &mut Rng, timetable: &[Scheduled], rows: usize) -> Vec<Flown> {
+    let weekdays: Vec<u8> = timetable
+        .iter()
+        .map(|_| {
+            let (a, b) = (rng.below(7), rng.below(7));
+            0x7F & !(1 << a) & !(1 << b)
+        })
+        .collect();
+    let mut shift = vec![0i64; timetable.len()];
+    let mut out = Vec::with_capacity(rows);
+    let mut day = 0i64;
+    while out.len() < rows {
+        if day % REVISION_DAYS == 0 {
+            shift.iter_mut().for_each(|s| *s = rng.below(31) as i64 - 15);
+        }
+        let start = out.len();
+        for (i, f) in timetable.iter().enumerate() {
+            if weekdays[i] & (1 << (day % 7)) != 0 {
+                // Most flights leave within minutes of schedule; a long tail is late.
+                let delay = match rng.below(10) {
+                    0..=5 => rng.below(12) as i64 - 8,
+                    6..=8 => rng.below(45) as i64,
+                    _ => rng.below(300) as i64,
+                };
+                out.push(Flown {
+                    day,
+                    flight: i,
+                    dep_minutes: f.dep_minutes + shift[i],
+                    delay: (rng.below(37) != 0).then_some(delay),
+                });
+            }
+        }
+        out[start..].sort_by_key(|f| f.delay.map_or(i64::MAX, |d| f.dep_minutes + d));
+        day += 1;
+    }
+    out.truncate(rows);
+    out
+}
+
+/// Generates `rows` rows in date and actual departure order, the same for the same seed.
 pub fn flights(rows: usize, seed: u64) -> Vec<RecordBatch> {
     let mut rng = Rng(seed | 1);
     let schema = flights_schema();
@@ -133,8 +189,9 @@ pub fn flights(rows: usize, seed: u64) -> Vec<RecordBatch> {
     let tails: Vec<String> = (0..CARRIERS.len() * FLEET)
         .map(|i| format!("N{}{}", 100 + i * 7 % 900, CARRIERS[i / FLEET]))
         .collect();
-    let per_day = rows.div_ceil(365).max(1);
-    let plan = schedule(&mut rng, per_day);
+    // Each timetable entry flies five days in seven.
+    let timetable = schedule(&mut rng, (rows.div_ceil(365) * 7).div_ceil(5).max(1));
+    let plan = flown(&mut rng, &timetable, rows);
     let mut out = Vec::new();
     let mut row = 0;
     while row < rows {
@@ -158,22 +215,18 @@ pub fn flights(rows: usize, seed: u64) -> Vec<RecordBatch> {
         let mut hour = Float64Builder::with_capacity(n);
         let mut minute = Float64Builder::with_capacity(n);
         let mut time_hour = TimestampMicrosecondBuilder::with_capacity(n);
-        for r in row..row + n {
-            let day = (r / per_day) as i64;
-            let f = &plan[r % per_day];
+        for flown in &plan[row..row + n] {
+            let day = flown.day;
+            let f = &timetable[flown.flight];
+            let dep_minutes = flown.dep_minutes;
             let (m, d) = month_day(day);
-            let cancelled = rng.below(37) == 0;
-            // Most flights leave within minutes of schedule; a long tail is late.
-            let delay = match rng.below(10) {
-                0..=5 => rng.below(12) as i64 - 8,
-                6..=8 => rng.below(45) as i64,
-                _ => rng.below(300) as i64,
-            };
+            let cancelled = flown.delay.is_none();
+            let delay = flown.delay.unwrap_or(0);
             year.append_value(2013);
             month.append_value(m);
             day_of_month.append_value(d);
-            sched_dep.append_value(hhmm(f.dep_minutes));
-            sched_arr.append_value(hhmm(f.dep_minutes + f.block_minutes));
+            sched_dep.append_value(hhmm(dep_minutes));
+            sched_arr.append_value(hhmm(dep_minutes + f.block_minutes));
             carrier.append_value(CARRIERS[f.carrier]);
             flight.append_value(f.flight);
             if cancelled && rng.below(3) == 0 {
@@ -192,16 +245,16 @@ pub fn flights(rows: usize, seed: u64) -> Vec<RecordBatch> {
             } else {
                 let flown = (f.distance / 8.0) as i64 + rng.below(15) as i64;
                 let arr = delay + flown + 15 + rng.below(20) as i64 - f.block_minutes;
-                dep_time.append_value(hhmm(f.dep_minutes + delay));
+                dep_time.append_value(hhmm(dep_minutes + delay));
                 dep_delay.append_value(delay as f64);
-                arr_time.append_value(hhmm(f.dep_minutes + f.block_minutes + arr));
+                arr_time.append_value(hhmm(dep_minutes + f.block_minutes + arr));
                 arr_delay.append_value(arr as f64);
                 air_time.append_value(flown as f64);
             }
             distance.append_value(f.distance);
-            hour.append_value((f.dep_minutes / 60) as f64);
-            minute.append_value((f.dep_minutes % 60) as f64);
-            time_hour.append_value((FIRST_DAY + day) * 24 * HOUR_US + (f.dep_minutes / 60) * HOUR_US);
+            hour.append_value((dep_minutes / 60) as f64);
+            minute.append_value((dep_minutes % 60) as f64);
+            time_hour.append_value((FIRST_DAY + day) * 24 * HOUR_US + (dep_minutes / 60) * HOUR_US);
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(year.finish()),
