@@ -14,6 +14,8 @@ use sealstore_cluster::datagen::{Lineitem, arrow_bytes, lineitem_schema};
 use sealstore_cluster::{Cluster, Distribution, InitOptions, Predicate, ScanStats};
 use serde::Serialize;
 
+use crate::parquet_lane::ParquetLane;
+
 /// Why the bench stopped.
 #[derive(Debug)]
 pub enum BenchError {
@@ -61,11 +63,15 @@ struct Run {
     scan_mb_s: f64,
     write_unsealed_mb_s: f64,
     scan_unsealed_mb_s: f64,
+    write_parquet_mb_s: f64,
+    scan_parquet_mb_s: f64,
     /// Every round's seconds, in order (the figures above use their medians).
     write_rounds_s: Vec<f64>,
     write_unsealed_rounds_s: Vec<f64>,
+    write_parquet_rounds_s: Vec<f64>,
     scan_rounds_s: Vec<f64>,
     scan_unsealed_rounds_s: Vec<f64>,
+    scan_parquet_rounds_s: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +90,14 @@ struct Report {
     scan_unsealed_mb_s: f64,
     write_ratio: f64,
     scan_ratio: f64,
+    /// The encrypted-Parquet lane (`parquet_lane`): throughput, and sealstore's over it.
+    write_parquet_mb_s: f64,
+    scan_parquet_mb_s: f64,
+    write_vs_parquet: f64,
+    scan_vs_parquet: f64,
+    /// Bytes of the encrypted Parquet files, and sealstore's bytes on disk over them.
+    parquet_bytes: u64,
+    disk_vs_parquet: f64,
     /// Re-key throughput over end-to-end write throughput (same table, same run).
     rekey_ratio: f64,
     aead_seal_gb_s: f64,
@@ -102,19 +116,33 @@ const WRITE_RUNS: usize = 6;
 /// Timed full scans per pipeline and thread count (the median is reported).
 const SCAN_RUNS: usize = 8;
 
+/// The three pipelines every round times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pipeline {
+    Sealed,
+    Unsealed,
+    Parquet,
+}
+
 /// One thread count's measurements: a sealed and an unsealed cluster (their pools live as long
-/// as a real one's would), the newest round's database in each, and the timings of every round.
+/// as a real one's would) and the encrypted-Parquet lane, the newest round's database and files,
+/// and the timings of every round.
 struct Lane {
     threads: usize,
     dir: PathBuf,
     cluster: Cluster,
     unsealed: Cluster,
+    parquet: ParquetLane,
     /// The newest round's database name (in both clusters).
     kept: Option<String>,
+    /// The newest round's Parquet files.
+    parquet_files: Vec<PathBuf>,
     write_s: Vec<f64>,
     write_unsealed_s: Vec<f64>,
+    write_parquet_s: Vec<f64>,
     scan_s: Vec<f64>,
     scan_unsealed_s: Vec<f64>,
+    scan_parquet_s: Vec<f64>,
 }
 
 impl Lane {
@@ -139,26 +167,49 @@ impl Lane {
             )?;
             c.drop_database("dev")?;
         }
+        let parquet = ParquetLane::new().map_err(fail)?;
+        parquet
+            .write(&dir.join("parquet-warm-up"), few, threads)
+            .map_err(fail)?;
+        std::fs::remove_dir_all(dir.join("parquet-warm-up"))?;
         Ok(Self {
             threads,
             dir,
             cluster,
             unsealed,
+            parquet,
             kept: None,
+            parquet_files: Vec::new(),
             write_s: Vec::new(),
             write_unsealed_s: Vec::new(),
+            write_parquet_s: Vec::new(),
             scan_s: Vec::new(),
             scan_unsealed_s: Vec::new(),
+            scan_parquet_s: Vec::new(),
         })
     }
 
     /// One sealed and one unsealed load of the same batches into a new database (fresh slice
-    /// files) of each cluster, in alternating order from round to round (neither always runs on
-    /// the other's heels); then the previous round's databases are dropped, so freeing (and
-    /// discarding) their blocks happens outside every timed section.
+    /// files) of each cluster, and one write of them as encrypted Parquet files, in an order
+    /// that rotates from round to round (none always runs on another's heels); then the
+    /// previous round's databases and files are dropped, so freeing (and discarding) their
+    /// blocks happens outside every timed section.
     fn write_round(&mut self, round: usize, batches: &[RecordBatch]) -> CliResult {
         let name = format!("round{round}");
-        for sealed in alternate(round) {
+        for pipeline in order(round) {
+            if pipeline == Pipeline::Parquet {
+                let start = Instant::now();
+                let files = self
+                    .parquet
+                    .write(&self.dir.join(format!("parquet-{name}")), batches, self.threads)
+                    .map_err(fail)?;
+                self.write_parquet_s.push(start.elapsed().as_secs_f64());
+                if let Some(old) = std::mem::replace(&mut self.parquet_files, files).first() {
+                    std::fs::remove_dir_all(old.parent().expect("a file in a directory"))?;
+                }
+                continue;
+            }
+            let sealed = pipeline == Pipeline::Sealed;
             let cluster = if sealed { &self.cluster } else { &self.unsealed };
             let db = cluster.create_database(&name)?;
             let start = Instant::now();
@@ -182,11 +233,21 @@ impl Lane {
         Ok(())
     }
 
-    /// One full scan of the sealed and of the unsealed table (page cache), in alternating
-    /// order.
+    /// One full scan of the sealed and of the unsealed table and of the Parquet files (page
+    /// cache), in rotating order.
     fn scan_round(&mut self, round: usize, rows: usize) -> CliResult {
         let name = self.kept.as_ref().ok_or_else(|| fail("no write runs"))?;
-        for sealed in alternate(round) {
+        for pipeline in order(round) {
+            if pipeline == Pipeline::Parquet {
+                let start = Instant::now();
+                let scanned = self.parquet.scan(&self.parquet_files).map_err(fail)?;
+                self.scan_parquet_s.push(start.elapsed().as_secs_f64());
+                if scanned != rows as u64 {
+                    return Err(fail(format!("parquet scan returned {scanned} rows, expected {rows}")));
+                }
+                continue;
+            }
+            let sealed = pipeline == Pipeline::Sealed;
             let cluster = if sealed { &self.cluster } else { &self.unsealed };
             let db = cluster.database(name)?;
             let start = Instant::now();
@@ -243,10 +304,11 @@ fn median(times: &[f64]) -> f64 {
     }
 }
 
-/// Which pipeline goes first in a round: sealed in even rounds, unsealed in odd ones.
-fn alternate(round: usize) -> [bool; 2] {
-    let sealed_first = round.is_multiple_of(2);
-    [sealed_first, !sealed_first]
+/// The order of the pipelines in a round: rotated by one each round.
+fn order(round: usize) -> [Pipeline; 3] {
+    let mut all = [Pipeline::Sealed, Pipeline::Unsealed, Pipeline::Parquet];
+    all.rotate_left(round % 3);
+    all
 }
 
 /// What `sealstore bench` runs.
@@ -315,6 +377,7 @@ pub fn run(options: &BenchOptions) -> CliResult {
         }
     }
     let mut runs = Vec::new();
+    let mut parquet_bytes = 0;
     let mut disk_bytes = 0;
     let mut blocks = 0;
     let mut selective = (0, 0);
@@ -339,6 +402,7 @@ pub fn run(options: &BenchOptions) -> CliResult {
             b?;
         }
         selective = (stats.counts().blocks_read, stats.counts().blocks_total);
+        parquet_bytes = crate::parquet_lane::files_bytes(&lane.parquet_files);
         let start = Instant::now();
         let rekeyed = db.rekey(None, sealstore_cluster::REKEY_BATCH_BLOCKS, &|_, _| {})?;
         let rekey_s = start.elapsed().as_secs_f64();
@@ -356,10 +420,14 @@ pub fn run(options: &BenchOptions) -> CliResult {
             scan_mb_s: mb / median(&lane.scan_s),
             write_unsealed_mb_s: mb / median(&lane.write_unsealed_s),
             scan_unsealed_mb_s: mb / median(&lane.scan_unsealed_s),
+            write_parquet_mb_s: mb / median(&lane.write_parquet_s),
+            scan_parquet_mb_s: mb / median(&lane.scan_parquet_s),
             write_rounds_s: lane.write_s.clone(),
             write_unsealed_rounds_s: lane.write_unsealed_s.clone(),
+            write_parquet_rounds_s: lane.write_parquet_s.clone(),
             scan_rounds_s: lane.scan_s.clone(),
             scan_unsealed_rounds_s: lane.scan_unsealed_s.clone(),
+            scan_parquet_rounds_s: lane.scan_parquet_s.clone(),
         });
         drop(lane.cluster);
         drop(lane.unsealed);
@@ -383,6 +451,12 @@ pub fn run(options: &BenchOptions) -> CliResult {
         scan_unsealed_mb_s: last.scan_unsealed_mb_s,
         write_ratio: last.write_mb_s / last.write_unsealed_mb_s,
         scan_ratio: last.scan_mb_s / last.scan_unsealed_mb_s,
+        write_parquet_mb_s: last.write_parquet_mb_s,
+        scan_parquet_mb_s: last.scan_parquet_mb_s,
+        write_vs_parquet: last.write_mb_s / last.write_parquet_mb_s,
+        scan_vs_parquet: last.scan_mb_s / last.scan_parquet_mb_s,
+        parquet_bytes,
+        disk_vs_parquet: disk_bytes as f64 / parquet_bytes as f64,
         rekey_ratio: last.rekey_mb_s / last.write_mb_s,
         aead_seal_gb_s: seal,
         aead_open_gb_s: open,
@@ -414,6 +488,14 @@ pub fn run(options: &BenchOptions) -> CliResult {
                 r.scan_mb_s / r.scan_unsealed_mb_s
             );
             println!(
+                "  threads {}: encrypted Parquet write {:.0} MB/s, scan {:.0} MB/s; sealstore over it: write {:.2}x, scan {:.2}x",
+                r.threads,
+                r.write_parquet_mb_s,
+                r.scan_parquet_mb_s,
+                r.write_mb_s / r.write_parquet_mb_s,
+                r.scan_mb_s / r.scan_parquet_mb_s
+            );
+            println!(
                 "  threads {}: write {:.2} M rows/s, scan {:.2} M rows/s",
                 r.threads,
                 r.write_rows_s / 1e6,
@@ -432,8 +514,9 @@ pub fn run(options: &BenchOptions) -> CliResult {
         );
         println!("  AES-256-GCM single core: seal {seal:.2} GB/s, open {open:.2} GB/s");
         println!(
-            "  on disk: {disk_bytes} bytes in {blocks} blocks ({:.1} bytes/row)",
-            disk_bytes as f64 / rows as f64
+            "  on disk: {disk_bytes} bytes in {blocks} blocks ({:.1} bytes/row); encrypted Parquet {parquet_bytes} bytes ({:.2}x)",
+            disk_bytes as f64 / rows as f64,
+            report.disk_vs_parquet
         );
         println!(
             "  selective scan (1% of l_orderkey): read {} of {} blocks",

@@ -493,11 +493,19 @@ fn demo_and_bench_run_small() {
         "disk_bytes",
         "rows",
         "threads",
+        "write_parquet_mb_s",
+        "scan_parquet_mb_s",
+        "write_vs_parquet",
+        "scan_vs_parquet",
+        "parquet_bytes",
+        "disk_vs_parquet",
     ] {
         assert!(v.get(key).is_some(), "missing {key} in {json}");
     }
     assert_eq!(v["rows"], 30000);
     assert_eq!(v["threads"], 2);
+    assert!(v["parquet_bytes"].as_u64().unwrap() > 0, "{json}");
+    assert!(v["scan_vs_parquet"].as_f64().unwrap() > 0.0, "{json}");
 }
 
 #[test]
