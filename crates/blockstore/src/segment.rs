@@ -181,6 +181,32 @@ impl Segments {
         Ok(())
     }
 
+    /// Gives back the space of `class`'s slots from index `keep` on (all free: the caller holds
+    /// the write state and has no slot at or above `keep` in use): each file is cut to the end of
+    /// its last slot below `keep`, files past it to zero. Without this, slots a table grew out of
+    /// (its partial blocks move up through the classes as it is appended to) would keep their
+    /// space for good. Not synced: a cut lost in a crash only leaves free space in place.
+    pub fn trim(&self, class: u8, keep: u64) -> Result<()> {
+        if !self.writable {
+            return Ok(());
+        }
+        let spp = slots_per_segment(class);
+        let size = slot::class_size(class) as u64;
+        let files = self.files.read();
+        let Some(family) = files.get(usize::from(class)) else {
+            return Ok(());
+        };
+        for (i, file) in family.iter().enumerate() {
+            let Some(file) = file else { continue };
+            let len = keep.saturating_sub(i as u64 * spp).min(spp) * size;
+            let path = || self.dir.join(segment_name(class, i as u64));
+            if file.metadata().map_err(|e| Error::io(path(), e))?.len() > len {
+                file.set_len(len).map_err(|e| Error::io(path(), e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `f` on the open file holding `slot`, or reports it missing.
     fn with_file<T>(&self, slot: u64, missing: &str, f: impl FnOnce(&File, PathBuf, u64) -> Result<T>) -> Result<T> {
         let (class, seg, offset) = Self::place(slot);
@@ -338,6 +364,34 @@ mod tests {
         reopened.read_slot(b, &mut out).unwrap();
         assert!(out.iter().all(|&x| x == 4));
         assert_eq!(reopened.paths().len(), 2);
+    }
+
+    #[test]
+    fn trimming_cuts_free_slots_off_the_end_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
+        segs.grow(16).unwrap();
+        for i in 0..4 {
+            segs.write_slot(slot::compose(16, i), &vec![i as u8 + 1; 4 << 10])
+                .unwrap();
+        }
+        let file = dir.path().join("seg-016-000000.dat");
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 16 << 10);
+        segs.trim(16, 2).unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 8 << 10);
+        let mut out = vec![0u8; 4 << 10];
+        segs.read_slot(slot::compose(16, 1), &mut out).unwrap();
+        assert!(out.iter().all(|&x| x == 2));
+        assert!(matches!(
+            segs.read_slot(slot::compose(16, 2), &mut out),
+            Err(Error::MissingSegment { .. })
+        ));
+        // A trimmed slot is written again like any slot past the end.
+        segs.write_slot(slot::compose(16, 3), &vec![9u8; 4 << 10]).unwrap();
+        segs.read_slot(slot::compose(16, 3), &mut out).unwrap();
+        assert!(out.iter().all(|&x| x == 9));
+        segs.trim(16, 0).unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
     }
 
     #[test]

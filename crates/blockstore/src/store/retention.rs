@@ -90,7 +90,26 @@ impl Store {
     pub(crate) fn reclaim_locked(&self, state: &mut WriteState) -> Result<()> {
         let mut released = Released::default();
         self.collect_released(state, &mut released);
-        released.release(&self.shared.keys)
+        released.release(&self.shared.keys)?;
+        self.trim_free_tails(state)
+    }
+
+    /// Cuts every class's segment files after its highest slot in use (see
+    /// [`crate::segment::Segments::trim`]); runs with the write state held, so no transaction
+    /// has slots in flight.
+    fn trim_free_tails(&self, state: &WriteState) -> Result<()> {
+        let segments = &self.shared.segments;
+        let mut keep = vec![0u64; usize::from(segments.top_class()) + 1];
+        for &slot in &state.in_use {
+            let (class, index) = (crate::slot::class_of(slot), crate::slot::index_of(slot));
+            if let Some(k) = keep.get_mut(usize::from(class)) {
+                *k = (*k).max(index + 1);
+            }
+        }
+        for (class, &k) in keep.iter().enumerate() {
+            segments.trim(class as u8, k)?;
+        }
+        Ok(())
     }
 
     /// Frees the slots of retired manifests no snapshot holds any more and adds their DEKs (not
