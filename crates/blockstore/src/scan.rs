@@ -24,6 +24,8 @@ pub struct ScanStats {
     pub rows_out: AtomicU64,
     /// Bytes of block slots read.
     pub bytes_read: AtomicU64,
+    /// Pages decoded (a read block's pages are decoded only where the scan needs rows of them).
+    pub pages_decoded: AtomicU64,
 }
 
 /// A plain snapshot of [`ScanStats`].
@@ -33,6 +35,7 @@ pub struct ScanCounts {
     pub blocks_read: u64,
     pub rows_out: u64,
     pub bytes_read: u64,
+    pub pages_decoded: u64,
 }
 
 impl ScanStats {
@@ -43,6 +46,7 @@ impl ScanStats {
             blocks_read: self.blocks_read.load(Ordering::Relaxed),
             rows_out: self.rows_out.load(Ordering::Relaxed),
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            pages_decoded: self.pages_decoded.load(Ordering::Relaxed),
         }
     }
 }
@@ -182,7 +186,6 @@ fn plan(
         ranges,
         range_idx: 0,
         pos: 0,
-        buf: Vec::new(),
         stats,
         failed: false,
     })
@@ -202,11 +205,22 @@ fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
     out
 }
 
+/// One needed column's loaded block: its decrypted payload and its pages, each decoded the
+/// first time the scan needs rows of it (late materialisation: a page whose rows the zone maps
+/// or the predicates exclude is never decoded).
 #[derive(Default)]
 struct Cursor {
     block: Option<usize>,
-    /// (first row, array) of each page of the loaded block.
-    pages: Vec<(u64, ArrayRef)>,
+    /// The block as read and decrypted (private copy); pages are ranges of it.
+    buf: Vec<u8>,
+    pages: Vec<PageSlot>,
+}
+
+struct PageSlot {
+    start: u64,
+    rows: u64,
+    bytes: std::ops::Range<usize>,
+    array: Option<ArrayRef>,
 }
 
 /// An iterator of record batches; each item is one slice of rows within one page of every
@@ -224,7 +238,6 @@ pub struct ScanIter {
     range_idx: usize,
     pos: u64,
     cursors: Vec<Cursor>,
-    buf: Vec<u8>,
     stats: Arc<ScanStats>,
     failed: bool,
 }
@@ -248,8 +261,10 @@ impl ScanIter {
         &self.manifest.tables[self.table_idx]
     }
 
-    /// Ensures cursor `k` holds the page containing row `pos`; returns (array, page start).
-    fn page_at(&mut self, k: usize, pos: u64) -> Result<(ArrayRef, u64)> {
+    /// Ensures cursor `k` holds the block containing row `pos` (read, authenticated,
+    /// decrypted, its pages located but not decoded); returns the index of the page holding
+    /// `pos`.
+    fn page_at(&mut self, k: usize, pos: u64) -> Result<usize> {
         let col = self.needed[k];
         let manifest = self.manifest.clone();
         let t = &manifest.tables[self.table_idx];
@@ -262,19 +277,30 @@ impl ScanIter {
             reason: format!("no block covers row {pos}"),
         })?;
         if self.cursors[k].block != Some(bi) {
-            let arrays = self.source.read_block(t, col, meta, &mut self.buf)?;
+            let cursor = &mut self.cursors[k];
+            cursor.block = None;
+            let payload = self.source.open_block(t, col, meta, &mut cursor.buf)?;
             self.stats.blocks_read.fetch_add(1, Ordering::Relaxed);
             self.stats
                 .bytes_read
                 .fetch_add(self.source.segments.slot_len(meta.slot) as u64, Ordering::Relaxed);
+            let decode_error = |e| Shared::decode_error(t, col, meta, e);
+            // Pages follow the payload's u32 page count back to back.
+            let mut offset = payload.start + 4;
             let mut start = meta.row_start;
-            let mut pages = Vec::with_capacity(arrays.len());
-            for a in arrays {
-                let n = a.len() as u64;
-                pages.push((start, a));
-                start += n;
+            cursor.pages.clear();
+            for page in crate::writer::split_pages(&cursor.buf[payload]).map_err(decode_error)? {
+                let rows = u64::from(crate::encoding::page_rows(page).map_err(decode_error)?);
+                cursor.pages.push(PageSlot {
+                    start,
+                    rows,
+                    bytes: offset..offset + page.len(),
+                    array: None,
+                });
+                offset += page.len();
+                start += rows;
             }
-            if start != meta.row_start + u64::from(meta.rows) {
+            if start != meta.row_start + u64::from(meta.rows) || cursor.pages.iter().any(|p| p.rows == 0) {
                 return Err(Error::Decode {
                     table: t.name.clone(),
                     column: t.columns[col].name.clone(),
@@ -282,12 +308,35 @@ impl ScanIter {
                     reason: "pages do not add up to the block's rows".into(),
                 });
             }
-            self.cursors[k] = Cursor { block: Some(bi), pages };
+            cursor.block = Some(bi);
         }
         let pages = &self.cursors[k].pages;
-        let pi = pages.partition_point(|(s, a)| s + a.len() as u64 <= pos);
-        let (s, a) = &pages[pi];
-        Ok((a.clone(), *s))
+        Ok(pages.partition_point(|p| p.start + p.rows <= pos))
+    }
+
+    /// The decoded array of page `pi` of cursor `k` (decoded now if it was not yet).
+    fn page_array(&mut self, k: usize, pi: usize) -> Result<ArrayRef> {
+        let col = self.needed[k];
+        let cursor = &mut self.cursors[k];
+        let page = &mut cursor.pages[pi];
+        if let Some(a) = &page.array {
+            return Ok(a.clone());
+        }
+        let t = &self.manifest.tables[self.table_idx];
+        let meta = &t.columns[col].blocks[cursor.block.expect("a loaded block")];
+        let array = crate::encoding::decode_page(t.columns[col].ty, &cursor.buf[page.bytes.clone()])
+            .map_err(|e| Shared::decode_error(t, col, meta, e))?;
+        if array.len() as u64 != page.rows {
+            return Err(Shared::decode_error(
+                t,
+                col,
+                meta,
+                crate::encoding::DecodeError("page decoded to another row count"),
+            ));
+        }
+        self.stats.pages_decoded.fetch_add(1, Ordering::Relaxed);
+        page.array = Some(array.clone());
+        Ok(array)
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -306,23 +355,45 @@ impl ScanIter {
             let mut chunk_end = end;
             let mut pages = Vec::with_capacity(self.needed.len());
             for k in 0..self.needed.len() {
-                let (a, s) = self.page_at(k, pos)?;
-                chunk_end = chunk_end.min(s + a.len() as u64);
-                pages.push((a, s));
+                let pi = self.page_at(k, pos)?;
+                let page = &self.cursors[k].pages[pi];
+                chunk_end = chunk_end.min(page.start + page.rows);
+                pages.push(pi);
             }
             let len = (chunk_end - pos) as usize;
-            let arrays: Vec<ArrayRef> = pages.iter().map(|(a, s)| a.slice((pos - s) as usize, len)).collect();
             self.pos = chunk_end;
+            // The predicates' columns first; the other columns' pages are decoded only if a
+            // row of this chunk survives.
+            let slice = |this: &mut Self, k: usize| -> Result<ArrayRef> {
+                let a = this.page_array(k, pages[k])?;
+                let start = this.cursors[k].pages[pages[k]].start;
+                Ok(a.slice((pos - start) as usize, len))
+            };
+            let mut arrays: Vec<Option<ArrayRef>> = vec![None; self.needed.len()];
             let mut mask: Option<BooleanBuffer> = None;
-            for (p, k) in &self.preds {
-                let ty = self.table().columns[self.needed[*k]].ty;
-                let m = p.evaluate(&arrays[*k], ty)?;
+            for i in 0..self.preds.len() {
+                let k = self.preds[i].1;
+                if arrays[k].is_none() {
+                    arrays[k] = Some(slice(self, k)?);
+                }
+                let ty = self.table().columns[self.needed[k]].ty;
+                let m = self.preds[i].0.evaluate(arrays[k].as_ref().expect("decoded"), ty)?;
                 mask = Some(match mask {
                     Some(prev) => &prev & &m,
                     None => m,
                 });
             }
-            let mut out: Vec<ArrayRef> = self.out_cols.iter().map(|&k| arrays[k].clone()).collect();
+            if mask.as_ref().is_some_and(|m| m.count_set_bits() == 0) {
+                continue;
+            }
+            let mut out: Vec<ArrayRef> = Vec::with_capacity(self.out_cols.len());
+            for i in 0..self.out_cols.len() {
+                let k = self.out_cols[i];
+                if arrays[k].is_none() {
+                    arrays[k] = Some(slice(self, k)?);
+                }
+                out.push(arrays[k].clone().expect("decoded"));
+            }
             let mut rows = len;
             if let Some(mask) = mask {
                 let selected = mask.count_set_bits();

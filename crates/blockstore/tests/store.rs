@@ -237,6 +237,72 @@ fn zone_maps_prune_blocks_before_reading() {
 }
 
 #[test]
+fn a_scan_decodes_only_the_pages_whose_rows_it_needs() {
+    let env = Env::new();
+    let store = env.create(1 << 20);
+    let schema = Schema::new(vec![
+        Field::new("day", DataType::Int64, false),
+        Field::new("amount", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, false),
+    ]);
+    store.create_table("t", &schema).unwrap();
+    // Unsorted days: every page's zone map spans every day, so pruning cannot help; one row
+    // in 10,000 matches, in a few pages only.
+    let n = 200_000i64;
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Int64Array::from_iter_values((0..n).map(|i| {
+                if i % 10_000 == 7 && i < 40_000 {
+                    1_000
+                } else {
+                    i * 7919 % 999
+                }
+            }))),
+            Arc::new(Int64Array::from_iter_values(0..n)),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("note {}", i % 97)),
+            )),
+        ],
+    )
+    .unwrap();
+    store.append("t", &batch).unwrap();
+    let all = Arc::new(ScanStats::default());
+    assert_eq!(
+        store
+            .scan("t")
+            .stats(all.clone())
+            .run()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum::<usize>(),
+        n as usize
+    );
+    let stats = Arc::new(ScanStats::default());
+    let amounts: Vec<i64> = store
+        .scan("t")
+        .columns(&["amount", "note"])
+        .filter(Predicate::compare("day", CmpOp::Eq, Scalar::Int(1_000)))
+        .stats(stats.clone())
+        .run()
+        .unwrap()
+        .flat_map(|b| {
+            let b = b.unwrap();
+            let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+            a.values().to_vec()
+        })
+        .collect();
+    assert_eq!(amounts, [7, 10_007, 20_007, 30_007]);
+    let (c, full) = (stats.counts(), all.counts());
+    // Every page of `day` is decoded to evaluate the predicate; of `amount` and `note`, only the
+    // pages holding a matching row.
+    let day_pages = (n as u64).div_ceil(16_384);
+    assert!(full.pages_decoded >= 2 * day_pages, "{full:?}");
+    // Two pages of `amount` hold the four rows; `note`'s pages are larger, at most two.
+    assert!(c.pages_decoded <= day_pages + 4, "{c:?} vs a full scan's {full:?}");
+}
+
+#[test]
 fn drop_table_shreds_its_keys_and_frees_slots() {
     let env = Env::new();
     let store = env.create(SMALL);
