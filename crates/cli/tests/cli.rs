@@ -499,6 +499,9 @@ fn demo_and_bench_run_small() {
         "scan_vs_parquet",
         "parquet_bytes",
         "disk_vs_parquet",
+        "date_scan_rows",
+        "date_scan_speedup",
+        "date_scan_pages_decoded",
     ] {
         assert!(v.get(key).is_some(), "missing {key} in {json}");
     }
@@ -506,6 +509,7 @@ fn demo_and_bench_run_small() {
     assert_eq!(v["threads"], 2);
     assert!(v["parquet_bytes"].as_u64().unwrap() > 0, "{json}");
     assert!(v["scan_vs_parquet"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(v["date_scan_rows"].as_u64().unwrap() > 0, "{json}");
 }
 
 #[test]
