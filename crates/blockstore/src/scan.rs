@@ -309,9 +309,28 @@ impl ScanIter {
                 });
             }
             cursor.block = Some(bi);
+            // Columns every surviving chunk needs (all of them without predicates, else the
+            // predicates' own) are decoded now, while the decrypted block is still in cache;
+            // only output columns behind a predicate wait to see whether a row survives.
+            let wait = !self.preds.is_empty() && !self.preds.iter().any(|(_, pk)| *pk == k);
+            if !wait {
+                for pi in 0..self.cursors[k].pages.len() {
+                    let p = &self.cursors[k].pages[pi];
+                    if self.in_ranges(p.start, p.start + p.rows) {
+                        self.page_array(k, pi)?;
+                    }
+                }
+            }
         }
         let pages = &self.cursors[k].pages;
         Ok(pages.partition_point(|p| p.start + p.rows <= pos))
+    }
+
+    /// Whether rows `start..end` meet the ranges the scan reads (from the current one on).
+    fn in_ranges(&self, start: u64, end: u64) -> bool {
+        let rest = &self.ranges[self.range_idx.min(self.ranges.len())..];
+        let i = rest.partition_point(|r| r.1 <= start);
+        rest.get(i).is_some_and(|r| r.0 < end)
     }
 
     /// The decoded array of page `pi` of cursor `k` (decoded now if it was not yet).
