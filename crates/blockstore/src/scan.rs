@@ -1,4 +1,5 @@
 //! Scans: projection, predicates, zone-map pruning before any read, exact filtering after.
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -58,6 +59,7 @@ pub struct ScanBuilder {
     table: String,
     columns: Option<Vec<String>>,
     predicates: Vec<Predicate>,
+    rows: Option<Range<u64>>,
     stats: Arc<ScanStats>,
 }
 
@@ -69,8 +71,33 @@ impl Snapshot {
             table: table.to_owned(),
             columns: None,
             predicates: Vec::new(),
+            rows: None,
             stats: Arc::default(),
         }
+    }
+
+    /// Cuts the rows of `table` into at most `parts` contiguous ranges of about the same bytes,
+    /// at the block boundaries of its largest column (so each range reads its own blocks of that
+    /// column; blocks of other columns that straddle a cut are read by both neighbours). For
+    /// scanning one store's table on several threads with [`ScanBuilder::rows`].
+    pub fn split_rows(&self, table: &str, parts: usize) -> Result<Vec<Range<u64>>> {
+        let t = self.manifest().table(table)?;
+        let Some(widest) = t.columns.iter().max_by_key(|c| c.blocks.len()) else {
+            return Ok(vec![0..t.rows]);
+        };
+        let blocks = &widest.blocks;
+        let parts = parts.clamp(1, blocks.len().max(1));
+        let mut cuts = vec![0];
+        for p in 1..parts {
+            let b = &blocks[p * blocks.len() / parts];
+            if b.row_start > *cuts.last().expect("starts at 0") {
+                cuts.push(b.row_start);
+            }
+        }
+        cuts.push(t.rows);
+        // Cuts are block starts above 0 and below the row count: every range holds rows,
+        // except the one range of an empty table.
+        Ok(cuts.windows(2).map(|w| w[0]..w[1]).collect())
     }
 }
 
@@ -100,6 +127,12 @@ impl ScanBuilder {
         self
     }
 
+    /// Reads only rows in `rows` (row numbers of this store's table, from 0).
+    pub fn rows(mut self, rows: Range<u64>) -> Self {
+        self.rows = Some(rows);
+        self
+    }
+
     /// Counts into `stats`.
     pub fn stats(mut self, stats: Arc<ScanStats>) -> Self {
         self.stats = stats;
@@ -109,7 +142,15 @@ impl ScanBuilder {
     /// Plans the scan: checks columns and predicates, prunes by zone map.
     pub fn run(self) -> Result<ScanIter> {
         let (shared, manifest) = self.snapshot.into_parts();
-        plan(shared, manifest, &self.table, self.columns, self.predicates, self.stats)
+        plan(
+            shared,
+            manifest,
+            &self.table,
+            self.columns,
+            self.predicates,
+            self.rows,
+            self.stats,
+        )
     }
 }
 
@@ -120,6 +161,7 @@ fn plan(
     table: &str,
     columns: Option<Vec<String>>,
     predicates: Vec<Predicate>,
+    rows: Option<Range<u64>>,
     stats: Arc<ScanStats>,
 ) -> Result<ScanIter> {
     let table_idx = manifest
@@ -147,7 +189,8 @@ fn plan(
     if needed.is_empty() {
         needed.push(0);
     }
-    let mut ranges = vec![(0, t.rows)];
+    let (lo, hi) = rows.as_ref().map_or((0, t.rows), |r| (r.start, r.end.min(t.rows)));
+    let mut ranges = if lo < hi { vec![(lo, hi)] } else { Vec::new() };
     for (p, ci) in &preds {
         let mut matching: Vec<(u64, u64)> = Vec::new();
         for b in t.columns[*ci].blocks.iter().filter(|b| p.may_match(&b.zone)) {
@@ -165,7 +208,20 @@ fn plan(
         }
         ranges = intersect(&ranges, &matching);
     }
-    let total: u64 = needed.iter().map(|&c| t.columns[c].blocks.len() as u64).sum();
+    // Blocks of the needed columns that meet the rows this scan may read.
+    let total: u64 = needed
+        .iter()
+        .map(|&c| {
+            let blocks = &t.columns[c].blocks;
+            if rows.is_none() {
+                return blocks.len() as u64;
+            }
+            blocks
+                .iter()
+                .filter(|b| b.row_start < hi && b.row_start + u64::from(b.rows) > lo)
+                .count() as u64
+        })
+        .sum();
     stats.blocks_total.fetch_add(total, Ordering::Relaxed);
     let fields: Vec<_> = out_cols.iter().map(|&c| t.schema().field(c).clone()).collect();
     Ok(ScanIter {
@@ -204,6 +260,10 @@ fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
     }
     out
 }
+
+/// Rows ahead of the scan position decoded right after a block is decrypted (see
+/// [`ScanIter::page_at`]).
+const EAGER_ROWS: u64 = 131_072;
 
 /// One needed column's loaded block: its decrypted payload and its pages, each decoded the
 /// first time the scan needs rows of it (late materialisation: a page whose rows the zone maps
@@ -310,13 +370,18 @@ impl ScanIter {
             }
             cursor.block = Some(bi);
             // Columns every surviving chunk needs (all of them without predicates, else the
-            // predicates' own) are decoded now, while the decrypted block is still in cache;
-            // only output columns behind a predicate wait to see whether a row survives.
+            // predicates' own) are decoded now, while the decrypted block is in cache — the
+            // next `EAGER_ROWS` rows of them, so a block holding millions of rows of a
+            // well-compressed column does not sit decoded in memory. Output columns behind a
+            // predicate wait to see whether a row survives.
             let wait = !self.preds.is_empty() && !self.preds.iter().any(|(_, pk)| *pk == k);
             if !wait {
                 for pi in 0..self.cursors[k].pages.len() {
                     let p = &self.cursors[k].pages[pi];
-                    if self.in_ranges(p.start, p.start + p.rows) {
+                    if p.start >= pos + EAGER_ROWS {
+                        break;
+                    }
+                    if p.start + p.rows > pos && self.in_ranges(p.start, p.start + p.rows) {
                         self.page_array(k, pi)?;
                     }
                 }
@@ -331,6 +396,19 @@ impl ScanIter {
         let rest = &self.ranges[self.range_idx.min(self.ranges.len())..];
         let i = rest.partition_point(|r| r.1 <= start);
         rest.get(i).is_some_and(|r| r.0 < end)
+    }
+
+    /// Forgets the decoded arrays of cursor `k`'s pages that end at or before row `pos`: the
+    /// scan never goes back, and the batches handed out keep what they still need. A block's
+    /// pages are decoded one at a time, so memory is bounded by a page per column, not by the
+    /// rows a well-compressed block holds (a 1 MiB block of a sorted key can hold millions).
+    fn release_pages_before(&mut self, k: usize, pos: u64) {
+        for page in &mut self.cursors[k].pages {
+            if page.start + page.rows > pos {
+                break;
+            }
+            page.array = None;
+        }
     }
 
     /// The decoded array of page `pi` of cursor `k` (decoded now if it was not yet).
@@ -381,6 +459,9 @@ impl ScanIter {
             }
             let len = (chunk_end - pos) as usize;
             self.pos = chunk_end;
+            for k in 0..self.needed.len() {
+                self.release_pages_before(k, pos);
+            }
             // The predicates' columns first; the other columns' pages are decoded only if a
             // row of this chunk survives.
             let slice = |this: &mut Self, k: usize| -> Result<ArrayRef> {
