@@ -40,7 +40,7 @@ pub use database::{BlockLocation, Database};
 pub use distribute::{Distribution, MIN_PART_ROWS};
 pub use error::{Error, Result};
 pub use rekey::RekeyReport;
-pub use scan::{ClusterScan, ClusterScanIter, SliceScanIter};
+pub use scan::{ClusterScan, ClusterScanIter, ScanPart, SliceScanIter};
 pub use sealstore_blockstore::{
     CmpOp, ColumnType, Predicate, Scalar, ScanCounts, ScanStats, VerifyFailure, ZoneMap, parse_filter,
 };

@@ -1,8 +1,10 @@
-//! Cluster scans: every slice of one [`ReadSnapshot`] scanned in parallel, batches streamed back
+//! Cluster scans: every slice of one [`ReadSnapshot`] (cut into row ranges when there are
+//! fewer slices than threads) scanned in parallel, batches streamed back
 //! over a bounded channel so memory stays bounded however large the table.
 //!
 //! The producers are threads of the scan's own, not tasks of the cluster's worker pool: a scan
 //! whose consumer stops reading blocks only itself, never a write or another scan.
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -71,23 +73,57 @@ impl ClusterScan {
         self.snapshot.scan_slices(&self.table)
     }
 
+    /// The pieces the scan runs as, one thread or engine partition each: every slice, and
+    /// when the table sits on fewer slices than the cluster has threads (a small table kept on
+    /// one slice, a cluster with few slices), each slice cut into row ranges at block
+    /// boundaries so that every thread still has blocks to decrypt and decode.
+    pub fn parts(&self) -> Result<Vec<ScanPart>> {
+        let slices = self.slices()?;
+        let per_slice = if slices.is_empty() {
+            1
+        } else {
+            self.snapshot.threads().div_ceil(slices.len()).max(1)
+        };
+        let mut parts = Vec::new();
+        for slice in slices {
+            for rows in self.snapshot.slice(slice).split_rows(&self.table, per_slice)? {
+                parts.push(ScanPart { slice, rows });
+            }
+        }
+        Ok(parts)
+    }
+
     /// Plans and runs the scan of one slice on the caller's thread: for engines (DataFusion)
     /// that schedule partitions themselves. The iterator holds the snapshot.
     pub fn run_slice(&self, slice: usize) -> Result<SliceScanIter> {
-        if !self.slices()?.contains(&slice) {
-            return Err(Error::InvalidOption(format!(
-                "table `{}` has no rows to scan on slice {slice}",
-                self.table
-            )));
-        }
+        self.check_slice(slice)?;
         Ok(SliceScanIter {
-            iter: self.slice_iter(slice)?,
+            iter: self.slice_iter(slice, None)?,
             _snapshot: self.snapshot.clone(),
         })
     }
 
-    /// Plans one slice's scan (zone-map pruning first).
-    fn slice_iter(&self, slice: usize) -> Result<ScanIter> {
+    /// Plans and runs one part of [`Self::parts`] on the caller's thread.
+    pub fn run_part(&self, part: &ScanPart) -> Result<SliceScanIter> {
+        self.check_slice(part.slice)?;
+        Ok(SliceScanIter {
+            iter: self.slice_iter(part.slice, Some(part.rows.clone()))?,
+            _snapshot: self.snapshot.clone(),
+        })
+    }
+
+    fn check_slice(&self, slice: usize) -> Result<()> {
+        if self.slices()?.contains(&slice) {
+            return Ok(());
+        }
+        Err(Error::InvalidOption(format!(
+            "table `{}` has no rows to scan on slice {slice}",
+            self.table
+        )))
+    }
+
+    /// Plans one slice's scan, or part of it (zone-map pruning first).
+    fn slice_iter(&self, slice: usize, rows: Option<Range<u64>>) -> Result<ScanIter> {
         let mut b = self
             .snapshot
             .slice(slice)
@@ -97,16 +133,19 @@ impl ClusterScan {
         if let Some(cols) = &self.columns {
             b = b.columns(cols);
         }
+        if let Some(rows) = rows {
+            b = b.rows(rows);
+        }
         Ok(b.run()?)
     }
 
-    /// Plans every slice's scan (zone-map pruning first), then streams batches as slices
-    /// produce them. Batch order across slices is not defined.
+    /// Plans every part's scan (zone-map pruning first), then streams batches as parts produce
+    /// them. Batch order across parts is not defined.
     pub fn run(self) -> Result<ClusterScanIter> {
-        let slices = self.snapshot.scan_slices(&self.table)?;
-        let iters = slices
+        let iters = self
+            .parts()?
             .into_iter()
-            .map(|s| self.slice_iter(s))
+            .map(|p| self.slice_iter(p.slice, Some(p.rows)))
             .collect::<Result<Vec<_>>>()?;
         let schema = iters
             .first()
@@ -121,8 +160,16 @@ impl ClusterScan {
     }
 }
 
-/// Drains the slices' iterators on `threads` producer threads (each takes every `threads`-th
-/// slice) into one bounded channel, two batches per slice in flight. A producer stops at the
+/// A piece of a cluster scan: rows of one slice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPart {
+    pub slice: usize,
+    /// Row numbers within the slice's part of the table.
+    pub rows: Range<u64>,
+}
+
+/// Drains the parts' iterators on `threads` producer threads (each takes every `threads`-th
+/// part) into one bounded channel, two batches per part in flight. A producer stops at the
 /// first error or when the receiver is dropped.
 fn fan_out(iters: Vec<ScanIter>, threads: usize) -> Result<Receiver<Result<RecordBatch>>> {
     let (tx, rx) = bounded(iters.len() * 2);

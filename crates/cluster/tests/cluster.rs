@@ -103,6 +103,50 @@ fn parallel_write_and_scan_equal_serial() {
 }
 
 #[test]
+fn a_table_on_one_slice_is_scanned_as_row_ranges_by_every_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = init(dir.path(), 2);
+    let db = cluster.database("dev").unwrap();
+    db.create_table("one", &lineitem_schema(), Distribution::All).unwrap();
+    db.append("one", Lineitem::new(60_000, 1)).unwrap();
+    let scan = db.scan("one").columns(&["l_orderkey", "l_linenumber"]);
+    let parts = scan.parts().unwrap();
+    // Two threads, one slice read: two row ranges of it, back to back, covering every row.
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert!(parts.iter().all(|p| p.slice == parts[0].slice));
+    assert_eq!(parts[0].rows.start, 0);
+    assert_eq!(parts[0].rows.end, parts[1].rows.start);
+    assert_eq!(parts[1].rows.end, 60_000);
+    // The parts together return each row exactly once, in the parallel scan and one by one.
+    let want = expected_keys(60_000);
+    assert_eq!(keys_of(scan.clone().run().unwrap()), want);
+    let one_by_one = parts.iter().flat_map(|p| scan.run_part(p).unwrap());
+    assert_eq!(keys_of(one_by_one), want);
+    // With a predicate, each part keeps exactly the rows the predicate selects.
+    let filter = Predicate::between("l_shipdate", Scalar::Int(9000), Scalar::Int(9100));
+    let filtered = keys_of(
+        db.scan("one")
+            .columns(&["l_orderkey", "l_linenumber"])
+            .filter(filter.clone())
+            .run()
+            .unwrap(),
+    );
+    let serial = db.with_slice(parts[0].slice, |store| {
+        let batches: Vec<_> = store
+            .scan("one")
+            .columns(&["l_orderkey", "l_linenumber"])
+            .filter(filter)
+            .run()
+            .unwrap()
+            .map(|b| b.map_err(sealstore_cluster::Error::from))
+            .collect();
+        keys_of(batches.into_iter())
+    });
+    assert!(!filtered.is_empty());
+    assert_eq!(filtered, serial);
+}
+
+#[test]
 fn distribution_styles() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = init(dir.path(), 2);

@@ -1,4 +1,5 @@
-//! The scan operator: one DataFusion partition per slice, each streaming that slice's blocks
+//! The scan operator: one DataFusion partition per part of the scan (a slice, or a row range of
+//! one when there are fewer slices than threads), each streaming that part's blocks
 //! (pruned by zone map, then read, authenticated, decrypted and filtered) at one snapshot.
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use datafusion::physical_plan::{
     ReplaceChildrenOptions,
 };
 use futures::Stream;
-use sealstore_cluster::{ClusterScan, Predicate, ScanStats, SliceScanIter};
+use sealstore_cluster::{ClusterScan, Predicate, ScanPart, ScanStats, SliceScanIter};
 
 use crate::Error;
 
@@ -27,7 +28,7 @@ use crate::Error;
 pub struct SealedScanExec {
     table: String,
     scan: ClusterScan,
-    slices: Vec<usize>,
+    parts: Vec<ScanPart>,
     /// Output schema (the projection).
     schema: SchemaRef,
     /// True when the query needs no column (`COUNT(*)`): the first column is read for row counts.
@@ -46,7 +47,7 @@ pub struct SealedScanExec {
 pub struct ScanPlan {
     pub table: String,
     pub scan: ClusterScan,
-    pub slices: Vec<usize>,
+    pub parts: Vec<ScanPart>,
     pub schema: SchemaRef,
     pub no_columns: bool,
     pub predicates: Vec<Predicate>,
@@ -59,14 +60,14 @@ impl SealedScanExec {
     pub fn new(plan: ScanPlan) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(plan.schema.clone()),
-            Partitioning::UnknownPartitioning(plan.slices.len()),
+            Partitioning::UnknownPartitioning(plan.parts.len()),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
         Self {
             table: plan.table,
             scan: plan.scan,
-            slices: plan.slices,
+            parts: plan.parts,
             schema: plan.schema,
             no_columns: plan.no_columns,
             predicates: plan.predicates,
@@ -83,7 +84,7 @@ impl DisplayAs for SealedScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
-                write!(f, "SealedScanExec: table={}, slices={}", self.table, self.slices.len())?;
+                write!(f, "SealedScanExec: table={}, parts={}", self.table, self.parts.len())?;
                 let cols: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
                 write!(f, ", projection=[{}]", cols.join(", "))?;
                 if !self.predicates.is_empty() {
@@ -133,7 +134,7 @@ impl ExecutionPlan for SealedScanExec {
     }
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
-        let Some(&slice) = self.slices.get(partition) else {
+        let Some(part) = self.parts.get(partition) else {
             return internal_err!("SealedScanExec has no partition {partition}");
         };
         let stats = Arc::new(ScanStats::default());
@@ -141,7 +142,7 @@ impl ExecutionPlan for SealedScanExec {
             .scan
             .clone()
             .stats(stats.clone())
-            .run_slice(slice)
+            .run_part(part)
             .map_err(Error::from)?;
         let metric = |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
         Ok(Box::pin(SliceStream {

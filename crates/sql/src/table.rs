@@ -4,6 +4,7 @@ use std::sync::Arc;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
 use datafusion::common::{Result as DfResult, Statistics, not_impl_err};
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -88,8 +89,25 @@ impl TableProvider for SealedTable {
             .columns(&names)
             .filters(predicates.clone());
         let slices = scan.slices().map_err(Error::from)?;
-        let mut partition_stats = self.statistics_per_slice()?;
-        let mut total_stats = Statistics::try_merge_iter(&partition_stats, &self.schema)?;
+        let parts = scan.parts().map_err(Error::from)?;
+        let slice_stats = self.statistics_per_slice()?;
+        let mut total_stats = Statistics::try_merge_iter(&slice_stats, &self.schema)?;
+        // A part that is a row range of its slice has exact rows, and its slice's bounds.
+        let mut partition_stats: Vec<Statistics> = parts
+            .iter()
+            .map(|part| {
+                let i = slices.iter().position(|s| *s == part.slice).unwrap_or_default();
+                let whole = &slice_stats[i];
+                if whole.num_rows == Precision::Exact((part.rows.end - part.rows.start) as usize) {
+                    whole.clone()
+                } else {
+                    whole
+                        .clone()
+                        .to_inexact()
+                        .with_num_rows(Precision::Exact((part.rows.end - part.rows.start) as usize))
+                }
+            })
+            .collect();
         // Pushed filters and limits make the row counts upper bounds.
         if !predicates.is_empty() || !filters.is_empty() {
             partition_stats = partition_stats.into_iter().map(Statistics::to_inexact).collect();
@@ -99,7 +117,7 @@ impl TableProvider for SealedTable {
         Ok(Arc::new(SealedScanExec::new(ScanPlan {
             table: self.name.clone(),
             scan,
-            slices,
+            parts,
             schema: out_schema,
             no_columns,
             predicates,
