@@ -4,6 +4,9 @@
 //! against the table, so OR, IN, NOT, LIKE, arithmetic and casts mean what they mean in `sql`;
 //! what sealstore can apply while scanning is pushed down, the rest DataFusion evaluates. Text
 //! that is not one complete expression is refused.
+//!
+//! `--format count` never materialises rows: without a filter it answers from the manifests,
+//! with one it reads only the filter's columns.
 use std::path::Path;
 
 use sealstore_sql::datafusion::common::TableReference;
@@ -36,6 +39,12 @@ pub(crate) fn scan(dir: &Path, args: &ScanArgs) -> CliResult {
             args.table
         )));
     }
+    if args.format == output::Format::Count && args.filter.is_none() {
+        // The authenticated manifests know every table's row count: no block is read.
+        let rows = db.begin_read().row_count(args.table)?;
+        println!("{}", args.limit.map_or(rows, |l| rows.min(l)));
+        return Ok(());
+    }
     let rt = runtime(cluster.threads())?;
     let engine = Engine::new(cluster, SqlOptions::database(args.database)).map_err(query_error)?;
     rt.block_on(async {
@@ -48,6 +57,16 @@ pub(crate) fn scan(dir: &Path, args: &ScanArgs) -> CliResult {
             };
             let expr = df.parse_sql_expr(filter).map_err(usage)?;
             df = df.filter(expr).map_err(usage)?;
+        }
+        if args.format == output::Format::Count {
+            // Counting reads only the filter's columns (DataFusion projects nothing else).
+            if let Some(limit) = args.limit {
+                let fetch = usize::try_from(limit).unwrap_or(usize::MAX);
+                df = df.limit(0, Some(fetch)).map_err(|e| query_error(e.into()))?;
+            }
+            let rows = df.count().await.map_err(|e| query_error(e.into()))?;
+            println!("{rows}");
+            return Ok(());
         }
         if let Some(cs) = &args.columns {
             let names: Vec<&str> = cs.iter().map(String::as_str).collect();
