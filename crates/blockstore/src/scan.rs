@@ -83,7 +83,7 @@ impl Snapshot {
     pub fn split_rows(&self, table: &str, parts: usize) -> Result<Vec<Range<u64>>> {
         let t = self.manifest().table(table)?;
         let Some(widest) = t.columns.iter().max_by_key(|c| c.blocks.len()) else {
-            return Ok(vec![0..t.rows]);
+            return Ok(std::iter::once(0..t.rows).collect());
         };
         let blocks = &widest.blocks;
         let parts = parts.clamp(1, blocks.len().max(1));
@@ -261,10 +261,6 @@ fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
     out
 }
 
-/// Rows ahead of the scan position decoded right after a block is decrypted (see
-/// [`ScanIter::page_at`]).
-const EAGER_ROWS: u64 = 131_072;
-
 /// One needed column's loaded block: its decrypted payload and its pages, each decoded the
 /// first time the scan needs rows of it (late materialisation: a page whose rows the zone maps
 /// or the predicates exclude is never decoded).
@@ -369,33 +365,9 @@ impl ScanIter {
                 });
             }
             cursor.block = Some(bi);
-            // Columns every surviving chunk needs (all of them without predicates, else the
-            // predicates' own) are decoded now, while the decrypted block is in cache — the
-            // next `EAGER_ROWS` rows of them, so a block holding millions of rows of a
-            // well-compressed column does not sit decoded in memory. Output columns behind a
-            // predicate wait to see whether a row survives.
-            let wait = !self.preds.is_empty() && !self.preds.iter().any(|(_, pk)| *pk == k);
-            if !wait {
-                for pi in 0..self.cursors[k].pages.len() {
-                    let p = &self.cursors[k].pages[pi];
-                    if p.start >= pos + EAGER_ROWS {
-                        break;
-                    }
-                    if p.start + p.rows > pos && self.in_ranges(p.start, p.start + p.rows) {
-                        self.page_array(k, pi)?;
-                    }
-                }
-            }
         }
         let pages = &self.cursors[k].pages;
         Ok(pages.partition_point(|p| p.start + p.rows <= pos))
-    }
-
-    /// Whether rows `start..end` meet the ranges the scan reads (from the current one on).
-    fn in_ranges(&self, start: u64, end: u64) -> bool {
-        let rest = &self.ranges[self.range_idx.min(self.ranges.len())..];
-        let i = rest.partition_point(|r| r.1 <= start);
-        rest.get(i).is_some_and(|r| r.0 < end)
     }
 
     /// Forgets the decoded arrays of cursor `k`'s pages that end at or before row `pos`: the

@@ -278,14 +278,12 @@ fn row_ranges_cut_at_block_boundaries_scan_each_row_exactly_once() {
         assert_eq!(ids, whole, "{parts} parts");
         // A block of `id` is read twice at most where a cut falls inside it.
         let c = stats.counts();
-        assert!(
-            c.blocks_read <= id_blocks + ranges.len() as u64 - 1,
-            "{c:?} of {id_blocks}"
-        );
+        assert!(c.blocks_read < id_blocks + ranges.len() as u64, "{c:?} of {id_blocks}");
     }
     // An empty table is one empty range; a range past the end reads nothing.
     store.create_table("e", &all_types_schema()).unwrap();
-    assert_eq!(store.snapshot().split_rows("e", 4).unwrap(), vec![0..0]);
+    let empty_ranges = store.snapshot().split_rows("e", 4).unwrap();
+    assert_eq!((empty_ranges.len(), empty_ranges[0].clone()), (1, 0..0));
     let empty: usize = snapshot.scan("t").rows(n as u64..n as u64 + 5).run().unwrap().count();
     assert_eq!(empty, 0);
 }
