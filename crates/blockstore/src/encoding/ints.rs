@@ -158,17 +158,17 @@ impl BlockedPlan {
             step = gcd(step, v.wrapping_sub(min) as u64);
         }
         let step = step.max(1);
-        let scaled = |v: i64| {
-            let off = v.wrapping_sub(min) as u64;
-            if step == 1 { off } else { off / step }
-        };
         let blocks = vals.len().div_ceil(MINIBLOCK);
         let (mut widths, mut bases) = (Vec::with_capacity(blocks), Vec::with_capacity(blocks));
         let mut len = 17 + blocks;
         for chunk in vals.chunks(MINIBLOCK) {
-            let (lo, hi) = chunk
-                .iter()
-                .fold((u64::MAX, 0), |(lo, hi), &v| (lo.min(scaled(v)), hi.max(scaled(v))));
+            // Offsets from `min` are multiples of `step`, so scaling keeps their order: a
+            // mini-block's bounds are found on the offsets and divided once, not per value.
+            let (lo, hi) = chunk.iter().fold((u64::MAX, 0), |(lo, hi), &v| {
+                let off = v.wrapping_sub(min) as u64;
+                (lo.min(off), hi.max(off))
+            });
+            let (lo, hi) = (lo / step, hi / step);
             let w = width_for(hi - lo);
             widths.push(w);
             bases.push(lo);
@@ -194,13 +194,13 @@ impl BlockedPlan {
         pack(self.bases.iter().copied(), self.base_width, out);
         for (j, chunk) in vals.chunks(MINIBLOCK).enumerate() {
             let base = self.bases[j];
-            pack(
-                chunk
-                    .iter()
-                    .map(|&v| v.wrapping_sub(self.min) as u64 / self.step - base),
-                self.widths[j],
-                out,
-            );
+            let offsets = chunk.iter().map(|&v| v.wrapping_sub(self.min) as u64);
+            // Most pages have no common divisor: no division per value for them.
+            if self.step == 1 {
+                pack(offsets.map(|o| o - base), self.widths[j], out);
+            } else {
+                pack(offsets.map(|o| o / self.step - base), self.widths[j], out);
+            }
         }
     }
 }
