@@ -234,27 +234,47 @@ fn decode_blocked(c: &mut Cursor<'_>, n: usize, out: &mut Vec<i64>) -> Result<()
 /// [`encode_nested`]): sorted dictionary values delta-pack to a few bits each, and indices
 /// of clustered data pack per mini-block.
 fn write_cascaded(dict: &[i64], vals: &[i64], width: usize, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
-    let len_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    encode_nested(dict, width, out);
-    let dict_len = (out.len() - len_at - 4) as u32;
-    out[len_at..len_at + 4].copy_from_slice(&dict_len.to_le_bytes());
     let index: Vec<i64> = vals
         .iter()
         .map(|v| dict.binary_search(v).expect("value in dictionary") as i64)
         .collect();
-    encode_nested(&index, 4, out);
+    write_sections(dict, width, &index, out);
+}
+
+/// Two nested sections of one page: `first.len()` (u32), the byte length of the first section
+/// (u32), the first section at `width`, the second at 4 bytes (indices, run lengths).
+fn write_sections(first: &[i64], width: usize, second: &[i64], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(first.len() as u32).to_le_bytes());
+    let len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    encode_nested(first, width, out);
+    let first_len = (out.len() - len_at - 4) as u32;
+    out[len_at..len_at + 4].copy_from_slice(&first_len.to_le_bytes());
+    encode_nested(second, 4, out);
+}
+
+/// Reads what [`write_sections`] wrote: the first section (at most `max_first` values) and
+/// the second (`second_len` values).
+fn read_sections(
+    c: &mut Cursor<'_>,
+    max_first: usize,
+    too_many: &'static str,
+    width: usize,
+    second_len: impl FnOnce(usize) -> usize,
+) -> Result<(Vec<i64>, Vec<i64>), DecodeError> {
+    let count = c.u32()? as usize;
+    if count > max_first {
+        return Err(DecodeError(too_many));
+    }
+    let first_len = c.u32()? as usize;
+    let first = decode_nested(c.take(first_len)?, count, width)?;
+    let second = decode_nested(c.rest(), second_len(count), 4)?;
+    Ok((first, second))
 }
 
 fn decode_cascaded(c: &mut Cursor<'_>, n: usize, width: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    let d = c.u32()? as usize;
-    if d > DICT_MAX {
-        return Err(DecodeError("dictionary too large"));
-    }
-    let dict_len = c.u32()? as usize;
-    let dict = decode_nested(c.take(dict_len)?, d, width)?;
-    for i in decode_nested(c.rest(), n, 4)? {
+    let (dict, index) = read_sections(c, DICT_MAX, "dictionary too large", width, |_| n)?;
+    for i in index {
         out.push(
             *usize::try_from(i)
                 .ok()
@@ -277,23 +297,11 @@ fn write_runs_cascaded(vals: &[i64], runs: usize, width: usize, out: &mut Vec<u8
             start = i;
         }
     }
-    out.extend_from_slice(&(runs as u32).to_le_bytes());
-    let len_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    encode_nested(&values, width, out);
-    let values_len = (out.len() - len_at - 4) as u32;
-    out[len_at..len_at + 4].copy_from_slice(&values_len.to_le_bytes());
-    encode_nested(&lengths, 4, out);
+    write_sections(&values, width, &lengths, out);
 }
 
 fn decode_runs_cascaded(c: &mut Cursor<'_>, n: usize, width: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    let runs = c.u32()? as usize;
-    if runs > n {
-        return Err(DecodeError("more runs than rows"));
-    }
-    let values_len = c.u32()? as usize;
-    let values = decode_nested(c.take(values_len)?, runs, width)?;
-    let lengths = decode_nested(c.rest(), runs, 4)?;
+    let (values, lengths) = read_sections(c, n, "more runs than rows", width, |runs| runs)?;
     for (v, len) in values.into_iter().zip(lengths) {
         let len = usize::try_from(len)
             .ok()
