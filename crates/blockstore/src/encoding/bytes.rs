@@ -259,7 +259,13 @@ fn expand_dict(
             .ok()
             .filter(|&i| i + 1 < doff.len())
             .ok_or(DecodeError("dictionary index out of range"))?;
-        values.extend_from_slice(&ddata[doff[i] as usize..doff[i + 1] as usize]);
+        // A hostile page's dictionary offsets may run backwards or past its data.
+        let (start, end) = (usize::try_from(doff[i]), usize::try_from(doff[i + 1]));
+        let value = match (start, end) {
+            (Ok(start), Ok(end)) => ddata.get(start..end),
+            _ => None,
+        };
+        values.extend_from_slice(value.ok_or(DecodeError("dictionary offsets out of range"))?);
         if values.len() > super::MAX_RAW_VALUES {
             return Err(DecodeError("values too long"));
         }
@@ -321,4 +327,22 @@ pub(super) fn decode(
     } else {
         Arc::new(BinaryArray::try_new(offsets, values, nulls).map_err(|_| DecodeError("invalid binary array"))?)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dictionary_offsets_running_backwards_or_past_the_data_are_errors_not_panics() {
+        // Found by the block_payload fuzz target: offsets 5, 2 over 3 bytes of data.
+        let backwards = (vec![0, 5, 2], b"abc".to_vec());
+        assert!(expand_dict(&backwards, [1]).is_err());
+        let past_end = (vec![0, 9], b"abc".to_vec());
+        assert!(expand_dict(&past_end, [0]).is_err());
+        let negative = (vec![-1, 2], b"abc".to_vec());
+        assert!(expand_dict(&negative, [0]).is_err());
+        let good = (vec![0, 1, 3], b"abc".to_vec());
+        assert_eq!(expand_dict(&good, [1, 0]).unwrap(), (vec![0, 2, 3], b"bca".to_vec()));
+    }
 }
