@@ -257,7 +257,7 @@ fn expand_dict(
     for i in index {
         let i = usize::try_from(i)
             .ok()
-            .filter(|&i| i + 1 < doff.len())
+            .filter(|&i| i < doff.len().saturating_sub(1))
             .ok_or(DecodeError("dictionary index out of range"))?;
         // A hostile page's dictionary offsets may run backwards or past its data.
         let (start, end) = (usize::try_from(doff[i]), usize::try_from(doff[i + 1]));
@@ -335,14 +335,15 @@ mod tests {
 
     #[test]
     fn dictionary_offsets_running_backwards_or_past_the_data_are_errors_not_panics() {
-        // Found by the block_payload fuzz target: offsets 5, 2 over 3 bytes of data.
+        // Found by the block_payload fuzz target: an index of u64::MAX overflowed `i + 1`.
+        let good = (vec![0, 1, 3], b"abc".to_vec());
+        assert!(expand_dict(&good, [u64::MAX]).is_err());
         let backwards = (vec![0, 5, 2], b"abc".to_vec());
         assert!(expand_dict(&backwards, [1]).is_err());
         let past_end = (vec![0, 9], b"abc".to_vec());
         assert!(expand_dict(&past_end, [0]).is_err());
         let negative = (vec![-1, 2], b"abc".to_vec());
         assert!(expand_dict(&negative, [0]).is_err());
-        let good = (vec![0, 1, 3], b"abc".to_vec());
         assert_eq!(expand_dict(&good, [1, 0]).unwrap(), (vec![0, 2, 3], b"bca".to_vec()));
     }
 }
