@@ -44,6 +44,8 @@ static ACCEPT_ROLLBACK: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// Set once from the global `--keystore` before any command opens the cluster.
 static KEYSTORE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
 
+// Parsed once per process: the size of the largest variant (`init`'s many options) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a cluster: master key file (if absent), cluster key, database `dev`.
@@ -91,6 +93,35 @@ enum Command {
         /// Region of the KMS (default: from the AWS configuration, e.g. AWS_REGION).
         #[arg(long, requires = "kms_key_id")]
         kms_region: Option<String>,
+        /// Keep no key on this machine: the cluster's keys live on this key server
+        /// (`https://HOST:PORT`), reached over mutual TLS with --ca, --cert and --key.
+        #[arg(long, requires_all = ["ca", "cert", "key"], conflicts_with_all = ["master_key", "passphrase_env", "pkcs11_module", "kms_key_id"])]
+        keyserver: Option<String>,
+        /// The CA certificate (PEM) the key server's certificate is signed by.
+        #[arg(long, requires = "keyserver")]
+        ca: Option<PathBuf>,
+        /// This node's certificate (PEM), naming the cluster (`<cluster-id>.cluster.sealstore`).
+        #[arg(long, requires = "keyserver")]
+        cert: Option<PathBuf>,
+        /// This node's private key (PEM).
+        #[arg(long, requires = "keyserver")]
+        key: Option<PathBuf>,
+    },
+    /// Run or administer a key server: the cluster and database keys of one or more clusters,
+    /// served to their nodes over mutual TLS.
+    Keyserver {
+        #[command(subcommand)]
+        command: KeyserverCommand,
+    },
+    /// Make throw-away development certificates (TESTING ONLY): a CA, a server certificate for
+    /// 127.0.0.1/localhost and, with --cluster, a node certificate naming that cluster.
+    Certs {
+        dir: PathBuf,
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Last valid day of the node certificate (YYYY-MM-DD; a past day makes an expired one).
+        #[arg(long, requires = "cluster")]
+        not_after: Option<String>,
     },
     /// Load files (CSV, newline-delimited JSON, Arrow IPC, Parquet) into tables as one atomic
     /// commit (creating tables that are absent): `load DIR TABLE FILE`, and/or
@@ -253,6 +284,142 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum KeyserverCommand {
+    /// Create a key server directory and its master key file (DIR/master.key, mode 0600).
+    Init {
+        dir: PathBuf,
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+    /// Serve the directory's clusters over mutual TLS until killed.
+    Serve {
+        dir: PathBuf,
+        /// Address to listen on (loopback; port 0 lets the OS choose, printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: String,
+        /// The server's certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The server's private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// CA certificate (PEM) that node certificates must be signed by.
+        #[arg(long)]
+        client_ca: PathBuf,
+        /// How long a node may use its keys without hearing from the server (revocation takes
+        /// effect within it).
+        #[arg(long, default_value_t = 60.0)]
+        lease_seconds: f64,
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+    /// Register a cluster: a fresh cluster key wrapped by the server's master key.
+    AddCluster {
+        dir: PathBuf,
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+    /// Revoke a cluster: its nodes are refused from their next call, and stop within their lease.
+    RevokeCluster {
+        dir: PathBuf,
+        #[arg(long)]
+        cluster: String,
+    },
+    /// List the registered clusters.
+    List { dir: PathBuf },
+    /// Move a cluster's local key store into this key server and switch the cluster to it
+    /// (crash-safe; run again after an interruption). The node's key store comes from
+    /// --keystore as for every command; afterwards its machine holds no key.
+    Import {
+        dir: PathBuf,
+        /// The cluster's data directory.
+        data: PathBuf,
+        /// The key server the node will use from now on (`https://HOST:PORT`).
+        #[arg(long)]
+        keyserver: String,
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node's certificate, naming the cluster.
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// The key server's master key file (default DIR/master.key).
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+}
+
+fn keyserver(command: KeyserverCommand) -> CliResult {
+    use commands::keyserver as ks;
+    match command {
+        KeyserverCommand::Init {
+            dir,
+            master_key,
+            passphrase_env,
+        } => ks::init(&dir, master_key, passphrase_env.as_deref()),
+        KeyserverCommand::Serve {
+            dir,
+            listen,
+            cert,
+            key,
+            client_ca,
+            lease_seconds,
+            master_key,
+            passphrase_env,
+        } => ks::serve(ks::Serve {
+            dir,
+            listen,
+            cert,
+            key,
+            client_ca,
+            lease_seconds,
+            master_key,
+            passphrase_env,
+        }),
+        KeyserverCommand::AddCluster {
+            dir,
+            cluster,
+            master_key,
+            passphrase_env,
+        } => ks::add_cluster(&dir, &cluster, master_key, passphrase_env.as_deref()),
+        KeyserverCommand::RevokeCluster { dir, cluster } => ks::revoke_cluster(&dir, &cluster),
+        KeyserverCommand::List { dir } => ks::list(&dir),
+        KeyserverCommand::Import {
+            dir,
+            data,
+            keyserver,
+            ca,
+            cert,
+            key,
+            master_key,
+            passphrase_env,
+        } => ks::import(
+            &dir,
+            &data,
+            sealstore_cluster::ProviderConfig::KeyServer {
+                address: keyserver,
+                ca: std::path::absolute(ca)?,
+                cert: std::path::absolute(cert)?,
+                key: std::path::absolute(key)?,
+            },
+            master_key,
+            passphrase_env.as_deref(),
+        ),
+    }
+}
+
 fn run(cli: Cli) -> CliResult {
     ACCEPT_ROLLBACK.store(cli.accept_rollback, std::sync::atomic::Ordering::Relaxed);
     let _ = KEYSTORE.set(cli.keystore_dir.clone());
@@ -274,6 +441,10 @@ fn run(cli: Cli) -> CliResult {
             kms_key_id,
             kms_endpoint,
             kms_region,
+            keyserver,
+            ca,
+            cert,
+            key,
         } => {
             if !node_dirs.is_empty() && node_dirs.len() != nodes as usize {
                 return Err(CliError::Usage(format!(
@@ -295,6 +466,12 @@ fn run(cli: Cli) -> CliResult {
                 cluster_id,
                 node_dirs: (!node_dirs.is_empty()).then_some(node_dirs),
                 provider: match (pkcs11_module, kms_key_id) {
+                    _ if keyserver.is_some() => Some(sealstore_cluster::ProviderConfig::KeyServer {
+                        address: keyserver.unwrap_or_default(),
+                        ca: std::path::absolute(ca.unwrap_or_default())?,
+                        cert: std::path::absolute(cert.unwrap_or_default())?,
+                        key: std::path::absolute(key.unwrap_or_default())?,
+                    }),
                     (Some(module), _) => Some(sealstore_cluster::ProviderConfig::Pkcs11 {
                         module,
                         token_label: pkcs11_token.unwrap_or_default(),
@@ -401,6 +578,12 @@ fn run(cli: Cli) -> CliResult {
             Ok(())
         }
         Command::Demo { rows, dir } => demo::run(rows, dir),
+        Command::Keyserver { command } => keyserver(command),
+        Command::Certs {
+            dir,
+            cluster,
+            not_after,
+        } => commands::keyserver::certs(&dir, cluster, not_after),
         Command::Bench {
             rows,
             threads,

@@ -48,6 +48,15 @@ pub enum ProviderConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         region: Option<String>,
     },
+    /// No key on this machine: the cluster's key records live on a key server reached over
+    /// mutual TLS (`sealstore keyserver`); the master key is the server's. The paths name the
+    /// CA that signed the server's certificate and this node's certificate and private key.
+    KeyServer {
+        address: String,
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
 }
 
 /// A feature this binary was built without.
@@ -97,6 +106,9 @@ impl ProviderConfig {
             }
             #[cfg(not(feature = "kms"))]
             ProviderConfig::Kms { .. } => Err(not_built("KMS", "kms")),
+            ProviderConfig::KeyServer { address, .. } => Err(Error::InvalidOption(format!(
+                "the master key of this cluster is on its key server {address}, not on this machine"
+            ))),
             ProviderConfig::LocalKeyFile { path, passphrase_env } => {
                 // Wiped when dropped (argon2 is built with `zeroize` for its own copies).
                 let passphrase = match passphrase_env {
@@ -151,6 +163,11 @@ impl ProviderConfig {
                 key_label: next_label(key_label),
                 pin_env: pin_env.clone(),
             },
+            ProviderConfig::KeyServer { .. } => {
+                return Err(Error::InvalidOption(
+                    "the master key of this cluster is on its key server: rotating it through the key server is not built yet (rotate the cluster key: sealstore rotate --cluster)".into(),
+                ));
+            }
             ProviderConfig::Kms { .. } => {
                 return Err(Error::InvalidOption(
                     "a KMS master key has no next version to create: name the new key id (--new-master-key), or let the KMS rotate the key material (EnableKeyRotation) under the same id".into(),
@@ -166,6 +183,7 @@ impl ProviderConfig {
             ProviderConfig::LocalKeyFile { path, .. } => *path = PathBuf::from(key),
             ProviderConfig::Pkcs11 { key_label, .. } => *key_label = key.to_owned(),
             ProviderConfig::Kms { key_id, .. } => *key_id = key.to_owned(),
+            ProviderConfig::KeyServer { .. } => {}
         }
         next
     }
@@ -201,6 +219,25 @@ impl ProviderConfig {
                 endpoint.as_deref().unwrap_or("the AWS endpoint"),
                 region.as_deref().unwrap_or("from the AWS configuration")
             ),
+            ProviderConfig::KeyServer { address, cert, .. } => format!(
+                "key server https://{} (node certificate {})",
+                address.trim_start_matches("https://"),
+                cert.display()
+            ),
+        }
+    }
+
+    /// Connects to the key server this configuration names, as a node of `cluster` (`None`:
+    /// the one cluster the node certificate names). `None` for the other providers.
+    pub fn connect_key_server(
+        &self,
+        cluster: Option<&str>,
+    ) -> Result<Option<Arc<sealstore_keyserver::RemoteKeyStore>>> {
+        match self {
+            ProviderConfig::KeyServer { address, ca, cert, key } => Ok(Some(Arc::new(
+                sealstore_keyserver::RemoteKeyStore::connect(address, ca, cert, key, cluster)?,
+            ))),
+            _ => Ok(None),
         }
     }
 }

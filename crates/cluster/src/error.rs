@@ -10,6 +10,9 @@ pub enum Error {
     /// A key-hierarchy error (wrong master key, tampered key store, …).
     #[error(transparent)]
     Key(#[from] sealstore_keyring::Error),
+    /// A key server could not be set up or reached (certificates, address, registration).
+    #[error(transparent)]
+    KeyServer(#[from] sealstore_keyserver::Error),
     /// A storage error (authentication failure of a block, corrupt manifest, …).
     #[error(transparent)]
     Store(#[from] sealstore_blockstore::Error),

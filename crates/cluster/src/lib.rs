@@ -17,6 +17,7 @@ mod database;
 pub mod datagen;
 mod distribute;
 mod error;
+pub mod import;
 mod rekey;
 mod scan;
 mod snapshot;
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use sealstore_keyring::{Keyring, fsutil};
+use sealstore_keyring::{KeyStoreBackend, Keyring, fsutil};
 use serde::Serialize;
 
 pub use config::{
@@ -243,8 +244,28 @@ pub struct Cluster {
     pool: Arc<rayon::ThreadPool>,
     databases: Mutex<BTreeMap<String, Arc<Database>>>,
     budget: Arc<std::sync::atomic::AtomicUsize>,
+    /// With a key server (no local key store to lock): the configuration directory's lock,
+    /// exclusive for a writer, shared among read-only processes.
+    _node_lock: Option<std::fs::File>,
     #[cfg(feature = "test-hooks")]
     block_cipher: Option<sealstore_blockstore::BlockCipher>,
+}
+
+/// Locks a key-server node's configuration directory: one writing process per cluster, any
+/// number of read-only ones (their audit records go to the server, which orders them).
+fn lock_node(config_dir: &Path, exclusive: bool) -> Result<std::fs::File> {
+    let path = config_dir.join("LOCK");
+    let file = fsutil::open_append(&path, 0o600)?;
+    let locked = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match locked {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Key(sealstore_keyring::Error::Locked { path })),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
 }
 
 /// Default in-flight memory budget of a load: Arrow input handed to the slices per step plus
@@ -307,9 +328,15 @@ impl Cluster {
                 "the key store must be outside the data directory".into(),
             ));
         }
-        let cluster_id = match &options.cluster_id {
-            Some(id) => id.clone(),
-            None => {
+        // A key server names the cluster (the node certificate's) and holds its keys.
+        let remote = match &options.provider {
+            Some(p) => p.connect_key_server(options.cluster_id.as_deref())?,
+            None => None,
+        };
+        let cluster_id = match (&options.cluster_id, &remote) {
+            (_, Some(remote)) => remote.cluster_id(),
+            (Some(id), None) => id.clone(),
+            (None, None) => {
                 let mut r = [0u8; 6];
                 sealstore_keyring::fill_random(&mut r)?;
                 format!("sealstore-{}", r.iter().map(|b| format!("{b:02x}")).collect::<String>())
@@ -349,12 +376,30 @@ impl Cluster {
         };
         config.validate()?;
         config.require_keystore_outside_data()?;
-        let local = matches!(config.provider, ProviderConfig::LocalKeyFile { .. });
-        if local && let Some(parent) = master_key.parent() {
-            fsutil::create_dir_durable(parent)?;
-        }
-        let provider = config.provider.open(local || options.create_key)?;
-        let keyring = Arc::new(Keyring::create(&keystore, provider, &cluster_id)?);
+        let node_lock = match remote {
+            Some(_) => Some(lock_node(&keystore, true)?),
+            None => None,
+        };
+        let keyring = match remote {
+            Some(remote) => {
+                // A fresh cluster on the server: no database yet (not a second `init` of one
+                // that is in use elsewhere).
+                if !remote.databases()?.is_empty() {
+                    return Err(Error::InvalidOption(format!(
+                        "cluster `{cluster_id}` on the key server already holds databases: it was initialised before (open its data directory instead)"
+                    )));
+                }
+                Arc::new(Keyring::with_backend(remote))
+            }
+            None => {
+                let local = matches!(config.provider, ProviderConfig::LocalKeyFile { .. });
+                if local && let Some(parent) = master_key.parent() {
+                    fsutil::create_dir_durable(parent)?;
+                }
+                let provider = config.provider.open(local || options.create_key)?;
+                Arc::new(Keyring::create(&keystore, provider, &cluster_id)?)
+            }
+        };
         let cluster = Self {
             data_dir: data_dir.clone(),
             config: Mutex::new(config.clone()),
@@ -364,6 +409,7 @@ impl Cluster {
             pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
             budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
+            _node_lock: node_lock,
             #[cfg(feature = "test-hooks")]
             block_cipher: options.block_cipher,
         };
@@ -423,6 +469,13 @@ impl Cluster {
             });
         }
         config.require_keystore_outside_data()?;
+        if matches!(config.provider, ProviderConfig::KeyServer { .. }) {
+            let lock = lock_node(&keystore_dir, !options.read_only)?;
+            if let Some(remote) = config.provider.connect_key_server(Some(&config.cluster_id))? {
+                let keyring = Arc::new(Keyring::with_backend(remote));
+                return Self::opened(data_dir, config, keyring, &options, Some(lock));
+            }
+        }
         let provider = match config.previous_provider.clone() {
             None => config.provider.open(false)?,
             Some(previous) => {
@@ -439,6 +492,16 @@ impl Cluster {
             }
         };
         let keyring = Arc::new(Keyring::open(&config.keystore, provider)?);
+        Self::opened(data_dir, config, keyring, &options, None)
+    }
+
+    fn opened(
+        data_dir: PathBuf,
+        config: ClusterConfig,
+        keyring: Arc<Keyring>,
+        options: &OpenOptions,
+        node_lock: Option<std::fs::File>,
+    ) -> Result<Self> {
         keyring.require_cluster_id(&config.cluster_id)?;
         let cluster = Self {
             data_dir,
@@ -449,6 +512,7 @@ impl Cluster {
             pool: pool(options.threads)?,
             databases: Mutex::new(BTreeMap::new()),
             budget: Arc::new(DEFAULT_MEMORY_BUDGET.into()),
+            _node_lock: node_lock,
             #[cfg(feature = "test-hooks")]
             block_cipher: options.block_cipher,
         };
@@ -473,6 +537,9 @@ impl Cluster {
                 reason: format!("this key store belongs to the cluster at {}", config.data_dir.display()),
             });
         }
+        if let Some(remote) = config.provider.connect_key_server(Some(&config.cluster_id))? {
+            return Ok(remote.audit_records()?);
+        }
         Ok(sealstore_keyring::read_audit_records(&keystore_dir)?)
     }
 
@@ -483,7 +550,7 @@ impl Cluster {
 
     /// Every record of the audit log, oldest first.
     pub fn audit_records(&self) -> Result<Vec<AuditRecord>> {
-        Ok(self.keyring.audit().records()?)
+        Ok(self.keyring.audit_records()?)
     }
 
     /// Checks the audit chain: every MAC under the audit key, and that it reaches the anchor in
@@ -507,7 +574,7 @@ impl Cluster {
         // The decision rests on the authenticated key store alone (a database it does not hold is
         // gone for good); the names come from the directory, so only valid names are acted on,
         // and removal never follows a link.
-        let live = self.keyring.databases();
+        let live = self.keyring.databases()?;
         for name in fsutil::list_dir(&self.data_dir.join("databases"))? {
             if sealstore_keyring::validate_database_name(&name).is_ok() && !live.contains(&name) {
                 self.remove_database_files(&name)?;
@@ -558,8 +625,8 @@ impl Cluster {
     }
 
     /// Database names.
-    pub fn databases(&self) -> Vec<String> {
-        self.keyring.databases()
+    pub fn databases(&self) -> Result<Vec<String>> {
+        Ok(self.keyring.databases()?)
     }
 
     fn runtime(&self) -> database::Runtime {
@@ -592,7 +659,7 @@ impl Cluster {
         if let Some(db) = dbs.get(name) {
             return Ok(db.clone());
         }
-        if !self.keyring.databases().iter().any(|d| d == name) {
+        if !self.keyring.databases()?.iter().any(|d| d == name) {
             return Err(Error::UnknownDatabase(name.to_owned()));
         }
         let db = Arc::new(Database::open(
@@ -618,7 +685,16 @@ impl Cluster {
         self.require_writable()?;
         let old = self.config();
         let provider = new.open(true)?;
-        let old_id = self.keyring.provider().key_id();
+        let old_id = self
+            .keyring
+            .provider()
+            .ok_or_else(|| {
+                Error::InvalidOption(
+                    "this cluster's master key is on its key server: rotating it through the key server is not built yet (rotate the cluster key: sealstore rotate --cluster)"
+                        .into(),
+                )
+            })?
+            .key_id();
         if provider.key_id() == old_id {
             return Err(Error::InvalidOption(
                 "the new master key is the current one; give another key".into(),
@@ -690,7 +766,7 @@ impl Cluster {
     /// (a crash in between is finished on the next open).
     pub fn drop_database(&self, name: &str) -> Result<()> {
         self.require_writable()?;
-        if !self.keyring.databases().iter().any(|d| d == name) {
+        if !self.keyring.databases()?.iter().any(|d| d == name) {
             return Err(Error::UnknownDatabase(name.to_owned()));
         }
         self.databases.lock().remove(name);
@@ -701,7 +777,7 @@ impl Cluster {
     /// Layout, hierarchy and storage numbers (no secrets).
     pub fn info(&self) -> Result<ClusterInfo> {
         let mut databases = Vec::new();
-        for name in self.databases() {
+        for name in self.databases()? {
             let db = self.database(&name)?;
             databases.push(DatabaseSummary {
                 name,
@@ -717,7 +793,7 @@ impl Cluster {
             data_dir: self.data_dir.clone(),
             provider: config.provider.describe(),
             config,
-            hierarchy: self.keyring.info(),
+            hierarchy: self.keyring.info()?,
             databases,
         })
     }
@@ -731,7 +807,17 @@ impl Cluster {
             audit: Err("not checked".into()),
             blocks_checked: 0,
         };
-        for name in self.databases() {
+        let names = match self.databases() {
+            Ok(names) => names,
+            Err(e) => {
+                report.databases.push(DatabaseFailure {
+                    database: "*".into(),
+                    error: e.to_string(),
+                });
+                Vec::new()
+            }
+        };
+        for name in names {
             match self.database(&name) {
                 Ok(db) => {
                     report.blocks_checked += db.blocks();

@@ -126,7 +126,7 @@ impl Database {
         let mut next = self.committed_record();
         next.rekey = None;
         self.commit_record_only(next)?;
-        self.keyring().audit().append(
+        self.keyring().append_audit(
             sealstore_keyring::AuditRecord::new(sealstore_keyring::AuditOp::Rekey, "data")
                 .database(self.name())
                 .count(report.blocks)

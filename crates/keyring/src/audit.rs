@@ -43,6 +43,8 @@ pub enum AuditOp {
     Rekey,
     AcceptRollback,
     AuthFailure,
+    /// A call a key server answered for a node (the client and the operation are in the record).
+    KeyServerCall,
 }
 
 impl AuditOp {
@@ -85,6 +87,9 @@ pub struct AuditRecord {
     pub count: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub detail: Option<String>,
+    /// The client a key server recorded the call for (its certificate's fingerprint).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client: Option<String>,
     /// False for a record written before the audit key was known (a failed open).
     #[serde(skip_serializing_if = "is_true", default = "yes")]
     pub keyed: bool,
@@ -107,6 +112,7 @@ impl AuditRecord {
             outcome: "ok".into(),
             count: None,
             detail: None,
+            client: None,
             keyed: true,
             prev: String::new(),
         }
@@ -131,6 +137,11 @@ impl AuditRecord {
         self.count = Some(n);
         self
     }
+    pub fn client(mut self, c: impl Into<String>) -> Self {
+        self.client = Some(c.into());
+        self
+    }
+
     pub fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
         self
@@ -165,7 +176,7 @@ struct Tail {
 }
 
 /// What a successful verification saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditVerifyReport {
     pub records: u64,
     pub last_mac: String,

@@ -104,6 +104,10 @@ pub enum Error {
     /// A long-lived key has made as many random-nonce AES-GCM seals as sealstore allows.
     #[error("the {key} has made {seals} seals, near the 2^32 limit of random-nonce AES-GCM; replace it: {action}")]
     KeyWornOut { key: String, seals: u64, action: String },
+    /// The key server could not be reached, refused the call (certificate, authorisation,
+    /// revocation, an expired lease) or failed it.
+    #[error("key server {address}: {reason}")]
+    KeyServer { address: String, reason: String },
     /// A bug: an invariant of sealstore itself did not hold.
     #[error("internal error: {0}")]
     Internal(String),

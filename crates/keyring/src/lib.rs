@@ -13,6 +13,7 @@
 
 pub mod aead;
 mod audit;
+pub mod backend;
 mod codec;
 mod context;
 mod dektable;
@@ -31,6 +32,7 @@ mod secret;
 mod time;
 
 pub use audit::{AuditAnchor, AuditLog, AuditOp, AuditRecord, AuditVerifyReport, read_records as read_audit_records};
+pub use backend::{GrantedDatabaseKey, KeyStoreBackend, LocalKeyStore};
 pub use context::EncryptionContext;
 pub use dektable::{BlockId, DEK_TABLE_VERSION, DekTable, PreparedRewrap, WrappedDek};
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use crate::{Error, Result};
 pub const SEAL_LIMIT: u64 = 1 << 31;
 
 /// Seals made under one database's long-lived keys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SealCounts {
     /// Under the database key: DEK wraps, metadata-key wraps, DEK-table header tags.
     pub database_key: u64,

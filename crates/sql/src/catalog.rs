@@ -45,7 +45,7 @@ impl SealstoreCatalog {
 
 impl CatalogProvider for SealstoreCatalog {
     fn schema_names(&self) -> Vec<String> {
-        self.cluster.databases()
+        self.cluster.databases().unwrap_or_default()
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {

@@ -38,6 +38,9 @@ pub(crate) fn audit(dir: &Path, check: bool, op: Option<&str>, json: bool) -> Cl
             if let Some(c) = &r.context {
                 line.push_str(&format!(" context={c}"));
             }
+            if let Some(c) = &r.client {
+                line.push_str(&format!(" client={c}"));
+            }
             if let Some(d) = &r.detail {
                 line.push_str(&format!(" ({d})"));
             }

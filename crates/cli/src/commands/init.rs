@@ -20,7 +20,7 @@ pub(crate) fn print_hierarchy(info: &sealstore_cluster::ClusterInfo) {
         "layout:      {} nodes x {} slices, block size {} bytes",
         c.nodes, c.slices_per_node, c.block_size
     );
-    println!("key store:   {}", h.keystore.display());
+    println!("key store:   {}", h.keystore);
     println!(
         "master key:  {} ({}), id {}",
         info.provider,

@@ -10,7 +10,7 @@ pub(crate) fn tables(dir: &Path, database: Option<&str>) -> CliResult {
     let cluster = open_read_only(dir)?;
     let names = match database {
         Some(d) => vec![d.to_owned()],
-        None => cluster.databases(),
+        None => cluster.databases()?,
     };
     for name in names {
         let db = cluster.database(&name)?;

@@ -18,7 +18,11 @@ pub(crate) fn rotate(
     let mut options = sealstore_cluster::RotateOptions {
         master: None,
         cluster: cluster_key || all || default,
-        databases: if all || default { cluster.databases() } else { databases },
+        databases: if all || default {
+            cluster.databases()?
+        } else {
+            databases
+        },
     };
     if master || all {
         let current = cluster.config().provider;

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod init;
 pub(crate) mod inspect;
 pub(crate) mod keys;
+pub(crate) mod keyserver;
 pub(crate) mod load;
 pub(crate) mod scan;
 pub(crate) mod sql;

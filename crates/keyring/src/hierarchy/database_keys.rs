@@ -6,8 +6,7 @@ use super::*;
 pub struct DatabaseKeys {
     pub(crate) name: String,
     pub(crate) table: RwLock<DekTable>,
-    pub(crate) audit: Arc<AuditLog>,
-    pub(crate) keystore: Arc<KeystoreState>,
+    pub(crate) backend: Arc<dyn KeyStoreBackend>,
     pub(crate) unwrapped: AtomicU64,
 }
 
@@ -18,12 +17,11 @@ impl std::fmt::Debug for DatabaseKeys {
 }
 
 impl DatabaseKeys {
-    pub(crate) fn new(name: &str, table: DekTable, keystore: Arc<KeystoreState>) -> Self {
+    pub(crate) fn new(name: &str, table: DekTable, backend: Arc<dyn KeyStoreBackend>) -> Self {
         Self {
             name: name.to_owned(),
             table: RwLock::new(table),
-            audit: keystore.audit.clone(),
-            keystore,
+            backend,
             unwrapped: AtomicU64::new(0),
         }
     }
@@ -43,7 +41,7 @@ impl DatabaseKeys {
 
     /// The commit generation bound into this database's key record in the key store.
     pub fn bound_generation(&self) -> Result<u64> {
-        self.keystore.bound_generation(&self.name)
+        self.backend.bound_generation(&self.name)
     }
 
     /// Binds this database's latest committed generation into its authenticated key record in
@@ -52,7 +50,7 @@ impl DatabaseKeys {
     /// restore, audited). A cluster does this after every commit, a standalone store too.
     pub fn bind_generation(&self, generation: u64, accept_rollback: bool) -> Result<()> {
         let seals = self.read().seal_counts();
-        self.keystore
+        self.backend
             .bind_generation(&self.name, generation, accept_rollback, Some(seals))
     }
 
@@ -63,6 +61,7 @@ impl DatabaseKeys {
 
     /// Fresh DEKs for `n` new blocks (staged until [`DatabaseKeys::commit`]).
     pub fn generate(&self, n: usize) -> Result<Vec<(BlockId, DataKey)>> {
+        self.backend.check_access()?;
         self.write().generate(n)
     }
 
@@ -78,7 +77,7 @@ impl DatabaseKeys {
             .database(&self.name)
             .generation(table.dk_generation().into())
             .count(pending as u64);
-        self.audit.append(outcome(record, &result))?;
+        self.backend.append_audit(outcome(record, &result), true)?;
         result
     }
 
@@ -89,17 +88,20 @@ impl DatabaseKeys {
 
     /// Unwraps the DEK of one block (counted; see [`DatabaseKeys::flush_audit`]).
     pub fn data_key(&self, block_id: BlockId) -> Result<DataKey> {
+        // A key server's lease: reads stop within its TTL once access is revoked.
+        self.backend.check_access()?;
         let result = self.read().data_key(block_id);
         match &result {
             Ok(_) => {
                 self.unwrapped.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) if e.is_authentication() => {
-                let _ = self.audit.append(
+                let _ = self.backend.append_audit(
                     AuditRecord::new(AuditOp::AuthFailure, "data")
                         .database(&self.name)
                         .detail(format!("block {block_id}"))
                         .failed(e),
+                    true,
                 );
             }
             Err(_) => {}
@@ -111,10 +113,11 @@ impl DatabaseKeys {
     pub fn flush_audit(&self) -> Result<()> {
         let n = self.unwrapped.swap(0, Ordering::Relaxed);
         if n > 0 {
-            self.audit.append(
+            self.backend.append_audit(
                 AuditRecord::new(AuditOp::UnwrapDataKey, "data")
                     .database(&self.name)
                     .count(n),
+                true,
             )?;
         }
         Ok(())
@@ -126,10 +129,11 @@ impl DatabaseKeys {
             return Ok(());
         }
         self.write().remove(ids)?;
-        self.audit.append(
+        self.backend.append_audit(
             AuditRecord::new(AuditOp::RemoveDataKey, "data")
                 .database(&self.name)
                 .count(ids.len() as u64),
+            true,
         )?;
         Ok(())
     }
@@ -149,10 +153,11 @@ impl DatabaseKeys {
     /// Crypto-shreds DEKs: removes them and rewrites the table so no wrapped copy remains.
     pub fn shred(&self, ids: &[BlockId]) -> Result<()> {
         self.write().shred(ids)?;
-        self.audit.append(
+        self.backend.append_audit(
             AuditRecord::new(AuditOp::Shred, "data")
                 .database(&self.name)
                 .count(ids.len() as u64),
+            true,
         )?;
         Ok(())
     }
@@ -207,11 +212,12 @@ impl DatabaseKeys {
     /// Adds a fresh metadata key (see [`DekTable::add_metadata_key`]).
     pub fn add_metadata_key(&self) -> Result<u32> {
         let id = self.write().add_metadata_key()?;
-        self.audit.append(
+        self.backend.append_audit(
             AuditRecord::new(AuditOp::Rekey, "database")
                 .database(&self.name)
                 .generation(id.into())
                 .detail("new metadata key"),
+            true,
         )?;
         Ok(id)
     }
@@ -219,10 +225,11 @@ impl DatabaseKeys {
     /// Destroys every metadata key but the newest and drops removed DEKs' wrapped copies.
     pub fn retire_metadata_keys(&self) -> Result<()> {
         self.write().retire_metadata_keys()?;
-        self.audit.append(
+        self.backend.append_audit(
             AuditRecord::new(AuditOp::Shred, "database")
                 .database(&self.name)
                 .detail("old metadata keys and removed DEKs destroyed"),
+            true,
         )?;
         Ok(())
     }

@@ -1,10 +1,11 @@
-//! The keyring: the four-tier hierarchy opened over a master-key provider and a key store.
+//! The keyring: the four-tier hierarchy over a key store — a local key-store directory
+//! ([`LocalKeyStore`]) or a key server — and each database's DEK table kept with its data.
 //!
 //! Rotations (see `docs/operations.md`): the master and cluster keys live in the one key-store
-//! file, so rotating them is a single atomic replace. A database-key rotation also rewrites the
-//! DEK table; it stages the new DK record next to the old one first, so a crash at any step
-//! reopens to exactly one consistent pair (the DEK table's header names the DK generation it is
-//! wrapped under, and the other record is discarded on open).
+//! record set, so rotating them is a single atomic replace on the key store's side. A
+//! database-key rotation also rewrites the DEK table; it stages the new DK record next to the old
+//! one first, so a crash at any step reopens to exactly one consistent pair (the DEK table's
+//! header names the DK generation it is wrapped under, and the other record is discarded on open).
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use parking_lot::{RwLock, RwLockUpgradableReadGuard};
 use serde::Serialize;
 
 use crate::aead::{AeadKey, default_backend};
+use crate::backend::KeyStoreBackend;
 use crate::keystore::{ClusterRecord, DatabaseRecord, KeystoreFile, WrappedAuditKey};
 use crate::{
     AuditKey, AuditLog, AuditOp, AuditRecord, AuditVerifyReport, BlockId, ClusterKey, DataKey, DatabaseKey, DekTable,
@@ -20,11 +22,13 @@ use crate::{
 };
 
 mod database_keys;
+mod local;
 mod rotation;
 mod state;
 
 pub use crate::names::validate_name;
 pub use database_keys::DatabaseKeys;
+pub use local::LocalKeyStore;
 #[cfg(feature = "test-hooks")]
 pub use rotation::RotationStep;
 pub(crate) use state::*;
@@ -40,7 +44,7 @@ fn cluster_context(cluster_id: &str, createtime: &str, generation: u32) -> Encry
 }
 
 /// A description of the hierarchy: ids, generations and contexts. No key bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HierarchyInfo {
     pub cluster_id: String,
     pub createtime: String,
@@ -52,11 +56,12 @@ pub struct HierarchyInfo {
     pub cluster_key_seals: u64,
     pub context: EncryptionContext,
     pub databases: Vec<DatabaseInfo>,
-    pub keystore: PathBuf,
+    /// Where the key records are: a key-store directory, or a key server's address.
+    pub keystore: String,
 }
 
 /// One database key's description.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DatabaseInfo {
     pub name: String,
     pub created: String,
@@ -69,256 +74,112 @@ pub struct DatabaseInfo {
 
 /// The open key hierarchy of one cluster.
 pub struct Keyring {
-    _lock: std::fs::File,
-    provider: RwLock<Arc<dyn MasterKeyProvider>>,
-    ks: Arc<KeystoreState>,
+    backend: Arc<dyn KeyStoreBackend>,
     #[cfg(feature = "test-hooks")]
     crash_after: Mutex<Option<RotationStep>>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring")
-            .field("dir", &self.ks.dir)
-            .field("provider", &*self.provider.read())
-            .finish()
+        f.debug_struct("Keyring").field("backend", &self.backend).finish()
     }
 }
 
 impl Keyring {
-    /// Creates a new hierarchy in `keystore_dir`: a random cluster key wrapped by the provider's
-    /// master key under the context `{cluster-id, createtime, generation}`.
+    /// Creates a new hierarchy in the key-store directory `keystore_dir` (see
+    /// [`LocalKeyStore::create`]).
     pub fn create(keystore_dir: &Path, provider: Arc<dyn MasterKeyProvider>, cluster_id: &str) -> Result<Self> {
-        validate_name(cluster_id)?;
-        provider.key_spec()?.require_symmetric_aes256()?;
-        fsutil::create_dir_durable(keystore_dir)?;
-        let path = KeystoreFile::path(keystore_dir);
-        let lock = lock_keystore(keystore_dir)?;
-        if fsutil::exists(&path) {
-            return Err(Error::AlreadyExists { path });
-        }
-        let audit = Arc::new(AuditLog::open(keystore_dir)?);
-        let createtime = crate::now_rfc3339();
-        let context = cluster_context(cluster_id, &createtime, 1);
-        let ck = ClusterKey::generate()?;
-        let audit_key = AuditKey::generate()?;
-        let wrapped_audit_key = WrappedAuditKey::seal(
-            default_backend().key(ck.expose_secret()).as_ref(),
+        Ok(Self::with_backend(Arc::new(LocalKeyStore::create(
+            keystore_dir,
+            provider,
             cluster_id,
-            1,
-            &audit_key,
-        )?;
-        audit.set_key(audit_key);
-        let wrapped_ck = provider.wrap(ck.expose_secret(), &context);
-        audit.append(outcome(
-            AuditRecord::new(AuditOp::Wrap, "master")
-                .key_id(provider.key_id())
-                .context(&context)
-                .detail("cluster key"),
-            &wrapped_ck,
-        ))?;
-        let file = KeystoreFile {
-            cluster: ClusterRecord {
-                cluster_id: cluster_id.to_owned(),
-                createtime,
-                generation: 1,
-                provider_kind: provider.kind().to_owned(),
-                mk_key_id: provider.key_id(),
-                context: context.clone(),
-                wrapped_ck: wrapped_ck?,
-                ck_seals: 1,
-            },
-            audit_key: wrapped_audit_key,
-            audit_anchor: audit.anchor(),
-            databases: Vec::new(),
-        };
-        file.save(keystore_dir)?;
-        audit.append(
-            AuditRecord::new(AuditOp::CreateClusterKey, "cluster")
-                .generation(1)
-                .context(&context),
-        )?;
-        Ok(Self::assemble(lock, keystore_dir, provider, audit, file, &ck))
+        )?)))
     }
 
-    /// Opens an existing hierarchy: checks the provider's key type and id, the stored context,
-    /// and unwraps the cluster key through the provider. Every attempt is audited.
+    /// Opens the hierarchy in the key-store directory `keystore_dir` (see [`LocalKeyStore::open`]).
     pub fn open(keystore_dir: &Path, provider: Arc<dyn MasterKeyProvider>) -> Result<Self> {
-        if !fsutil::exists(&KeystoreFile::path(keystore_dir)) {
-            return Err(Error::NoKeyStore {
-                path: keystore_dir.to_owned(),
-            });
-        }
-        // Locked before it is read, so a writer holding the lock cannot change it under us.
-        let lock = lock_keystore(keystore_dir)?;
-        let file = KeystoreFile::load(keystore_dir)?;
-        let audit = Arc::new(AuditLog::open_anchored(keystore_dir, &file.audit_anchor)?);
-        let result = Self::unwrap_cluster_key(&file, provider.as_ref()).and_then(|ck| {
-            let key = file.audit_key.open(
-                default_backend().key(ck.expose_secret()).as_ref(),
-                &file.cluster.cluster_id,
-                file.cluster.generation,
-            )?;
-            Ok((ck, key))
-        });
-        let c = &file.cluster;
-        let record = AuditRecord::new(AuditOp::Unwrap, "master")
-            .key_id(provider.key_id())
-            .generation(c.generation.into())
-            .context(&c.context)
-            .detail("cluster key");
-        let (ck, audit_key) = match result {
-            Ok(keys) => keys,
-            Err(e) => {
-                // Without the cluster key there is no audit key: these records go in unkeyed.
-                audit.append(record.failed(&e))?;
-                if e.is_authentication() {
-                    audit.append(
-                        AuditRecord::new(AuditOp::AuthFailure, "master")
-                            .key_id(provider.key_id())
-                            .failed(&e),
-                    )?;
-                }
-                return Err(e);
-            }
-        };
-        audit.set_key(audit_key);
-        audit.append(record)?;
-        let ring = Self::assemble(lock, keystore_dir, provider, audit, file, &ck);
-        ring.save_anchor()?;
-        Ok(ring)
+        Ok(Self::with_backend(Arc::new(LocalKeyStore::open(
+            keystore_dir,
+            provider,
+        )?)))
     }
 
-    /// Saves the key store with the audit chain's current anchor.
-    fn save_anchor(&self) -> Result<()> {
-        let mut state = self.ks.state();
-        let next = state.clone();
-        self.ks.commit_state(&mut state, next)
-    }
-
-    /// Verifies the audit chain under the audit key and against the key store's anchor.
-    pub fn verify_audit(&self) -> Result<AuditVerifyReport> {
-        let anchor = self.ks.state().audit_anchor.clone();
-        self.ks.audit.verify(&anchor)
-    }
-
-    /// The master-key id the key store was written under (read without opening the hierarchy),
-    /// so a caller holding several candidate providers can pick the right one.
-    pub fn stored_master_key_id(keystore_dir: &Path) -> Result<String> {
-        Ok(KeystoreFile::load(keystore_dir)?.cluster.mk_key_id)
-    }
-
-    fn assemble(
-        lock: std::fs::File,
-        dir: &Path,
-        provider: Arc<dyn MasterKeyProvider>,
-        audit: Arc<AuditLog>,
-        file: KeystoreFile,
-        ck: &ClusterKey,
-    ) -> Self {
+    /// A keyring over any key store (a key server's client, for one).
+    pub fn with_backend(backend: Arc<dyn KeyStoreBackend>) -> Self {
         Self {
-            _lock: lock,
-            provider: RwLock::new(provider),
-            ks: Arc::new(KeystoreState {
-                dir: dir.to_owned(),
-                audit,
-                state: Mutex::new(file),
-                ck: RwLock::new(default_backend().key(ck.expose_secret())),
-            }),
+            backend,
             #[cfg(feature = "test-hooks")]
             crash_after: Mutex::new(None),
         }
     }
 
-    fn unwrap_cluster_key(file: &KeystoreFile, provider: &dyn MasterKeyProvider) -> Result<ClusterKey> {
-        provider.key_spec()?.require_symmetric_aes256()?;
-        let c = &file.cluster;
-        if c.mk_key_id != provider.key_id() {
-            return Err(Error::WrongMasterKey {
-                expected: c.mk_key_id.clone(),
-                found: provider.key_id(),
-            });
-        }
-        // The context the record claims must be the one its own fields imply.
-        cluster_context(&c.cluster_id, &c.createtime, c.generation).require_equal(&c.context)?;
-        let plain = provider.unwrap(&c.wrapped_ck, &c.context)?;
-        ClusterKey::from_slice(&plain).ok_or_else(|| Error::auth("cluster key (wrong length after unwrap)"))
+    /// The key store behind this keyring.
+    pub fn backend(&self) -> &Arc<dyn KeyStoreBackend> {
+        &self.backend
+    }
+
+    /// Verifies the audit chain under the audit key and against the key store's anchor.
+    pub fn verify_audit(&self) -> Result<AuditVerifyReport> {
+        self.backend.verify_audit()
+    }
+
+    /// Every record of the cluster's audit log.
+    pub fn audit_records(&self) -> Result<Vec<AuditRecord>> {
+        self.backend.audit_records()
+    }
+
+    /// Appends a record to the cluster's audit log.
+    pub fn append_audit(&self, record: AuditRecord) -> Result<()> {
+        self.backend.append_audit(record, true)
+    }
+
+    /// The master-key id a key-store directory was written under (read without opening it).
+    pub fn stored_master_key_id(keystore_dir: &Path) -> Result<String> {
+        LocalKeyStore::stored_master_key_id(keystore_dir)
     }
 
     /// Checks that the cluster id the caller expects is the one in the key store.
     pub fn require_cluster_id(&self, expected: &str) -> Result<()> {
-        let state = self.ks.state();
-        if state.cluster.cluster_id != expected {
+        let found = self.backend.cluster_id();
+        if found != expected {
             return Err(Error::ContextMismatch {
                 field: "cluster-id".into(),
-                expected: state.cluster.cluster_id.clone(),
+                expected: found,
                 found: expected.to_owned(),
             });
         }
         Ok(())
     }
 
-    /// The audit log shared by every operation of this hierarchy.
-    pub fn audit(&self) -> &Arc<AuditLog> {
-        &self.ks.audit
-    }
-
-    /// The key store directory.
-    pub fn keystore_dir(&self) -> &Path {
-        &self.ks.dir
-    }
-
-    /// The master-key provider currently wrapping the cluster key.
-    pub fn provider(&self) -> Arc<dyn MasterKeyProvider> {
-        self.provider.read().clone()
+    /// The master-key provider wrapping the cluster key, where this process holds it (not when
+    /// the keys are on a key server).
+    pub fn provider(&self) -> Option<Arc<dyn MasterKeyProvider>> {
+        self.backend.provider()
     }
 
     /// Names of all databases.
-    pub fn databases(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.ks.state().databases.iter().map(|d| d.name.clone()).collect();
-        names.dedup();
-        names
+    pub fn databases(&self) -> Result<Vec<String>> {
+        self.backend.databases()
     }
 
-    /// Creates a database key (random, wrapped by the cluster key) and its empty DEK table in
-    /// `dek_dir` (which belongs in the data directory, not the key store).
+    /// Creates a database key (random, wrapped by the cluster key in the key store) and its
+    /// empty DEK table in `dek_dir` (which belongs in the data directory, not the key store).
     pub fn create_database(&self, name: &str, dek_dir: &Path) -> Result<Arc<DatabaseKeys>> {
         validate_name(name)?;
-        let mut state = self.ks.state();
-        if state.database(name).is_some() {
+        self.backend.check_access()?;
+        if self.backend.databases()?.iter().any(|d| d == name) {
             return Err(Error::DatabaseExists(name.to_owned()));
         }
         let dk = DatabaseKey::generate()?;
-        let created = crate::now_rfc3339();
-        let cluster_id = state.cluster.cluster_id.clone();
         // A new DEK table has sealed its header and one metadata key under the DK.
         let seals = crate::SealCounts {
             database_key: 2,
             metadata_key: 0,
         };
-        let record = DatabaseRecord::seal(
-            self.ks.ck.read().as_ref(),
-            &cluster_id,
-            name,
-            &created,
-            &dk,
-            1,
-            state.cluster.generation,
-            0,
-            seals,
-        )?;
-        let mut next = state.clone();
-        KeystoreState::charge_ck(&mut next, 1)?;
         let mut table = DekTable::create(dek_dir, name, default_backend().key(dk.expose_secret()), 1)?;
         table.set_seal_counts(seals);
-        next.databases.push(record);
-        self.ks.commit_state(&mut state, next)?;
-        self.ks.audit.append(
-            AuditRecord::new(AuditOp::CreateDatabaseKey, "database")
-                .database(name)
-                .generation(1),
-        )?;
-        Ok(Arc::new(DatabaseKeys::new(name, table, self.ks.clone())))
+        self.backend.add_database_key(name, &dk, seals)?;
+        Ok(Arc::new(DatabaseKeys::new(name, table, self.backend.clone())))
     }
 
     /// Unwraps a database key and opens its DEK table. If a database-key rotation was cut
@@ -334,138 +195,68 @@ impl Keyring {
         self.open_database_with(name, dek_dir, false)
     }
 
-    /// Of the records left by an interrupted rotation, the one whose database key authenticates
-    /// the DEK table's header and metadata keys; nothing unauthenticated decides which record
-    /// survives.
-    fn record_authenticating_table(
-        &self,
-        state: &KeystoreFile,
-        records: &[DatabaseRecord],
-        dek_dir: &Path,
-    ) -> Result<DatabaseRecord> {
-        let mut last_error = None;
-        for record in records {
-            let dk = record.open(self.ks.ck.read().as_ref(), &state.cluster.cluster_id)?;
-            let key = default_backend().key(dk.expose_secret());
-            match DekTable::open_read_only(dek_dir, &record.name, key, record.dk_generation) {
-                Ok(_) => return Ok(record.clone()),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| Error::UnknownDatabase(String::new())))
-    }
-
     fn open_database_with(&self, name: &str, dek_dir: &Path, writable: bool) -> Result<Arc<DatabaseKeys>> {
-        let mut state = self.ks.state();
-        let records: Vec<DatabaseRecord> = state.databases.iter().filter(|d| d.name == name).cloned().collect();
-        let record = match records.len() {
-            0 => return Err(Error::UnknownDatabase(name.to_owned())),
-            1 => records[0].clone(),
-            _ => {
-                let chosen = self.record_authenticating_table(&state, &records, dek_dir)?;
-                let newest = records.iter().map(|r| r.dk_generation).max().unwrap_or(0);
-                let mut next = state.clone();
-                next.databases
-                    .retain(|d| d.name != name || d.dk_generation == chosen.dk_generation);
-                self.ks.commit_state(&mut state, next)?;
-                let what = if chosen.dk_generation == newest {
-                    "interrupted rotation finished on open: old database key destroyed"
-                } else {
-                    "interrupted rotation abandoned on open: staged database key destroyed"
-                };
-                self.ks.audit.append(
-                    AuditRecord::new(AuditOp::RotateDatabaseKey, "database")
-                        .database(name)
-                        .generation(chosen.dk_generation.into())
-                        .detail(what),
-                )?;
-                chosen
-            }
-        };
-        let result = record.open(self.ks.ck.read().as_ref(), &state.cluster.cluster_id);
-        let audit = AuditRecord::new(AuditOp::Unwrap, "cluster")
-            .database(name)
-            .generation(record.dk_generation.into())
-            .detail("database key");
-        self.ks.audit.append(outcome(audit, &result))?;
-        let dk = result?;
-        let key = default_backend().key(dk.expose_secret());
-        let mut table = if writable {
-            DekTable::open(dek_dir, name, key, record.dk_generation)?
+        let mut granted = self.backend.database_keys(name)?;
+        let chosen = if granted.len() == 1 {
+            granted.remove(0)
         } else {
-            DekTable::open_read_only(dek_dir, name, key, record.dk_generation)?
+            // Of the records left by an interrupted rotation, the one whose database key
+            // authenticates the DEK table's header and metadata keys; nothing unauthenticated
+            // decides which record survives.
+            let newest = granted.iter().map(|g| g.generation).max().unwrap_or(0);
+            let mut last_error = None;
+            let mut chosen = None;
+            for (i, g) in granted.iter().enumerate() {
+                let key = default_backend().key(g.key.expose_secret());
+                match DekTable::open_read_only(dek_dir, name, key, g.generation) {
+                    Ok(_) => {
+                        chosen = Some(i);
+                        break;
+                    }
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            let i = chosen.ok_or_else(|| last_error.unwrap_or_else(|| Error::UnknownDatabase(name.to_owned())))?;
+            let chosen = granted.swap_remove(i);
+            let what = if chosen.generation == newest {
+                "interrupted rotation finished on open: old database key destroyed"
+            } else {
+                "interrupted rotation abandoned on open: staged database key destroyed"
+            };
+            self.backend.keep_database_key(name, chosen.generation, what)?;
+            chosen
         };
-        table.set_seal_counts(record.seals);
-        Ok(Arc::new(DatabaseKeys::new(name, table, self.ks.clone())))
+        let key = default_backend().key(chosen.key.expose_secret());
+        let mut table = if writable {
+            DekTable::open(dek_dir, name, key, chosen.generation)?
+        } else {
+            DekTable::open_read_only(dek_dir, name, key, chosen.generation)?
+        };
+        table.set_seal_counts(chosen.seals);
+        Ok(Arc::new(DatabaseKeys::new(name, table, self.backend.clone())))
     }
 
     /// The cluster commit generation bound into a database's key record (0 before the first).
     pub fn bound_generation(&self, name: &str) -> Result<u64> {
-        self.ks.bound_generation(name)
+        self.backend.bound_generation(name)
     }
 
     /// Crypto-shreds a database: its key record(s) leave the key store (one atomic replace), so
     /// its DEK table and blocks can never be unwrapped again. The caller then deletes the files.
     pub fn drop_database(&self, name: &str) -> Result<()> {
-        let mut state = self.ks.state();
-        if state.database(name).is_none() {
-            return Err(Error::UnknownDatabase(name.to_owned()));
-        }
-        let mut next = state.clone();
-        next.databases.retain(|d| d.name != name);
-        self.ks.commit_state(&mut state, next)?;
-        self.ks.audit.append(
-            AuditRecord::new(AuditOp::Shred, "database")
-                .database(name)
-                .detail("database key destroyed (database dropped)"),
-        )?;
-        Ok(())
+        self.backend.drop_database(name)
     }
 
     /// **Tests only** (feature `test-hooks`): the cluster key and every database key,
     /// unwrapped again, so a test can scan files for their bytes.
     #[cfg(feature = "test-hooks")]
     pub fn insecure_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>> {
-        let state = self.ks.state();
-        let ck = Self::unwrap_cluster_key(&state, self.provider().as_ref())?;
-        let mut keys = vec![*ck.expose_secret()];
-        for record in &state.databases {
-            keys.push(
-                *record
-                    .open(self.ks.ck.read().as_ref(), &state.cluster.cluster_id)?
-                    .expose_secret(),
-            );
-        }
-        Ok(keys)
+        self.backend.insecure_key_bytes_for_tests()
     }
 
     /// Describes the hierarchy (no secrets).
-    pub fn info(&self) -> HierarchyInfo {
-        let state = self.ks.state();
-        let c = &state.cluster;
-        HierarchyInfo {
-            cluster_id: c.cluster_id.clone(),
-            createtime: c.createtime.clone(),
-            provider: c.provider_kind.clone(),
-            provider_secure: self.provider().is_secure(),
-            master_key_id: c.mk_key_id.clone(),
-            cluster_key_generation: c.generation,
-            cluster_key_seals: c.ck_seals,
-            context: c.context.clone(),
-            databases: state
-                .databases
-                .iter()
-                .map(|d| DatabaseInfo {
-                    name: d.name.clone(),
-                    created: d.created.clone(),
-                    database_key_generation: d.dk_generation,
-                    wrapped_under_cluster_key_generation: d.ck_generation,
-                    bound_generation: d.bound_generation,
-                    seals: d.seals,
-                })
-                .collect(),
-            keystore: self.ks.dir.clone(),
-        }
+    pub fn info(&self) -> Result<HierarchyInfo> {
+        self.backend.info()
     }
 }
 
@@ -501,19 +292,19 @@ mod tests {
         drop(db);
         drop(ring);
         let ring = Keyring::open(&ks, mk).unwrap();
-        assert_eq!(ring.databases(), vec!["dev".to_owned()]);
+        assert_eq!(ring.databases().unwrap(), vec!["dev".to_owned()]);
         let db = ring.open_database("dev", &data).unwrap();
         for (id, k) in &keys {
             assert_eq!(db.data_key(*id).unwrap().expose_secret(), k.expose_secret());
         }
-        let info = ring.info();
+        let info = ring.info().unwrap();
         assert_eq!(info.cluster_id, "c1");
         assert_eq!(info.context.get("cluster-id"), Some("c1"));
         assert_eq!(info.databases[0].database_key_generation, 1);
         drop(db);
         let report = ring.verify_audit().unwrap();
         assert!(report.records >= 6);
-        let ops: Vec<AuditOp> = ring.audit().records().unwrap().iter().map(|r| r.op).collect();
+        let ops: Vec<AuditOp> = ring.audit_records().unwrap().iter().map(|r| r.op).collect();
         for op in [
             AuditOp::Wrap,
             AuditOp::CreateClusterKey,
@@ -629,7 +420,11 @@ mod tests {
         drop(db);
         drop(ring);
         let ring = Keyring::open(&ks, mk.clone()).unwrap();
-        assert_eq!(ring.info().databases[0].seals, counted, "persisted at the binding");
+        assert_eq!(
+            ring.info().unwrap().databases[0].seals,
+            counted,
+            "persisted at the binding"
+        );
         assert_eq!(ring.open_database("dev", &data).unwrap().seal_counts(), counted);
         // The cluster key near its limit: sealing another DK record is refused, naming the fix.
         drop(ring);
@@ -642,7 +437,11 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("sealstore rotate --cluster"), "{err}");
         ring.rotate_cluster_key().unwrap();
-        assert_eq!(ring.info().cluster_key_seals, 2, "one DK record and the audit key");
+        assert_eq!(
+            ring.info().unwrap().cluster_key_seals,
+            2,
+            "one DK record and the audit key"
+        );
         ring.create_database("other", &dir.path().join("data/other2")).unwrap();
     }
 
