@@ -34,7 +34,7 @@ fn start_server(root: &Path) -> Res<String> {
             not_after: None,
         },
     )?;
-    let server = KeyServerDir::init(&root.join("server"))?;
+    let server = KeyServerDir::init(&root.join("server"), None)?;
     let mk: Arc<dyn MasterKeyProvider> = Arc::new(LocalKeyFile::create(&server.path().join("master.key"), None)?);
     server.add_cluster("bench", mk.clone())?;
     let options = ServeOptions {

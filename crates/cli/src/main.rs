@@ -336,6 +336,18 @@ enum KeyserverCommand {
     },
     /// List the registered clusters.
     List { dir: PathBuf },
+    /// Rotate the server's master key (the server stopped): every cluster key re-wrapped by a
+    /// new key file (default: the next version beside the current one); resumable.
+    RotateMaster {
+        dir: PathBuf,
+        #[arg(long)]
+        new_master_key: Option<PathBuf>,
+        /// The current master key file (default: the one the registry names).
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
     /// Move a cluster's local key store into this key server and switch the cluster to it
     /// (crash-safe; run again after an interruption). The node's key store comes from
     /// --keystore as for every command; afterwards its machine holds no key.
@@ -396,6 +408,12 @@ fn keyserver(command: KeyserverCommand) -> CliResult {
         } => ks::add_cluster(&dir, &cluster, master_key, passphrase_env.as_deref()),
         KeyserverCommand::RevokeCluster { dir, cluster } => ks::revoke_cluster(&dir, &cluster),
         KeyserverCommand::List { dir } => ks::list(&dir),
+        KeyserverCommand::RotateMaster {
+            dir,
+            new_master_key,
+            master_key,
+            passphrase_env,
+        } => ks::rotate_master(&dir, new_master_key, master_key, passphrase_env.as_deref()),
         KeyserverCommand::Import {
             dir,
             data,

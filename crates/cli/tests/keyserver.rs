@@ -509,3 +509,28 @@ fn importing_a_local_key_store_moves_every_key_to_the_server_and_can_be_run_agai
     assert!(ok(&import).contains("already uses the key server"));
     assert_eq!(count(&data, "t"), "6000");
 }
+
+#[test]
+fn the_servers_master_key_rotates_with_the_server_stopped_and_every_cluster_reopens() {
+    let mut setup = Setup::new(60.0);
+    setup.init();
+    let data = setup.data();
+    let csv = setup.csv(500);
+    ok(&["load", s(&data), "t", s(&csv)]);
+    let listen = setup.server.address.clone();
+    // Running, the server holds the key stores' locks: the rotation is refused in one line.
+    let err = refused(&["keyserver", "rotate-master", s(&setup.server_dir)]);
+    assert!(err.contains("lock"), "{err}");
+    setup.server.kill();
+    let out = ok(&["keyserver", "rotate-master", s(&setup.server_dir)]);
+    assert!(out.contains("1 cluster keys re-wrapped") && out.contains("master.v2.key"), "{out}");
+    // Run again: nothing left to re-wrap, the key stays.
+    let again = run(&["keyserver", "rotate-master", s(&setup.server_dir), "--new-master-key"]);
+    assert_eq!(again.status.code(), Some(2), "--new-master-key needs a value");
+    setup.server = Server::start(&setup.server_dir, &setup.certs, &listen, 60.0);
+    assert_eq!(count(&data, "t"), "500");
+    let info = ok(&["info", s(&data)]);
+    let audit = ok(&["audit", s(&data), "--verify"]);
+    assert!(audit.contains("RotateMasterKey"), "{audit}");
+    assert!(info.contains("cluster key: generation 1"), "{info}");
+}

@@ -165,7 +165,7 @@ impl ProviderConfig {
             },
             ProviderConfig::KeyServer { .. } => {
                 return Err(Error::InvalidOption(
-                    "the master key of this cluster is on its key server: rotating it through the key server is not built yet (rotate the cluster key: sealstore rotate --cluster)".into(),
+                    "the master key of this cluster is on its key server: rotate it there (sealstore keyserver rotate-master, the server stopped)".into(),
                 ));
             }
             ProviderConfig::Kms { .. } => {

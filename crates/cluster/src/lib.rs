@@ -690,7 +690,7 @@ impl Cluster {
             .provider()
             .ok_or_else(|| {
                 Error::InvalidOption(
-                    "this cluster's master key is on its key server: rotating it through the key server is not built yet (rotate the cluster key: sealstore rotate --cluster)"
+                    "this cluster's master key is on its key server: rotate it there (sealstore keyserver rotate-master, the server stopped)"
                         .into(),
                 )
             })?

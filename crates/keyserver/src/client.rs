@@ -453,7 +453,7 @@ impl KeyStoreBackend for RemoteKeyStore {
 
     fn rotate_master_key(&self, _new_provider: Arc<dyn MasterKeyProvider>) -> KeyResult<()> {
         Err(self.connection.failed(
-            "the master key is the key server's: rotating it through the key server is not built yet (rotate the cluster key: sealstore rotate --cluster)",
+            "the master key is the key server's: rotate it there (sealstore keyserver rotate-master, the server stopped)",
         ))
     }
 

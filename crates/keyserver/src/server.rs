@@ -50,6 +50,9 @@ pub struct ClusterEntry {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Registry {
     format: u32,
+    /// The server's master-key file, once rotated away from `DIR/master.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    master_key: Option<PathBuf>,
     clusters: Vec<ClusterEntry>,
 }
 
@@ -60,8 +63,9 @@ pub struct KeyServerDir {
 }
 
 impl KeyServerDir {
-    /// Creates an empty key server directory.
-    pub fn init(root: &Path) -> Result<Self> {
+    /// Creates an empty key server directory whose master key is the file `master_key`
+    /// (default `DIR/master.key`).
+    pub fn init(root: &Path, master_key: Option<&Path>) -> Result<Self> {
         fsutil::create_dir_durable(root)?;
         let root = fsutil::canonical_root(root)?;
         let dir = Self { root };
@@ -72,8 +76,13 @@ impl KeyServerDir {
             });
         }
         fsutil::create_dir_durable(&dir.root.join(CLUSTERS_DIR))?;
+        let master_key = match master_key {
+            Some(p) => Some(std::path::absolute(p).map_err(|e| Error::io(p.display().to_string(), e))?),
+            None => None,
+        };
         dir.save(&Registry {
             format: REGISTRY_VERSION,
+            master_key,
             clusters: Vec::new(),
         })?;
         Ok(dir)
@@ -167,6 +176,42 @@ impl KeyServerDir {
             self.save(&registry)?;
         }
         Ok(())
+    }
+
+    /// The server's master-key file: `DIR/master.key` until a rotation names another.
+    pub fn master_key_file(&self) -> Result<PathBuf> {
+        Ok(self.load()?.master_key.unwrap_or_else(|| self.root.join("master.key")))
+    }
+
+    /// Rotates the server's master key (the server stopped: it holds the key stores' locks):
+    /// every cluster's key re-wrapped by `new` under its own context, each one an atomic
+    /// key-store replace, then the registry names `new_file`. A cluster already under `new`
+    /// (an interrupted run) is left as it is, so the command can be run again. Returns how many
+    /// clusters were re-wrapped.
+    pub fn rotate_master_key(
+        &self,
+        old: Arc<dyn MasterKeyProvider>,
+        new: Arc<dyn MasterKeyProvider>,
+        new_file: &Path,
+    ) -> Result<usize> {
+        let mut registry = self.load()?;
+        if old.key_id() == new.key_id() {
+            return Err(Error::InvalidOption(
+                "the new master key is the current one; give another key".into(),
+            ));
+        }
+        let mut rotated = 0;
+        for cluster in &registry.clusters {
+            let dir = self.cluster_dir(&cluster.id);
+            if LocalKeyStore::stored_master_key_id(&dir)? == new.key_id() {
+                continue;
+            }
+            LocalKeyStore::open(&dir, old.clone())?.rotate_master_key(new.clone())?;
+            rotated += 1;
+        }
+        registry.master_key = Some(new_file.to_owned());
+        self.save(&registry)?;
+        Ok(rotated)
     }
 
     /// Revokes a cluster: a running server refuses its nodes from the next call on (nodes

@@ -18,15 +18,18 @@ fn failure(e: sealstore_keyserver::Error) -> CliError {
     }
 }
 
-/// The server's master key: a local key file (default `DIR/master.key`), optionally
-/// passphrase-protected.
+/// The server's master key: a local key file (default: the one the registry names, at first
+/// `DIR/master.key`), optionally passphrase-protected.
 pub(crate) fn master_key(
-    dir: &Path,
+    server: &KeyServerDir,
     path: Option<PathBuf>,
     passphrase_env: Option<&str>,
     create: bool,
 ) -> CliResult<Arc<dyn MasterKeyProvider>> {
-    let path = path.unwrap_or_else(|| dir.join("master.key"));
+    let path = match path {
+        Some(p) => p,
+        None => server.master_key_file().map_err(failure)?,
+    };
     let passphrase = match passphrase_env {
         Some(var) => Some(zeroize_string(std::env::var(var).map_err(|_| {
             CliError::Usage(format!("the passphrase environment variable {var} is not set"))
@@ -48,8 +51,8 @@ fn zeroize_string(s: String) -> zeroize::Zeroizing<String> {
 }
 
 pub(crate) fn init(dir: &Path, key: Option<PathBuf>, passphrase_env: Option<&str>) -> CliResult {
-    let server = KeyServerDir::init(dir).map_err(failure)?;
-    let provider = master_key(server.path(), key, passphrase_env, true)?;
+    let server = KeyServerDir::init(dir, key.as_deref()).map_err(failure)?;
+    let provider = master_key(&server, None, passphrase_env, true)?;
     println!(
         "initialized key server directory {} (master key {})",
         server.path().display(),
@@ -60,7 +63,7 @@ pub(crate) fn init(dir: &Path, key: Option<PathBuf>, passphrase_env: Option<&str
 
 pub(crate) fn add_cluster(dir: &Path, cluster: &str, key: Option<PathBuf>, passphrase_env: Option<&str>) -> CliResult {
     let server = KeyServerDir::open(dir).map_err(failure)?;
-    let provider = master_key(server.path(), key, passphrase_env, false)?;
+    let provider = master_key(&server, key, passphrase_env, false)?;
     server.add_cluster(cluster, provider).map_err(failure)?;
     println!(
         "cluster `{cluster}` registered; its nodes need a certificate naming {}",
@@ -100,7 +103,7 @@ pub(crate) struct Serve {
 
 pub(crate) fn serve(args: Serve) -> CliResult {
     let server = KeyServerDir::open(&args.dir).map_err(failure)?;
-    let provider = master_key(server.path(), args.master_key, args.passphrase_env.as_deref(), false)?;
+    let provider = master_key(&server, args.master_key, args.passphrase_env.as_deref(), false)?;
     let listen = args
         .listen
         .parse()
@@ -146,7 +149,7 @@ pub(crate) fn import(
     passphrase_env: Option<&str>,
 ) -> CliResult {
     let server = KeyServerDir::open(dir).map_err(failure)?;
-    let provider = master_key(server.path(), key, passphrase_env, false)?;
+    let provider = master_key(&server, key, passphrase_env, false)?;
     let keystore = crate::KEYSTORE.get().cloned().flatten().or_else(|| {
         std::env::var_os(sealstore_cluster::KEYSTORE_ENV)
             .filter(|v| !v.is_empty())
@@ -162,4 +165,58 @@ pub(crate) fn import(
         }
     }
     Ok(())
+}
+
+pub(crate) fn rotate_master(
+    dir: &Path,
+    new_key: Option<PathBuf>,
+    key: Option<PathBuf>,
+    passphrase_env: Option<&str>,
+) -> CliResult {
+    let server = KeyServerDir::open(dir).map_err(failure)?;
+    let old = master_key(&server, key, passphrase_env, false)?;
+    let current = server.master_key_file().map_err(failure)?;
+    let new_file = match new_key {
+        Some(p) => std::path::absolute(p)?,
+        None => next_key_file(&current),
+    };
+    let created = !new_file.exists();
+    let new = master_key(&server, Some(new_file.clone()), passphrase_env, true)?;
+    let rotated = match server.rotate_master_key(old.clone(), new.clone(), &new_file) {
+        Ok(n) => n,
+        Err(e) => {
+            // Nothing was re-wrapped under a key this run made (the first cluster failed), or
+            // some were and the key must stay: keep it unless no cluster uses it.
+            let in_use = server.clusters().is_ok_and(|cs| {
+                cs.iter().any(|c| {
+                    sealstore_keyring::LocalKeyStore::stored_master_key_id(&server.cluster_dir(&c.id))
+                        .is_ok_and(|id| id == new.key_id())
+                })
+            });
+            if created && !in_use {
+                let _ = std::fs::remove_file(&new_file);
+            }
+            return Err(failure(e));
+        }
+    };
+    println!(
+        "master key rotated: {} -> {} ({}); {rotated} cluster keys re-wrapped; retire the old key file once no backup needs it",
+        old.key_id(),
+        new.key_id(),
+        new_file.display()
+    );
+    Ok(())
+}
+
+/// `master.key` → `master.v2.key` → `master.v3.key` (the first that does not exist).
+fn next_key_file(current: &Path) -> PathBuf {
+    let stem = current.file_stem().and_then(|s| s.to_str()).unwrap_or("master");
+    let base = match stem.rsplit_once(".v") {
+        Some((b, v)) if v.parse::<u32>().is_ok() => b,
+        _ => stem,
+    };
+    (2..)
+        .map(|n| current.with_file_name(format!("{base}.v{n}.key")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| current.with_file_name(format!("{base}.next.key")))
 }
