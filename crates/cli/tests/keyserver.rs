@@ -523,7 +523,10 @@ fn the_servers_master_key_rotates_with_the_server_stopped_and_every_cluster_reop
     assert!(err.contains("lock"), "{err}");
     setup.server.kill();
     let out = ok(&["keyserver", "rotate-master", s(&setup.server_dir)]);
-    assert!(out.contains("1 cluster keys re-wrapped") && out.contains("master.v2.key"), "{out}");
+    assert!(
+        out.contains("1 cluster keys re-wrapped") && out.contains("master.v2.key"),
+        "{out}"
+    );
     // Run again: nothing left to re-wrap, the key stays.
     let again = run(&["keyserver", "rotate-master", s(&setup.server_dir), "--new-master-key"]);
     assert_eq!(again.status.code(), Some(2), "--new-master-key needs a value");

@@ -75,7 +75,7 @@ fn the_full_hierarchy_runs_on_a_kms_key_and_survives_reopening() {
     for (id, k) in &keys {
         assert_eq!(db.data_key(*id).unwrap().expose_secret(), k.expose_secret());
     }
-    assert_eq!(ring.info().provider, "kms");
+    assert_eq!(ring.info().unwrap().provider, "kms");
 }
 
 #[test]
