@@ -284,15 +284,72 @@ enum Command {
     },
 }
 
+/// The key server's master key (`keyserver init`): a key file (default DIR/master.key), a
+/// PKCS#11 token key or a KMS key, as for `init`.
+#[derive(clap::Args, Debug)]
+struct ServerMasterKey {
+    /// Local master key file, created with mode 0600 if absent (default: DIR/master.key).
+    #[arg(long)]
+    master_key: Option<PathBuf>,
+    /// Environment variable holding a passphrase that protects the master key file.
+    #[arg(long)]
+    passphrase_env: Option<String>,
+    /// Master key in a PKCS#11 token: the module (shared library) to load.
+    #[arg(long, requires_all = ["pkcs11_token", "pkcs11_key"], conflicts_with_all = ["master_key", "passphrase_env"])]
+    pkcs11_module: Option<PathBuf>,
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_token: Option<String>,
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_key: Option<String>,
+    #[arg(long, default_value = "SEALSTORE_PKCS11_PIN", requires = "pkcs11_module")]
+    pkcs11_pin_env: String,
+    /// Create the AES-256 key in the token if it has no key with that label.
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_create_key: bool,
+    /// Master key in a KMS (AWS KMS API): key id, ARN or alias.
+    #[arg(long, conflicts_with_all = ["master_key", "passphrase_env", "pkcs11_module"])]
+    kms_key_id: Option<String>,
+    #[arg(long, requires = "kms_key_id")]
+    kms_endpoint: Option<String>,
+    #[arg(long, requires = "kms_key_id")]
+    kms_region: Option<String>,
+}
+
+impl ServerMasterKey {
+    fn config(self) -> (Option<sealstore_cluster::ProviderConfig>, bool) {
+        use sealstore_cluster::ProviderConfig;
+        let config = match (self.pkcs11_module, self.kms_key_id) {
+            (Some(module), _) => Some(ProviderConfig::Pkcs11 {
+                module,
+                token_label: self.pkcs11_token.unwrap_or_default(),
+                key_label: self.pkcs11_key.unwrap_or_default(),
+                pin_env: self.pkcs11_pin_env,
+            }),
+            (None, Some(key_id)) => Some(ProviderConfig::Kms {
+                key_id,
+                endpoint: self.kms_endpoint,
+                region: self.kms_region,
+            }),
+            (None, None) if self.master_key.is_some() || self.passphrase_env.is_some() => {
+                Some(ProviderConfig::LocalKeyFile {
+                    path: self.master_key.unwrap_or_default(),
+                    passphrase_env: self.passphrase_env,
+                })
+            }
+            (None, None) => None,
+        };
+        (config, self.pkcs11_create_key)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum KeyserverCommand {
-    /// Create a key server directory and its master key file (DIR/master.key, mode 0600).
+    /// Create a key server directory and its master key (default: the file DIR/master.key,
+    /// mode 0600; or a PKCS#11 token key, or a KMS key), recorded in its registry.
     Init {
         dir: PathBuf,
-        #[arg(long)]
-        master_key: Option<PathBuf>,
-        #[arg(long)]
-        passphrase_env: Option<String>,
+        #[command(flatten)]
+        master_key: ServerMasterKey,
     },
     /// Serve the directory's clusters over mutual TLS until killed.
     Serve {
@@ -313,20 +370,12 @@ enum KeyserverCommand {
         /// effect within it).
         #[arg(long, default_value_t = 60.0)]
         lease_seconds: f64,
-        #[arg(long)]
-        master_key: Option<PathBuf>,
-        #[arg(long)]
-        passphrase_env: Option<String>,
     },
     /// Register a cluster: a fresh cluster key wrapped by the server's master key.
     AddCluster {
         dir: PathBuf,
         #[arg(long)]
         cluster: String,
-        #[arg(long)]
-        master_key: Option<PathBuf>,
-        #[arg(long)]
-        passphrase_env: Option<String>,
     },
     /// Revoke a cluster: its nodes are refused from their next call, and stop within their lease.
     RevokeCluster {
@@ -337,16 +386,13 @@ enum KeyserverCommand {
     /// List the registered clusters.
     List { dir: PathBuf },
     /// Rotate the server's master key (the server stopped): every cluster key re-wrapped by a
-    /// new key file (default: the next version beside the current one); resumable.
+    /// new key (default: the next version — a key file beside the current one, a token label
+    /// `.v2`; a KMS needs a key id); resumable.
     RotateMaster {
         dir: PathBuf,
+        /// The new key: a key file path, token key label or KMS key id, after the current kind.
         #[arg(long)]
-        new_master_key: Option<PathBuf>,
-        /// The current master key file (default: the one the registry names).
-        #[arg(long)]
-        master_key: Option<PathBuf>,
-        #[arg(long)]
-        passphrase_env: Option<String>,
+        new_master_key: Option<String>,
     },
     /// Move a cluster's local key store into this key server and switch the cluster to it
     /// (crash-safe; run again after an interruption). The node's key store comes from
@@ -365,22 +411,16 @@ enum KeyserverCommand {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
-        /// The key server's master key file (default DIR/master.key).
-        #[arg(long)]
-        master_key: Option<PathBuf>,
-        #[arg(long)]
-        passphrase_env: Option<String>,
     },
 }
 
 fn keyserver(command: KeyserverCommand) -> CliResult {
     use commands::keyserver as ks;
     match command {
-        KeyserverCommand::Init {
-            dir,
-            master_key,
-            passphrase_env,
-        } => ks::init(&dir, master_key, passphrase_env.as_deref()),
+        KeyserverCommand::Init { dir, master_key } => {
+            let (config, create) = master_key.config();
+            ks::init(&dir, config, create)
+        }
         KeyserverCommand::Serve {
             dir,
             listen,
@@ -388,8 +428,6 @@ fn keyserver(command: KeyserverCommand) -> CliResult {
             key,
             client_ca,
             lease_seconds,
-            master_key,
-            passphrase_env,
         } => ks::serve(ks::Serve {
             dir,
             listen,
@@ -397,23 +435,11 @@ fn keyserver(command: KeyserverCommand) -> CliResult {
             key,
             client_ca,
             lease_seconds,
-            master_key,
-            passphrase_env,
         }),
-        KeyserverCommand::AddCluster {
-            dir,
-            cluster,
-            master_key,
-            passphrase_env,
-        } => ks::add_cluster(&dir, &cluster, master_key, passphrase_env.as_deref()),
+        KeyserverCommand::AddCluster { dir, cluster } => ks::add_cluster(&dir, &cluster),
         KeyserverCommand::RevokeCluster { dir, cluster } => ks::revoke_cluster(&dir, &cluster),
         KeyserverCommand::List { dir } => ks::list(&dir),
-        KeyserverCommand::RotateMaster {
-            dir,
-            new_master_key,
-            master_key,
-            passphrase_env,
-        } => ks::rotate_master(&dir, new_master_key, master_key, passphrase_env.as_deref()),
+        KeyserverCommand::RotateMaster { dir, new_master_key } => ks::rotate_master(&dir, new_master_key),
         KeyserverCommand::Import {
             dir,
             data,
@@ -421,8 +447,6 @@ fn keyserver(command: KeyserverCommand) -> CliResult {
             ca,
             cert,
             key,
-            master_key,
-            passphrase_env,
         } => ks::import(
             &dir,
             &data,
@@ -432,8 +456,6 @@ fn keyserver(command: KeyserverCommand) -> CliResult {
                 cert: std::path::absolute(cert)?,
                 key: std::path::absolute(key)?,
             },
-            master_key,
-            passphrase_env.as_deref(),
         ),
     }
 }

@@ -201,3 +201,77 @@ fn init_load_scan_and_rotate_the_master_key_in_a_kms() {
     let audit = ok(&["audit", d, "--op", "Unwrap"]);
     assert!(audit.contains("key=kms:arn:aws:kms:"), "{audit}");
 }
+
+/// A key server whose master key is in the token: cluster keys wrapped by it, nodes with no key
+/// at all, and the server's master key rotated to a new token key.
+#[cfg(feature = "pkcs11")]
+#[test]
+fn a_key_server_keeps_its_master_key_in_a_token() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).display().to_string();
+    let (module, token) = (env("SEALSTORE_TEST_PKCS11_MODULE"), env("SEALSTORE_TEST_PKCS11_TOKEN"));
+    let key = unique("ks-mk");
+    let csv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/orders.csv");
+    ok(&["certs", &p("certs"), "--cluster", "tok"]);
+    let out = ok(&[
+        "keyserver",
+        "init",
+        &p("ks"),
+        "--pkcs11-module",
+        &module,
+        "--pkcs11-token",
+        &token,
+        "--pkcs11-key",
+        &key,
+        "--pkcs11-pin-env",
+        "SEALSTORE_TEST_PKCS11_PIN",
+        "--pkcs11-create-key",
+    ]);
+    assert!(out.contains("PKCS#11 token"), "{out}");
+    assert!(!tmp.path().join("ks/master.key").exists());
+    ok(&["keyserver", "add-cluster", &p("ks"), "--cluster", "tok"]);
+    let serve = |listen: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sealstore"))
+            .args(["keyserver", "serve", &p("ks"), "--listen", listen])
+            .args(["--cert", &p("certs/server.pem"), "--key", &p("certs/server.key")])
+            .args(["--client-ca", &p("certs/ca.pem")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+        (child, address)
+    };
+    let (mut server, address) = serve("127.0.0.1:0");
+    let d = p("data");
+    ok(&[
+        "init",
+        &d,
+        "--keyserver",
+        &format!("https://{address}"),
+        "--ca",
+        &p("certs/ca.pem"),
+        "--cert",
+        &p("certs/node-tok.pem"),
+        "--key",
+        &p("certs/node-tok.key"),
+    ]);
+    ok(&["load", &d, "orders", csv]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = ok(&["keyserver", "rotate-master", &p("ks")]);
+    assert!(
+        out.contains(&format!("{key}.v2")) && out.contains("1 cluster keys"),
+        "{out}"
+    );
+    let (mut server, _) = serve(&address);
+    assert_eq!(ok(&["scan", &d, "orders", "--format", "count"]).trim(), "10");
+    let info = ok(&["info", &d]);
+    assert!(info.contains(&format!("pkcs11:token={token};key={key}.v2")), "{info}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -50,9 +50,11 @@ pub struct ClusterEntry {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Registry {
     format: u32,
-    /// The server's master-key file, once rotated away from `DIR/master.key`.
+    /// The server's master-key provider as its caller describes it (the CLI: its provider
+    /// configuration — key file, PKCS#11 token key or KMS key; never a secret). `None`: the
+    /// caller's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    master_key: Option<PathBuf>,
+    provider: Option<serde_json::Value>,
     clusters: Vec<ClusterEntry>,
 }
 
@@ -63,9 +65,9 @@ pub struct KeyServerDir {
 }
 
 impl KeyServerDir {
-    /// Creates an empty key server directory whose master key is the file `master_key`
-    /// (default `DIR/master.key`).
-    pub fn init(root: &Path, master_key: Option<&Path>) -> Result<Self> {
+    /// Creates an empty key server directory; `provider` describes its master-key provider
+    /// (see [`KeyServerDir::provider_config`]).
+    pub fn init(root: &Path, provider: Option<serde_json::Value>) -> Result<Self> {
         fsutil::create_dir_durable(root)?;
         let root = fsutil::canonical_root(root)?;
         let dir = Self { root };
@@ -76,13 +78,9 @@ impl KeyServerDir {
             });
         }
         fsutil::create_dir_durable(&dir.root.join(CLUSTERS_DIR))?;
-        let master_key = match master_key {
-            Some(p) => Some(std::path::absolute(p).map_err(|e| Error::io(p.display().to_string(), e))?),
-            None => None,
-        };
         dir.save(&Registry {
             format: REGISTRY_VERSION,
-            master_key,
+            provider,
             clusters: Vec::new(),
         })?;
         Ok(dir)
@@ -178,21 +176,29 @@ impl KeyServerDir {
         Ok(())
     }
 
-    /// The server's master-key file: `DIR/master.key` until a rotation names another.
-    pub fn master_key_file(&self) -> Result<PathBuf> {
-        Ok(self.load()?.master_key.unwrap_or_else(|| self.root.join("master.key")))
+    /// Records the description of the server's master-key provider.
+    pub fn set_provider_config(&self, provider: serde_json::Value) -> Result<()> {
+        let mut registry = self.load()?;
+        registry.provider = Some(provider);
+        self.save(&registry)
+    }
+
+    /// The description of the server's master-key provider recorded at `init` or by the last
+    /// master-key rotation (`None`: the caller's default).
+    pub fn provider_config(&self) -> Result<Option<serde_json::Value>> {
+        Ok(self.load()?.provider)
     }
 
     /// Rotates the server's master key (the server stopped: it holds the key stores' locks):
     /// every cluster's key re-wrapped by `new` under its own context, each one an atomic
-    /// key-store replace, then the registry names `new_file`. A cluster already under `new`
+    /// key-store replace, then the registry records `new_config` as the provider. A cluster already under `new`
     /// (an interrupted run) is left as it is, so the command can be run again. Returns how many
     /// clusters were re-wrapped.
     pub fn rotate_master_key(
         &self,
         old: Arc<dyn MasterKeyProvider>,
         new: Arc<dyn MasterKeyProvider>,
-        new_file: &Path,
+        new_config: serde_json::Value,
     ) -> Result<usize> {
         let mut registry = self.load()?;
         if old.key_id() == new.key_id() {
@@ -209,7 +215,7 @@ impl KeyServerDir {
             LocalKeyStore::open(&dir, old.clone())?.rotate_master_key(new.clone())?;
             rotated += 1;
         }
-        registry.master_key = Some(new_file.to_owned());
+        registry.provider = Some(new_config);
         self.save(&registry)?;
         Ok(rotated)
     }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sealstore_cluster::ProviderConfig;
 use sealstore_keyring::MasterKeyProvider;
-use sealstore_keyring::provider::LocalKeyFile;
 use sealstore_keyserver::certs::{CertOptions, make_dev_certs};
 use sealstore_keyserver::{KeyServerDir, ServeOptions};
 
@@ -18,52 +18,66 @@ fn failure(e: sealstore_keyserver::Error) -> CliError {
     }
 }
 
-/// The server's master key: a local key file (default: the one the registry names, at first
-/// `DIR/master.key`), optionally passphrase-protected.
-pub(crate) fn master_key(
-    server: &KeyServerDir,
-    path: Option<PathBuf>,
-    passphrase_env: Option<&str>,
-    create: bool,
-) -> CliResult<Arc<dyn MasterKeyProvider>> {
-    let path = match path {
-        Some(p) => p,
-        None => server.master_key_file().map_err(failure)?,
-    };
-    let passphrase = match passphrase_env {
-        Some(var) => Some(zeroize_string(std::env::var(var).map_err(|_| {
-            CliError::Usage(format!("the passphrase environment variable {var} is not set"))
-        })?)),
-        None => None,
-    };
-    let p = passphrase.as_ref().map(|s| s.as_str());
-    let provider = if create {
-        LocalKeyFile::open_or_create(&path, p)
-    } else {
-        LocalKeyFile::open(&path, p)
+/// The server's master-key provider: the configuration recorded in its registry (a key file,
+/// a PKCS#11 token key or a KMS key), by default the key file `DIR/master.key`.
+pub(crate) fn server_provider_config(server: &KeyServerDir) -> CliResult<ProviderConfig> {
+    match server.provider_config().map_err(failure)? {
+        Some(value) => serde_json::from_value(value).map_err(|e| {
+            CliError::Failure(format!(
+                "key server directory {}: its master-key provider is not readable: {e}",
+                server.path().display()
+            ))
+        }),
+        None => Ok(ProviderConfig::LocalKeyFile {
+            path: server.path().join("master.key"),
+            passphrase_env: None,
+        }),
     }
-    .map_err(|e| CliError::Failure(e.to_string()))?;
-    Ok(Arc::new(provider))
 }
 
-fn zeroize_string(s: String) -> zeroize::Zeroizing<String> {
-    zeroize::Zeroizing::new(s)
+fn open_provider(config: &ProviderConfig, create: bool) -> CliResult<Arc<dyn MasterKeyProvider>> {
+    Ok(config.open(create)?)
 }
 
-pub(crate) fn init(dir: &Path, key: Option<PathBuf>, passphrase_env: Option<&str>) -> CliResult {
-    let server = KeyServerDir::init(dir, key.as_deref()).map_err(failure)?;
-    let provider = master_key(&server, None, passphrase_env, true)?;
+fn master_key(server: &KeyServerDir) -> CliResult<Arc<dyn MasterKeyProvider>> {
+    open_provider(&server_provider_config(server)?, false)
+}
+
+fn to_json(config: &ProviderConfig) -> CliResult<serde_json::Value> {
+    serde_json::to_value(config).map_err(|e| CliError::Failure(e.to_string()))
+}
+
+/// `keyserver init`: the directory, then its master key (a key file is created; a token key
+/// with `create_key`).
+pub(crate) fn init(dir: &Path, provider: Option<ProviderConfig>, create_key: bool) -> CliResult {
+    let explicit = provider.is_some();
+    let mut config = provider.unwrap_or(ProviderConfig::LocalKeyFile {
+        path: PathBuf::new(),
+        passphrase_env: None,
+    });
+    let server = KeyServerDir::init(dir, None).map_err(failure)?;
+    if let ProviderConfig::LocalKeyFile { path, .. } = &mut config {
+        *path = if explicit && !path.as_os_str().is_empty() {
+            std::path::absolute(&*path)?
+        } else {
+            server.path().join("master.key")
+        };
+    }
+    let local = matches!(config, ProviderConfig::LocalKeyFile { .. });
+    let provider = open_provider(&config, local || create_key)?;
+    server.set_provider_config(to_json(&config)?).map_err(failure)?;
     println!(
-        "initialized key server directory {} (master key {})",
+        "initialized key server directory {} (master key: {}, id {})",
         server.path().display(),
+        config.describe(),
         provider.key_id()
     );
     Ok(())
 }
 
-pub(crate) fn add_cluster(dir: &Path, cluster: &str, key: Option<PathBuf>, passphrase_env: Option<&str>) -> CliResult {
+pub(crate) fn add_cluster(dir: &Path, cluster: &str) -> CliResult {
     let server = KeyServerDir::open(dir).map_err(failure)?;
-    let provider = master_key(&server, key, passphrase_env, false)?;
+    let provider = master_key(&server)?;
     server.add_cluster(cluster, provider).map_err(failure)?;
     println!(
         "cluster `{cluster}` registered; its nodes need a certificate naming {}",
@@ -97,13 +111,11 @@ pub(crate) struct Serve {
     pub key: PathBuf,
     pub client_ca: PathBuf,
     pub lease_seconds: f64,
-    pub master_key: Option<PathBuf>,
-    pub passphrase_env: Option<String>,
 }
 
 pub(crate) fn serve(args: Serve) -> CliResult {
     let server = KeyServerDir::open(&args.dir).map_err(failure)?;
-    let provider = master_key(&server, args.master_key, args.passphrase_env.as_deref(), false)?;
+    let provider = master_key(&server)?;
     let listen = args
         .listen
         .parse()
@@ -141,15 +153,9 @@ pub(crate) fn certs(dir: &Path, cluster: Option<String>, not_after: Option<Strin
     Ok(())
 }
 
-pub(crate) fn import(
-    dir: &Path,
-    data: &Path,
-    node: sealstore_cluster::ProviderConfig,
-    key: Option<PathBuf>,
-    passphrase_env: Option<&str>,
-) -> CliResult {
+pub(crate) fn import(dir: &Path, data: &Path, node: sealstore_cluster::ProviderConfig) -> CliResult {
     let server = KeyServerDir::open(dir).map_err(failure)?;
-    let provider = master_key(&server, key, passphrase_env, false)?;
+    let provider = master_key(&server)?;
     let keystore = crate::KEYSTORE.get().cloned().flatten().or_else(|| {
         std::env::var_os(sealstore_cluster::KEYSTORE_ENV)
             .filter(|v| !v.is_empty())
@@ -167,56 +173,40 @@ pub(crate) fn import(
     Ok(())
 }
 
-pub(crate) fn rotate_master(
-    dir: &Path,
-    new_key: Option<PathBuf>,
-    key: Option<PathBuf>,
-    passphrase_env: Option<&str>,
-) -> CliResult {
+/// `keyserver rotate-master`: the next version of the current key (a key file beside it, a
+/// token label `.v2`, …) or `new_key` (a key file, token label or KMS key id, after the current
+/// provider's kind); created if absent (a file or token key).
+pub(crate) fn rotate_master(dir: &Path, new_key: Option<String>) -> CliResult {
     let server = KeyServerDir::open(dir).map_err(failure)?;
-    let old = master_key(&server, key, passphrase_env, false)?;
-    let current = server.master_key_file().map_err(failure)?;
-    let new_file = match new_key {
-        Some(p) => std::path::absolute(p)?,
-        None => next_key_file(&current),
+    let current = server_provider_config(&server)?;
+    let old = open_provider(&current, false)?;
+    let next = match new_key {
+        Some(key) => current.with_key(&key),
+        None => current.next_version()?,
     };
-    let created = !new_file.exists();
-    let new = master_key(&server, Some(new_file.clone()), passphrase_env, true)?;
-    let rotated = match server.rotate_master_key(old.clone(), new.clone(), &new_file) {
+    let created = matches!(&next, ProviderConfig::LocalKeyFile { path, .. } if !path.exists());
+    let new = open_provider(&next, true)?;
+    let rotated = match server.rotate_master_key(old.clone(), new.clone(), to_json(&next)?) {
         Ok(n) => n,
         Err(e) => {
-            // Nothing was re-wrapped under a key this run made (the first cluster failed), or
-            // some were and the key must stay: keep it unless no cluster uses it.
+            // A key file this run made and no cluster is wrapped under goes again.
             let in_use = server.clusters().is_ok_and(|cs| {
                 cs.iter().any(|c| {
                     sealstore_keyring::LocalKeyStore::stored_master_key_id(&server.cluster_dir(&c.id))
                         .is_ok_and(|id| id == new.key_id())
                 })
             });
-            if created && !in_use {
-                let _ = std::fs::remove_file(&new_file);
+            if let (true, false, ProviderConfig::LocalKeyFile { path, .. }) = (created, in_use, &next) {
+                let _ = std::fs::remove_file(path);
             }
             return Err(failure(e));
         }
     };
     println!(
-        "master key rotated: {} -> {} ({}); {rotated} cluster keys re-wrapped; retire the old key file once no backup needs it",
+        "master key rotated: {} -> {} ({}); {rotated} cluster keys re-wrapped; retire the old key once no backup needs it",
         old.key_id(),
         new.key_id(),
-        new_file.display()
+        next.describe()
     );
     Ok(())
-}
-
-/// `master.key` → `master.v2.key` → `master.v3.key` (the first that does not exist).
-fn next_key_file(current: &Path) -> PathBuf {
-    let stem = current.file_stem().and_then(|s| s.to_str()).unwrap_or("master");
-    let base = match stem.rsplit_once(".v") {
-        Some((b, v)) if v.parse::<u32>().is_ok() => b,
-        _ => stem,
-    };
-    (2..)
-        .map(|n| current.with_file_name(format!("{base}.v{n}.key")))
-        .find(|p| !p.exists())
-        .unwrap_or_else(|| current.with_file_name(format!("{base}.next.key")))
 }
