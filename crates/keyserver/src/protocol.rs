@@ -16,6 +16,9 @@ use sealstore_keyring::{AuditRecord, AuditVerifyReport, HierarchyInfo, SealCount
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest frame either side accepts (an audit log listing is the largest reply).
 pub const MAX_FRAME: usize = 256 << 20;
+/// The largest request a server reads: requests are small (an audit record is the largest),
+/// so a node cannot make the server allocate much before a request is parsed.
+pub const MAX_REQUEST: usize = 1 << 20;
 /// Length of one key in a frame.
 pub const KEY_LEN: usize = 32;
 

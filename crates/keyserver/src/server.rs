@@ -605,9 +605,12 @@ async fn connection(state: Arc<ServerState>, mut stream: tokio_rustls::server::T
         if stream.read_exact(&mut header).await.is_err() {
             return;
         }
-        let Ok(len) = protocol::frame_len(header) else {
-            state.refuse_unattributed(&client, "frame", "frame length out of bounds");
-            return;
+        let len = match protocol::frame_len(header) {
+            Ok(len) if len <= protocol::MAX_REQUEST => len,
+            _ => {
+                state.refuse_unattributed(&client, "frame", "request frame length out of bounds");
+                return;
+            }
         };
         let mut body = Zeroizing::new(vec![0u8; len]);
         if stream.read_exact(&mut body).await.is_err() {
