@@ -99,7 +99,13 @@ pub trait KeyStoreBackend: Send + Sync + std::fmt::Debug {
     }
 
     /// **Tests only** (feature `test-hooks`): every cluster and database key this backend can
-    /// unwrap, so a test can scan files for their bytes.
+    /// unwrap, so a test can scan files for their bytes. (A default, so that an implementor
+    /// built without the feature still compiles where another crate turns it on.)
     #[cfg(feature = "test-hooks")]
-    fn insecure_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>>;
+    fn insecure_key_bytes_for_tests(&self) -> Result<Vec<[u8; 32]>> {
+        Err(crate::Error::Internal(format!(
+            "{} cannot re-derive key bytes",
+            self.location()
+        )))
+    }
 }
