@@ -43,6 +43,7 @@ fn start_server(root: &Path) -> Res<String> {
         key: certs.join("server.key"),
         client_ca: certs.join("ca.pem"),
         lease: Duration::from_secs(60),
+        open_provider: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

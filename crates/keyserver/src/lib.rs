@@ -6,9 +6,11 @@
 //!   authoritative commit generation), served over TLS 1.3 with client certificates.
 //! - [`client`]: [`RemoteKeyStore`], the keyring's key store on a node: no key byte on the
 //!   node's disk, keys in memory under a lease.
+//! - [`admin`]: the admin socket through which a running server rotates its master key.
 //! - [`certs`]: throw-away certificates for development and tests (rcgen).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod certs;
 pub mod client;
 mod error;

@@ -8,6 +8,7 @@
 //! keyserver.json            registry: format, clusters [{id, added, revoked}]
 //! clusters/<cluster-id>/    that cluster's key store (keystore.ssk, audit.log, LOCK)
 //! refusals/                 audit log of calls refused before a cluster could be named
+//! admin.sock                the running server's admin socket (see [`crate::admin`])
 //! ```
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rustls::pki_types::CertificateDer;
 use sealstore_keyring::backend::KeyStoreBackend;
 use sealstore_keyring::{AuditLog, AuditOp, AuditRecord, LocalKeyStore, MasterKeyProvider, fsutil};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
+use crate::admin::{AdminRequest, AdminResponse};
 use crate::protocol::{self, PROTOCOL_VERSION, Reply, Request, Response, WireError};
 use crate::tls::{certifies_cluster, identity_of, require_certifiable};
 use crate::{Error, Result};
@@ -55,6 +57,10 @@ struct Registry {
     /// caller's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     provider: Option<serde_json::Value>,
+    /// A master-key rotation begun and not finished (its target, recorded before any cluster
+    /// key is re-wrapped): the next rotation must finish it with the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotating_to: Option<serde_json::Value>,
     clusters: Vec<ClusterEntry>,
 }
 
@@ -81,6 +87,7 @@ impl KeyServerDir {
         dir.save(&Registry {
             format: REGISTRY_VERSION,
             provider,
+            rotating_to: None,
             clusters: Vec::new(),
         })?;
         Ok(dir)
@@ -189,16 +196,35 @@ impl KeyServerDir {
         Ok(self.load()?.provider)
     }
 
-    /// Rotates the server's master key (the server stopped: it holds the key stores' locks):
-    /// every cluster's key re-wrapped by `new` under its own context, each one an atomic
-    /// key-store replace, then the registry records `new_config` as the provider. A cluster already under `new`
-    /// (an interrupted run) is left as it is, so the command can be run again. Returns how many
-    /// clusters were re-wrapped.
+    /// The target of a master-key rotation that was interrupted (some cluster keys may already
+    /// be wrapped under it): the next rotation must use this key.
+    pub fn unfinished_rotation(&self) -> Result<Option<serde_json::Value>> {
+        Ok(self.load()?.rotating_to)
+    }
+
+    /// Rotates the server's master key with the server stopped (a running server holds the key
+    /// stores' locks: ask it through [`crate::admin`] instead). See [`Self::rotate_master_key_in`].
     pub fn rotate_master_key(
         &self,
         old: Arc<dyn MasterKeyProvider>,
         new: Arc<dyn MasterKeyProvider>,
         new_config: serde_json::Value,
+    ) -> Result<usize> {
+        let open = |id: &str| Ok(Arc::new(LocalKeyStore::open(&self.cluster_dir(id), old.clone())?));
+        self.rotate_master_key_in(old.as_ref(), new, new_config, open)
+    }
+
+    /// Every cluster's key re-wrapped by `new` under its own context, each one an atomic
+    /// key-store replace through the store `open` gives (opened under `old`), then the registry
+    /// records `new_config` as the provider. The target is recorded first (`rotating_to`), and a
+    /// cluster already under `new` is left as it is, so an interrupted rotation is finished by
+    /// running it again with the same key. Returns how many were re-wrapped.
+    fn rotate_master_key_in(
+        &self,
+        old: &dyn MasterKeyProvider,
+        new: Arc<dyn MasterKeyProvider>,
+        new_config: serde_json::Value,
+        mut open: impl FnMut(&str) -> Result<Arc<LocalKeyStore>>,
     ) -> Result<usize> {
         let mut registry = self.load()?;
         if old.key_id() == new.key_id() {
@@ -206,16 +232,23 @@ impl KeyServerDir {
                 "the new master key is the current one; give another key".into(),
             ));
         }
+        if let Some(pending) = registry.rotating_to.as_ref().filter(|p| **p != new_config) {
+            return Err(Error::InvalidOption(format!(
+                "an interrupted master-key rotation to {pending} is unfinished; finish it first (rotate-master without --new-master-key)"
+            )));
+        }
+        registry.rotating_to = Some(new_config.clone());
+        self.save(&registry)?;
         let mut rotated = 0;
         for cluster in &registry.clusters {
-            let dir = self.cluster_dir(&cluster.id);
-            if LocalKeyStore::stored_master_key_id(&dir)? == new.key_id() {
+            if LocalKeyStore::stored_master_key_id(&self.cluster_dir(&cluster.id))? == new.key_id() {
                 continue;
             }
-            LocalKeyStore::open(&dir, old.clone())?.rotate_master_key(new.clone())?;
+            open(&cluster.id)?.rotate_master_key(new.clone())?;
             rotated += 1;
         }
         registry.provider = Some(new_config);
+        registry.rotating_to = None;
         self.save(&registry)?;
         Ok(rotated)
     }
@@ -240,6 +273,21 @@ impl KeyServerDir {
     }
 }
 
+/// Opens a master-key provider from its registry description (see [`KeyServerDir::provider_config`]);
+/// the key must exist. Given to [`serve`] so a running server can switch to a new master key.
+#[derive(Clone)]
+pub struct ProviderOpener(pub Arc<OpenProvider>);
+
+/// See [`ProviderOpener`]: the error is the line to report.
+pub type OpenProvider =
+    dyn Fn(&serde_json::Value) -> std::result::Result<Arc<dyn MasterKeyProvider>, String> + Send + Sync;
+
+impl std::fmt::Debug for ProviderOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderOpener")
+    }
+}
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -249,11 +297,16 @@ pub struct ServeOptions {
     pub client_ca: PathBuf,
     /// How long a node may use its keys between two calls (its lease).
     pub lease: Duration,
+    /// How to open a new master key for a rotation asked on the admin socket (`None`: the
+    /// server refuses online rotations; stop it and rotate its directory).
+    pub open_provider: Option<ProviderOpener>,
 }
 
 struct ServerState {
     dir: KeyServerDir,
-    provider: Arc<dyn MasterKeyProvider>,
+    /// The current master key (replaced by an online rotation).
+    provider: RwLock<Arc<dyn MasterKeyProvider>>,
+    open_provider: Option<ProviderOpener>,
     lease: Duration,
     stores: Mutex<HashMap<String, Arc<LocalKeyStore>>>,
     registry: Mutex<(Option<SystemTime>, Registry)>,
@@ -280,9 +333,43 @@ impl ServerState {
         if let Some(store) = stores.get(id) {
             return Ok(store.clone());
         }
-        let store = Arc::new(LocalKeyStore::open(&self.dir.cluster_dir(id), self.provider.clone())?);
+        let store = Arc::new(LocalKeyStore::open(
+            &self.dir.cluster_dir(id),
+            self.provider.read().clone(),
+        )?);
         stores.insert(id.to_owned(), store.clone());
         Ok(store)
+    }
+
+    /// An online master-key rotation (the admin socket): no key store is opened meanwhile
+    /// (the store cache stays locked), open ones are re-wrapped in place while their nodes'
+    /// calls go on, and the server opens stores under the new key from then on.
+    fn rotate_master(&self, config: serde_json::Value) -> std::result::Result<AdminResponse, String> {
+        let opener = self
+            .open_provider
+            .as_ref()
+            .ok_or("this server cannot open another master key while it serves; stop it and rotate its directory")?;
+        let new = (opener.0)(&config)?;
+        let mut stores = self.stores.lock();
+        let old = self.provider.read().clone();
+        let open = |id: &str| -> Result<Arc<LocalKeyStore>> {
+            if let Some(store) = stores.get(id) {
+                return Ok(store.clone());
+            }
+            let store = Arc::new(LocalKeyStore::open(&self.dir.cluster_dir(id), old.clone())?);
+            stores.insert(id.to_owned(), store.clone());
+            Ok(store)
+        };
+        let clusters = self
+            .dir
+            .rotate_master_key_in(old.as_ref(), new.clone(), config, open)
+            .map_err(|e| e.to_string())?;
+        *self.provider.write() = new.clone();
+        Ok(AdminResponse::Rotated {
+            old_key_id: old.key_id(),
+            new_key_id: new.key_id(),
+            clusters,
+        })
     }
 
     fn refuse_unattributed(&self, client: &str, what: &str, reason: &str) {
@@ -538,9 +625,11 @@ pub fn serve(
         d
     })?;
     let registry = dir.load()?;
+    let admin = crate::admin::bind(dir.path())?;
     let state = Arc::new(ServerState {
         dir,
-        provider,
+        provider: RwLock::new(provider),
+        open_provider: options.open_provider.clone(),
         lease: options.lease,
         stores: Mutex::new(HashMap::new()),
         registry: Mutex::new((None, registry)),
@@ -560,6 +649,9 @@ pub fn serve(
         let address = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listening address", e))?;
+        let admin =
+            tokio::net::UnixListener::from_std(admin).map_err(|e| Error::io("listening on the admin socket", e))?;
+        tokio::spawn(admin_loop(state.clone(), admin));
         ready(&Running { address });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         loop {
@@ -586,6 +678,51 @@ pub fn serve(
             });
         }
     })
+}
+
+/// Answers the admin socket: one request per connection, from the server's own user only.
+async fn admin_loop(state: Arc<ServerState>, listener: tokio::net::UnixListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let own_user = stream
+                .peer_cred()
+                .is_ok_and(|c| c.uid() == rustix::process::geteuid().as_raw());
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut reader = tokio::io::BufReader::new(read.take(crate::admin::MAX_MESSAGE));
+            if tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let response = if !own_user {
+                state.refuse_unattributed("admin socket", "admin request", "not the server's user");
+                AdminResponse::Failed {
+                    message: "refused: only the key server's own user may use its admin socket".into(),
+                }
+            } else {
+                match crate::admin::read_request(&line) {
+                    Err(message) => AdminResponse::Failed { message },
+                    Ok(AdminRequest::RotateMaster { provider }) => {
+                        let state = state.clone();
+                        match tokio::task::spawn_blocking(move || state.rotate_master(provider)).await {
+                            Ok(Ok(done)) => done,
+                            Ok(Err(message)) => AdminResponse::Failed { message },
+                            Err(_) => AdminResponse::Failed {
+                                message: "the rotation stopped unexpectedly".into(),
+                            },
+                        }
+                    }
+                }
+            };
+            let _ = write.write_all(&crate::admin::response_line(&response)).await;
+        });
+    }
 }
 
 async fn connection(state: Arc<ServerState>, mut stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>) {
@@ -622,6 +759,59 @@ async fn connection(state: Arc<ServerState>, mut stream: tokio_rustls::server::T
         };
         if stream.write_all(&frame).await.is_err() || stream.flush().await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealstore_keyring::provider::LocalKeyFile;
+
+    fn key_file(path: &Path) -> Arc<dyn MasterKeyProvider> {
+        Arc::new(LocalKeyFile::open_or_create(path, None).unwrap())
+    }
+
+    #[test]
+    fn an_interrupted_master_key_rotation_is_finished_by_running_it_again_with_its_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = KeyServerDir::init(&tmp.path().join("ks"), None).unwrap();
+        let old = key_file(&tmp.path().join("mk1"));
+        let new = key_file(&tmp.path().join("mk2"));
+        for id in ["shop", "bee"] {
+            dir.add_cluster(id, old.clone()).unwrap();
+        }
+        let target = serde_json::json!({"kind": "local", "path": "mk2"});
+        // The first cluster is re-wrapped, then the run dies before the second.
+        let mut opened = 0;
+        let interrupted = dir.rotate_master_key_in(old.as_ref(), new.clone(), target.clone(), |id| {
+            opened += 1;
+            if opened == 2 {
+                return Err(Error::InvalidOption("crash".into()));
+            }
+            Ok(Arc::new(LocalKeyStore::open(&dir.cluster_dir(id), old.clone())?))
+        });
+        assert!(interrupted.is_err());
+        assert_eq!(dir.unfinished_rotation().unwrap(), Some(target.clone()));
+        // Another key is refused while the rotation is unfinished; the same key finishes it.
+        let other = key_file(&tmp.path().join("mk3"));
+        let err = dir
+            .rotate_master_key(old.clone(), other, serde_json::json!({"kind": "local", "path": "mk3"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unfinished"), "{err}");
+        assert_eq!(
+            dir.rotate_master_key(old.clone(), new.clone(), target.clone()).unwrap(),
+            1
+        );
+        assert_eq!(dir.unfinished_rotation().unwrap(), None);
+        assert_eq!(dir.provider_config().unwrap(), Some(target));
+        for id in ["shop", "bee"] {
+            assert_eq!(
+                LocalKeyStore::stored_master_key_id(&dir.cluster_dir(id)).unwrap(),
+                new.key_id()
+            );
+            LocalKeyStore::open(&dir.cluster_dir(id), new.clone()).unwrap();
         }
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use sealstore_cluster::ProviderConfig;
 use sealstore_keyring::MasterKeyProvider;
+use sealstore_keyserver::admin::{AdminRequest, AdminResponse};
 use sealstore_keyserver::certs::{CertOptions, make_dev_certs};
+use sealstore_keyserver::server::ProviderOpener;
 use sealstore_keyserver::{KeyServerDir, ServeOptions};
 
 use crate::{CliError, CliResult};
@@ -129,6 +131,11 @@ pub(crate) fn serve(args: Serve) -> CliResult {
         key: args.key,
         client_ca: args.client_ca,
         lease: Duration::from_secs_f64(args.lease_seconds),
+        open_provider: Some(ProviderOpener(Arc::new(|value: &serde_json::Value| {
+            let config: ProviderConfig = serde_json::from_value(value.clone())
+                .map_err(|e| format!("the new master key's description is not readable: {e}"))?;
+            config.open(false).map_err(|e| e.to_string())
+        }))),
     };
     sealstore_keyserver::server::serve(server, provider, options, |running| {
         // The line scripts and tests wait for (the port is the OS's choice for port 0).
@@ -175,19 +182,43 @@ pub(crate) fn import(dir: &Path, data: &Path, node: sealstore_cluster::ProviderC
 
 /// `keyserver rotate-master`: the next version of the current key (a key file beside it, a
 /// token label `.v2`, …) or `new_key` (a key file, token label or KMS key id, after the current
-/// provider's kind); created if absent (a file or token key).
+/// provider's kind); created if absent (a file or token key). A running server does it while it
+/// serves (asked on its admin socket); otherwise the stopped server's directory is rotated here.
 pub(crate) fn rotate_master(dir: &Path, new_key: Option<String>) -> CliResult {
     let server = KeyServerDir::open(dir).map_err(failure)?;
     let current = server_provider_config(&server)?;
-    let old = open_provider(&current, false)?;
-    let next = match new_key {
-        Some(key) => current.with_key(&key),
-        None => current.next_version()?,
+    // An interrupted rotation is finished with its own key (some clusters may be under it).
+    let unfinished = match server.unfinished_rotation().map_err(failure)? {
+        Some(value) => Some(
+            serde_json::from_value::<ProviderConfig>(value)
+                .map_err(|e| CliError::Failure(format!("the unfinished rotation's master key is not readable: {e}")))?,
+        ),
+        None => None,
+    };
+    let next = match (new_key, unfinished) {
+        (Some(key), _) => current.with_key(&key),
+        (None, Some(pending)) => pending,
+        (None, None) => current.next_version()?,
     };
     let created = matches!(&next, ProviderConfig::LocalKeyFile { path, .. } if !path.exists());
     let new = open_provider(&next, true)?;
-    let rotated = match server.rotate_master_key(old.clone(), new.clone(), to_json(&next)?) {
-        Ok(n) => n,
+    let request = AdminRequest::RotateMaster {
+        provider: to_json(&next)?,
+    };
+    let outcome = match sealstore_keyserver::admin::request(server.path(), &request).map_err(failure)? {
+        Some(AdminResponse::Rotated {
+            old_key_id, clusters, ..
+        }) => Ok((old_key_id, clusters, "the server kept serving")),
+        Some(AdminResponse::Failed { message }) => Err(CliError::Failure(format!("the running key server: {message}"))),
+        None => open_provider(&current, false).and_then(|old| {
+            let rotated = server
+                .rotate_master_key(old.clone(), new.clone(), to_json(&next)?)
+                .map_err(failure)?;
+            Ok((old.key_id(), rotated, "the server was stopped"))
+        }),
+    };
+    let (old_key_id, rotated, how) = match outcome {
+        Ok(done) => done,
         Err(e) => {
             // A key file this run made and no cluster is wrapped under goes again.
             let in_use = server.clusters().is_ok_and(|cs| {
@@ -199,12 +230,11 @@ pub(crate) fn rotate_master(dir: &Path, new_key: Option<String>) -> CliResult {
             if let (true, false, ProviderConfig::LocalKeyFile { path, .. }) = (created, in_use, &next) {
                 let _ = std::fs::remove_file(path);
             }
-            return Err(failure(e));
+            return Err(e);
         }
     };
     println!(
-        "master key rotated: {} -> {} ({}); {rotated} cluster keys re-wrapped; retire the old key once no backup needs it",
-        old.key_id(),
+        "master key rotated ({how}): {old_key_id} -> {} ({}); {rotated} cluster keys re-wrapped; retire the old key once no backup needs it",
         new.key_id(),
         next.describe()
     );
