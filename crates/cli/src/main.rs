@@ -51,12 +51,8 @@ enum Command {
     /// Create a cluster: master key file (if absent), cluster key, database `dev`.
     Init {
         dir: PathBuf,
-        /// Local master key file, created with mode 0600 if absent (default: DIR.keys/master.key).
-        #[arg(long)]
-        master_key: Option<PathBuf>,
-        /// Environment variable holding a passphrase that protects the master key file (Argon2id).
-        #[arg(long)]
-        passphrase_env: Option<String>,
+        #[command(flatten)]
+        master: MasterKeyArgs,
         #[arg(long, default_value_t = 2)]
         nodes: u32,
         #[arg(long, default_value_t = 2)]
@@ -69,30 +65,6 @@ enum Command {
         /// Directory of one node, repeated once per node in order (default: DIR/node-N).
         #[arg(long = "node-dir")]
         node_dirs: Vec<PathBuf>,
-        /// Master key in a PKCS#11 token: the module (shared library) to load.
-        #[arg(long, requires_all = ["pkcs11_token", "pkcs11_key"], conflicts_with_all = ["master_key", "passphrase_env"])]
-        pkcs11_module: Option<PathBuf>,
-        /// Label of the token holding the master key.
-        #[arg(long, requires = "pkcs11_module")]
-        pkcs11_token: Option<String>,
-        /// Label of the AES-256 key in the token.
-        #[arg(long, requires = "pkcs11_module")]
-        pkcs11_key: Option<String>,
-        /// Environment variable holding the token's user PIN.
-        #[arg(long, default_value = "SEALSTORE_PKCS11_PIN", requires = "pkcs11_module")]
-        pkcs11_pin_env: String,
-        /// Create the AES-256 key in the token if it has no key with that label.
-        #[arg(long, requires = "pkcs11_module")]
-        pkcs11_create_key: bool,
-        /// Master key in a KMS (AWS KMS API): key id, ARN or alias of a SYMMETRIC_DEFAULT key.
-        #[arg(long, conflicts_with_all = ["master_key", "passphrase_env", "pkcs11_module"])]
-        kms_key_id: Option<String>,
-        /// Endpoint URL of the KMS (default: the AWS endpoint of the region).
-        #[arg(long, requires = "kms_key_id")]
-        kms_endpoint: Option<String>,
-        /// Region of the KMS (default: from the AWS configuration, e.g. AWS_REGION).
-        #[arg(long, requires = "kms_key_id")]
-        kms_region: Option<String>,
         /// Keep no key on this machine: the cluster's keys live on this key server
         /// (`https://HOST:PORT`), reached over mutual TLS with --ca, --cert and --key.
         #[arg(long, requires_all = ["ca", "cert", "key"], conflicts_with_all = ["master_key", "passphrase_env", "pkcs11_module", "kms_key_id"])]
@@ -284,60 +256,74 @@ enum Command {
     },
 }
 
-/// The key server's master key (`keyserver init`): a key file (default DIR/master.key), a
-/// PKCS#11 token key or a KMS key, as for `init`.
+/// Where a master key lives (`init`, `keyserver init`): a key file (by default beside the data
+/// directory for `init`, `DIR/master.key` for a key server), a PKCS#11 token key or a KMS key.
 #[derive(clap::Args, Debug)]
-struct ServerMasterKey {
-    /// Local master key file, created with mode 0600 if absent (default: DIR/master.key).
+struct MasterKeyArgs {
+    /// Local master key file, created with mode 0600 if absent (default: DIR.keys/master.key;
+    /// for `keyserver init`, DIR/master.key).
     #[arg(long)]
     master_key: Option<PathBuf>,
-    /// Environment variable holding a passphrase that protects the master key file.
+    /// Environment variable holding a passphrase that protects the master key file (Argon2id).
     #[arg(long)]
     passphrase_env: Option<String>,
     /// Master key in a PKCS#11 token: the module (shared library) to load.
     #[arg(long, requires_all = ["pkcs11_token", "pkcs11_key"], conflicts_with_all = ["master_key", "passphrase_env"])]
     pkcs11_module: Option<PathBuf>,
+    /// Label of the token holding the master key.
     #[arg(long, requires = "pkcs11_module")]
     pkcs11_token: Option<String>,
+    /// Label of the AES-256 key in the token.
     #[arg(long, requires = "pkcs11_module")]
     pkcs11_key: Option<String>,
+    /// Environment variable holding the token's user PIN.
     #[arg(long, default_value = "SEALSTORE_PKCS11_PIN", requires = "pkcs11_module")]
     pkcs11_pin_env: String,
     /// Create the AES-256 key in the token if it has no key with that label.
     #[arg(long, requires = "pkcs11_module")]
     pkcs11_create_key: bool,
-    /// Master key in a KMS (AWS KMS API): key id, ARN or alias.
+    /// Master key in a KMS (AWS KMS API): key id, ARN or alias of a SYMMETRIC_DEFAULT key.
     #[arg(long, conflicts_with_all = ["master_key", "passphrase_env", "pkcs11_module"])]
     kms_key_id: Option<String>,
+    /// Endpoint URL of the KMS (default: the AWS endpoint of the region).
     #[arg(long, requires = "kms_key_id")]
     kms_endpoint: Option<String>,
+    /// Region of the KMS (default: from the AWS configuration, e.g. AWS_REGION).
     #[arg(long, requires = "kms_key_id")]
     kms_region: Option<String>,
 }
 
-impl ServerMasterKey {
-    fn config(self) -> (Option<sealstore_cluster::ProviderConfig>, bool) {
+impl MasterKeyArgs {
+    /// A token or KMS key (`None`: a key file, see `master_key`).
+    fn token_or_kms(&mut self) -> Option<sealstore_cluster::ProviderConfig> {
         use sealstore_cluster::ProviderConfig;
-        let config = match (self.pkcs11_module, self.kms_key_id) {
+        match (self.pkcs11_module.take(), self.kms_key_id.take()) {
             (Some(module), _) => Some(ProviderConfig::Pkcs11 {
                 module,
-                token_label: self.pkcs11_token.unwrap_or_default(),
-                key_label: self.pkcs11_key.unwrap_or_default(),
-                pin_env: self.pkcs11_pin_env,
+                token_label: self.pkcs11_token.take().unwrap_or_default(),
+                key_label: self.pkcs11_key.take().unwrap_or_default(),
+                pin_env: std::mem::take(&mut self.pkcs11_pin_env),
             }),
             (None, Some(key_id)) => Some(ProviderConfig::Kms {
                 key_id,
-                endpoint: self.kms_endpoint,
-                region: self.kms_region,
+                endpoint: self.kms_endpoint.take(),
+                region: self.kms_region.take(),
             }),
-            (None, None) if self.master_key.is_some() || self.passphrase_env.is_some() => {
-                Some(ProviderConfig::LocalKeyFile {
-                    path: self.master_key.unwrap_or_default(),
-                    passphrase_env: self.passphrase_env,
-                })
-            }
             (None, None) => None,
-        };
+        }
+    }
+
+    /// The provider the options name (`None`: the caller's default key file) and whether a
+    /// token key may be created.
+    fn config(mut self) -> (Option<sealstore_cluster::ProviderConfig>, bool) {
+        let config = self.token_or_kms().or_else(|| {
+            (self.master_key.is_some() || self.passphrase_env.is_some()).then(|| {
+                sealstore_cluster::ProviderConfig::LocalKeyFile {
+                    path: self.master_key.take().unwrap_or_default(),
+                    passphrase_env: self.passphrase_env.take(),
+                }
+            })
+        });
         (config, self.pkcs11_create_key)
     }
 }
@@ -349,7 +335,7 @@ enum KeyserverCommand {
     Init {
         dir: PathBuf,
         #[command(flatten)]
-        master_key: ServerMasterKey,
+        master_key: MasterKeyArgs,
     },
     /// Serve the directory's clusters over mutual TLS until killed.
     Serve {
@@ -466,21 +452,12 @@ fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Init {
             dir,
-            master_key,
-            passphrase_env,
+            mut master,
             nodes,
             slices_per_node,
             block_size,
             cluster_id,
             node_dirs,
-            pkcs11_module,
-            pkcs11_token,
-            pkcs11_key,
-            pkcs11_pin_env,
-            pkcs11_create_key,
-            kms_key_id,
-            kms_endpoint,
-            kms_region,
             keyserver,
             ca,
             cert,
@@ -492,40 +469,30 @@ fn run(cli: Cli) -> CliResult {
                     node_dirs.len()
                 )));
             }
+            let provider = match keyserver {
+                Some(address) => Some(sealstore_cluster::ProviderConfig::KeyServer {
+                    address,
+                    ca: std::path::absolute(ca.unwrap_or_default())?,
+                    cert: std::path::absolute(cert.unwrap_or_default())?,
+                    key: std::path::absolute(key.unwrap_or_default())?,
+                }),
+                None => master.token_or_kms(),
+            };
             let options = InitOptions {
                 keystore: cli.keystore_dir.clone().or_else(|| {
                     std::env::var_os(sealstore_cluster::KEYSTORE_ENV)
                         .filter(|v| !v.is_empty())
                         .map(PathBuf::from)
                 }),
-                master_key,
-                passphrase_env,
+                master_key: master.master_key,
+                passphrase_env: master.passphrase_env,
                 nodes,
                 slices_per_node,
                 block_size: parse_size(&block_size)?,
                 cluster_id,
                 node_dirs: (!node_dirs.is_empty()).then_some(node_dirs),
-                provider: match (pkcs11_module, kms_key_id) {
-                    _ if keyserver.is_some() => Some(sealstore_cluster::ProviderConfig::KeyServer {
-                        address: keyserver.unwrap_or_default(),
-                        ca: std::path::absolute(ca.unwrap_or_default())?,
-                        cert: std::path::absolute(cert.unwrap_or_default())?,
-                        key: std::path::absolute(key.unwrap_or_default())?,
-                    }),
-                    (Some(module), _) => Some(sealstore_cluster::ProviderConfig::Pkcs11 {
-                        module,
-                        token_label: pkcs11_token.unwrap_or_default(),
-                        key_label: pkcs11_key.unwrap_or_default(),
-                        pin_env: pkcs11_pin_env,
-                    }),
-                    (None, Some(key_id)) => Some(sealstore_cluster::ProviderConfig::Kms {
-                        key_id,
-                        endpoint: kms_endpoint,
-                        region: kms_region,
-                    }),
-                    (None, None) => None,
-                },
-                create_key: pkcs11_create_key,
+                provider,
+                create_key: master.pkcs11_create_key,
                 ..Default::default()
             };
             init(&dir, options)
