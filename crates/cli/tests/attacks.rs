@@ -6,49 +6,10 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealstore"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("SEALSTORE_KEYSTORE")
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{args:?}\nstdout: {}\nstderr: {}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
-
-/// Runs and expects exit 1 with exactly one line on stderr, no panic; returns that line.
-#[track_caller]
-fn refused(args: &[&str]) -> String {
-    let o = run(args);
-    let err = text(&o.stderr);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{args:?}\nstdout: {}\nstderr: {err}",
-        text(&o.stdout)
-    );
-    assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    err
-}
+mod common;
+use common::{ok, refused, run, text};
 
 fn sh(script: &str) {
     let status = Command::new("sh").arg("-c").arg(script).status().unwrap();

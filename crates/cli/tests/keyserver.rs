@@ -3,54 +3,14 @@
 //! mutual TLS. Every refusal is one clear line.
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealstore_keyring::{KeyStoreBackend, LocalKeyStore, provider::LocalKeyFile};
 
-fn sealstore() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sealstore"));
-    c.env_remove("RUST_BACKTRACE").env_remove("SEALSTORE_KEYSTORE");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    sealstore().args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{args:?}\nstdout: {}\nstderr: {}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
-
-/// Expects exit 1 with one line on stderr (no panic); returns it.
-#[track_caller]
-fn refused(args: &[&str]) -> String {
-    let o = run(args);
-    let err = text(&o.stderr);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{args:?}\nstdout: {}\nstderr: {err}",
-        text(&o.stdout)
-    );
-    assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    err
-}
+mod common;
+use common::{ok, refused, run, sealstore, text};
 
 /// A running `sealstore keyserver serve`, killed when dropped.
 struct Server {
