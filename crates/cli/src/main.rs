@@ -338,25 +338,7 @@ enum KeyserverCommand {
         master_key: MasterKeyArgs,
     },
     /// Serve the directory's clusters over mutual TLS until killed.
-    Serve {
-        dir: PathBuf,
-        /// Address to listen on (loopback; port 0 lets the OS choose, printed on stdout).
-        #[arg(long, default_value = "127.0.0.1:7443")]
-        listen: String,
-        /// The server's certificate (PEM).
-        #[arg(long)]
-        cert: PathBuf,
-        /// The server's private key (PEM).
-        #[arg(long)]
-        key: PathBuf,
-        /// CA certificate (PEM) that node certificates must be signed by.
-        #[arg(long)]
-        client_ca: PathBuf,
-        /// How long a node may use its keys without hearing from the server (revocation takes
-        /// effect within it).
-        #[arg(long, default_value_t = 60.0)]
-        lease_seconds: f64,
-    },
+    Serve(commands::keyserver::Serve),
     /// Register a cluster: a fresh cluster key wrapped by the server's master key.
     AddCluster {
         dir: PathBuf,
@@ -407,21 +389,7 @@ fn keyserver(command: KeyserverCommand) -> CliResult {
             let (config, create) = master_key.config();
             ks::init(&dir, config, create)
         }
-        KeyserverCommand::Serve {
-            dir,
-            listen,
-            cert,
-            key,
-            client_ca,
-            lease_seconds,
-        } => ks::serve(ks::Serve {
-            dir,
-            listen,
-            cert,
-            key,
-            client_ca,
-            lease_seconds,
-        }),
+        KeyserverCommand::Serve(args) => ks::serve(args),
         KeyserverCommand::AddCluster { dir, cluster } => ks::add_cluster(&dir, &cluster),
         KeyserverCommand::RevokeCluster { dir, cluster } => ks::revoke_cluster(&dir, &cluster),
         KeyserverCommand::List { dir } => ks::list(&dir),

@@ -106,12 +106,25 @@ pub(crate) fn list(dir: &Path) -> CliResult {
     Ok(())
 }
 
+/// `keyserver serve`'s arguments.
+#[derive(clap::Args, Debug)]
 pub(crate) struct Serve {
     pub dir: PathBuf,
+    /// Address to listen on (loopback; port 0 lets the OS choose, printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:7443")]
     pub listen: String,
+    /// The server's certificate (PEM).
+    #[arg(long)]
     pub cert: PathBuf,
+    /// The server's private key (PEM).
+    #[arg(long)]
     pub key: PathBuf,
+    /// CA certificate (PEM) that node certificates must be signed by.
+    #[arg(long)]
     pub client_ca: PathBuf,
+    /// How long a node may use its keys without hearing from the server (revocation takes
+    /// effect within it).
+    #[arg(long, default_value_t = 60.0)]
     pub lease_seconds: f64,
 }
 
