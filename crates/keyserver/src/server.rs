@@ -38,6 +38,8 @@ const REFUSALS_DIR: &str = "refusals";
 /// How long a node may use keys without hearing from the server, by default.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A failed accept (no file descriptor left) is retried after this, not in a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// One registered cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +156,13 @@ impl KeyServerDir {
     pub fn add_cluster(&self, id: &str, provider: Arc<dyn MasterKeyProvider>) -> Result<()> {
         require_certifiable(id)?;
         let mut registry = self.load()?;
+        if registry.rotating_to.is_some() {
+            // Its key would be wrapped under the old master key, which the rotation retires.
+            return Err(Error::InvalidOption(
+                "a master-key rotation is unfinished; finish it (keyserver rotate-master) before adding a cluster"
+                    .into(),
+            ));
+        }
         if registry.clusters.iter().any(|c| c.id == id) {
             return Err(Error::InvalidOption(format!(
                 "cluster `{id}` is already registered on this key server"
@@ -341,9 +350,9 @@ impl ServerState {
         Ok(store)
     }
 
-    /// An online master-key rotation (the admin socket): no key store is opened meanwhile
-    /// (the store cache stays locked), open ones are re-wrapped in place while their nodes'
-    /// calls go on, and the server opens stores under the new key from then on.
+    /// An online master-key rotation (the admin socket): the store cache stays locked, so calls
+    /// wait the few milliseconds per cluster of the re-wraps instead of failing, and no store is
+    /// opened under a key being retired; the server opens stores under the new key from then on.
     fn rotate_master(&self, config: serde_json::Value) -> std::result::Result<AdminResponse, String> {
         let opener = self
             .open_provider
@@ -657,7 +666,10 @@ pub fn serve(
         loop {
             let (tcp, peer) = match listener.accept().await {
                 Ok(conn) => conn,
-                Err(_) => continue,
+                Err(_) => {
+                    tokio::time::sleep(ACCEPT_BACKOFF).await; // e.g. out of file descriptors
+                    continue;
+                }
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
@@ -684,6 +696,7 @@ pub fn serve(
 async fn admin_loop(state: Arc<ServerState>, listener: tokio::net::UnixListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(ACCEPT_BACKOFF).await; // e.g. out of file descriptors
             continue;
         };
         let state = state.clone();
@@ -793,6 +806,8 @@ mod tests {
         });
         assert!(interrupted.is_err());
         assert_eq!(dir.unfinished_rotation().unwrap(), Some(target.clone()));
+        let err = dir.add_cluster("late", old.clone()).unwrap_err().to_string();
+        assert!(err.contains("rotation is unfinished"), "{err}");
         // Another key is refused while the rotation is unfinished; the same key finishes it.
         let other = key_file(&tmp.path().join("mk3"));
         let err = dir
