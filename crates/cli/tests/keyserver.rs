@@ -300,7 +300,14 @@ fn certificates_of_another_ca_another_cluster_or_past_their_date_are_refused_in_
     );
     // The server recorded every refusal: handshakes in its own log, the wrong cluster in
     // `shop`'s keyed chain with the client's fingerprint.
-    let refusals = std::fs::read_to_string(setup.server_dir.join("refusals/audit.log")).unwrap();
+    // (The server writes a handshake refusal after the client has seen the alert: wait for it.)
+    let read_refusals = || std::fs::read_to_string(setup.server_dir.join("refusals/audit.log")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut refusals = read_refusals();
+    while refusals.matches("\"op\":\"AuthFailure\"").count() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        refusals = read_refusals();
+    }
     assert!(refusals.matches("\"op\":\"AuthFailure\"").count() >= 3, "{refusals}");
     let shop = std::fs::read_to_string(setup.server_dir.join("clusters/shop/audit.log")).unwrap();
     assert!(
