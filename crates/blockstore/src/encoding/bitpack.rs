@@ -32,35 +32,117 @@ pub fn pack(values: impl Iterator<Item = u64>, width: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(&(acc as u64).to_le_bytes()[..bits.div_ceil(8) as usize]);
 }
 
+/// Values unpacked per call of [`unpack_into`] by [`unpack`] (a multiple of 8, so every chunk
+/// starts on a byte).
+const CHUNK: usize = 256;
+
 /// Unpacks `n` values of `width` bits from `data`, calling `sink` for each.
 pub fn unpack(data: &[u8], n: usize, width: u8, mut sink: impl FnMut(u64)) -> Result<(), DecodeError> {
+    check(data, n, width)?;
+    let mut buf = [0u64; CHUNK];
+    let mut done = 0;
+    while done < n {
+        let m = (n - done).min(CHUNK);
+        let out = &mut buf[..m];
+        unpack_checked(&data[done * width as usize / 8..], width, out);
+        out.iter().for_each(|&v| sink(v));
+        done += m;
+    }
+    Ok(())
+}
+
+/// Unpacks `n` values of `width` bits from `data` and appends `map` of each to `out` (in chunks,
+/// so the mapping loop is a plain slice loop the compiler can vectorise).
+pub fn unpack_extend<T>(
+    data: &[u8],
+    n: usize,
+    width: u8,
+    out: &mut Vec<T>,
+    map: impl Fn(u64) -> T,
+) -> Result<(), DecodeError> {
+    check(data, n, width)?;
+    out.reserve(n);
+    let mut buf = [0u64; CHUNK];
+    let mut done = 0;
+    while done < n {
+        let m = (n - done).min(CHUNK);
+        let chunk = &mut buf[..m];
+        unpack_checked(&data[done * width as usize / 8..], width, chunk);
+        out.extend(chunk.iter().map(|&v| map(v)));
+        done += m;
+    }
+    Ok(())
+}
+
+/// Unpacks `out.len()` values of `width` bits from `data` into `out`.
+pub fn unpack_into(data: &[u8], width: u8, out: &mut [u64]) -> Result<(), DecodeError> {
+    check(data, out.len(), width)?;
+    unpack_checked(data, width, out);
+    Ok(())
+}
+
+fn check(data: &[u8], n: usize, width: u8) -> Result<(), DecodeError> {
     if width > 64 {
         return Err(DecodeError("bit width above 64"));
-    }
-    if width == 0 {
-        (0..n).for_each(|_| sink(0));
-        return Ok(());
     }
     let needed = packed_len(n, width).ok_or(DecodeError("bit-packed length overflows"))?;
     if data.len() < needed {
         return Err(DecodeError("bit-packed data truncated"));
     }
+    Ok(())
+}
+
+/// Width-specialised unpacking: with the width a constant, each group of 8 values is `W` bytes
+/// whose shifts and masks the compiler unrolls (the per-value loop with a run-time width was
+/// most of a scan's integer decoding). `data` holds at least `packed_len(out.len(), width)`.
+fn unpack_checked(data: &[u8], width: u8, out: &mut [u64]) {
+    macro_rules! dispatch {
+        ($($w:literal)*) => {
+            match width {
+                0 => out.fill(0),
+                $($w => unpack_const::<$w>(data, out),)*
+                _ => unpack_wide(data, width, out, 0),
+            }
+        };
+    }
+    dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+        33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57)
+}
+
+/// Widths up to 57: a value and its bit offset within a byte fit one unaligned 64-bit load.
+fn unpack_const<const W: usize>(data: &[u8], out: &mut [u64]) {
+    let mask = (1u64 << W) - 1;
+    // Groups whose 8-byte loads stay inside `data`: the last load of a group starts at byte
+    // (7 × W) / 8 and reads 8 bytes, so W + 8 bytes from the group's start suffice.
+    let fast_groups = (out.len() / 8).min(data.len().saturating_sub(8) / W);
+    for (g, values) in out.chunks_exact_mut(8).take(fast_groups).enumerate() {
+        let group = &data[g * W..g * W + W + 8];
+        for (j, v) in values.iter_mut().enumerate() {
+            let bit = j * W;
+            let word = u64::from_le_bytes(group[bit / 8..bit / 8 + 8].try_into().expect("8 bytes"));
+            *v = (word >> (bit % 8)) & mask;
+        }
+    }
+    unpack_wide(data, W as u8, out, fast_groups * 8);
+}
+
+/// Any width, one value at a time, from value `from` on (the tail of [`unpack_const`]).
+fn unpack_wide(data: &[u8], width: u8, out: &mut [u64], from: usize) {
     let w = width as usize;
     let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
-    for i in 0..n {
+    for (i, v) in out.iter_mut().enumerate().skip(from) {
         let bit = i * w;
         let byte = bit >> 3;
         let word = if byte + 16 <= data.len() {
             u128::from_le_bytes(data[byte..byte + 16].try_into().expect("16 bytes"))
         } else {
             let mut tmp = [0u8; 16];
-            let tail = &data[byte..];
+            let tail = &data[byte.min(data.len())..];
             tmp[..tail.len()].copy_from_slice(tail);
             u128::from_le_bytes(tmp)
         };
-        sink(((word >> (bit & 7)) as u64) & mask);
+        *v = ((word >> (bit & 7)) as u64) & mask;
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -78,6 +160,23 @@ mod tests {
             prop_assert_eq!(packed.len(), packed_len(values.len(), width).unwrap());
             let mut out = Vec::new();
             unpack(&packed, values.len(), width, |v| out.push(v)).unwrap();
+            prop_assert_eq!(&out, &values);
+            let mut into = vec![0; values.len()];
+            unpack_into(&packed, width, &mut into).unwrap();
+            prop_assert_eq!(&into, &values);
+            let mut extended = vec![7u64];
+            unpack_extend(&packed, values.len(), width, &mut extended, |v| v).unwrap();
+            prop_assert_eq!(&extended[1..], &values[..]);
+        }
+
+        #[test]
+        fn values_spanning_several_chunks_unpack_exactly(n in 0usize..700, width in 0u8..=64, seed: u64) {
+            let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+            let values: Vec<u64> = (0..n as u64).map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed) & mask).collect();
+            let mut packed = Vec::new();
+            pack(values.iter().copied(), width, &mut packed);
+            let mut out = Vec::new();
+            unpack(&packed, n, width, |v| out.push(v)).unwrap();
             prop_assert_eq!(out, values);
         }
     }
@@ -86,5 +185,6 @@ mod tests {
     fn truncated_input_is_an_error() {
         assert!(unpack(&[0xFF], 3, 7, |_| {}).is_err());
         assert!(unpack(&[], 1, 65, |_| {}).is_err());
+        assert!(unpack_into(&[0xFF], 7, &mut [0; 3]).is_err());
     }
 }

@@ -5,7 +5,7 @@ use foldhash::HashMap;
 use arrow_array::{Array, ArrowPrimitiveType, Float64Array, PrimitiveArray};
 use arrow_buffer::NullBuffer;
 
-use super::bitpack::{pack, packed_len, unpack, width_for};
+use super::bitpack::{pack, packed_len, unpack, unpack_extend, width_for};
 use super::{Cursor, DecodeError, Encoding, float_array, primitive};
 use crate::types::{ColumnType, Physical};
 use crate::zone::Scalar;
@@ -218,12 +218,10 @@ fn decode_blocked(c: &mut Cursor<'_>, n: usize, out: &mut Vec<i64>) -> Result<()
         let len = MINIBLOCK.min(n - j * MINIBLOCK);
         let packed = c.take(packed_len(len, w).ok_or(DecodeError("length overflow"))?)?;
         if step == 1 {
-            unpack(packed, len, w, |v| {
-                out.push(min.wrapping_add(base.wrapping_add(v) as i64))
-            })?;
+            unpack_extend(packed, len, w, out, |v| min.wrapping_add(base.wrapping_add(v) as i64))?;
         } else {
-            unpack(packed, len, w, |v| {
-                out.push(min.wrapping_add(base.wrapping_add(v).wrapping_mul(step) as i64))
+            unpack_extend(packed, len, w, out, |v| {
+                min.wrapping_add(base.wrapping_add(v).wrapping_mul(step) as i64)
             })?;
         }
     }
@@ -486,7 +484,7 @@ pub(super) fn decode(enc: Encoding, data: &[u8], n: usize, width: usize) -> Resu
         Encoding::FrameOfReference => {
             let min = c.u64()? as i64;
             let w = c.u8()?;
-            unpack(c.rest(), n, w, |v| out.push(min.wrapping_add(v as i64)))?;
+            unpack_extend(c.rest(), n, w, &mut out, |v| min.wrapping_add(v as i64))?;
         }
         Encoding::DeltaBitPack => {
             let first = c.u64()? as i64;
