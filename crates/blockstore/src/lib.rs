@@ -32,6 +32,7 @@ pub mod zone;
 #[cfg(feature = "test-hooks")]
 pub use commit::CommitStep;
 pub use commit::{CommitOutcome, CommitPoint, Durability};
+pub use encoding::BytesLayout;
 pub use error::{Error, Result};
 pub use filter_text::parse_filter;
 pub use identity::{STORE_ID_LEN, StoreIdentity};
@@ -56,10 +57,16 @@ pub mod fuzzing {
     //! panic.
     use crate::types::ColumnType;
 
-    /// Decodes a page of every column type.
+    /// Decodes a page of every column type, strings and binary in both layouts (a view
+    /// array is built unchecked from entries the decoder checked: a wrong check would surface
+    /// here as an invalid array).
     pub fn decode_page(bytes: &[u8]) {
         for code in 1..=8 {
-            let _ = crate::encoding::decode_page(ColumnType::from_code(code).expect("valid code"), bytes);
+            let ty = ColumnType::from_code(code).expect("valid code");
+            let _ = crate::encoding::decode_page(ty, bytes);
+            if let Ok(views) = crate::encoding::decode_page_as(ty, bytes, crate::BytesLayout::Views) {
+                views.to_data().validate_full().expect("a decoded view array is valid");
+            }
         }
     }
 

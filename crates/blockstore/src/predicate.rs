@@ -3,10 +3,11 @@
 use std::cmp::Ordering;
 
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Datum, Float64Array, Int32Array, Int64Array, StringArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, BinaryArray, BinaryViewArray, BooleanArray, Date32Array, Datum, Float64Array, Int32Array,
+    Int64Array, StringArray, StringViewArray, TimestampMicrosecondArray,
 };
 use arrow_buffer::BooleanBuffer;
+use arrow_schema::DataType;
 
 use crate::types::ColumnType;
 use crate::zone::{Scalar, ZoneMap};
@@ -205,7 +206,7 @@ impl Predicate {
                 None => BooleanBuffer::new_set(array.len()),
             },
             Predicate::Compare { op, value, .. } => {
-                let lit = literal(ty, value)?;
+                let lit = literal(ty, value, array.data_type())?;
                 let lit = lit.as_ref();
                 definite(match op {
                     CmpOp::Eq => cmp::eq(array, lit)?,
@@ -217,14 +218,14 @@ impl Predicate {
                 })
             }
             Predicate::Between { low, high, .. } => {
-                let lo = literal(ty, low)?;
-                let hi = literal(ty, high)?;
+                let lo = literal(ty, low, array.data_type())?;
+                let hi = literal(ty, high, array.data_type())?;
                 &definite(cmp::gt_eq(array, lo.as_ref())?) & &definite(cmp::lt_eq(array, hi.as_ref())?)
             }
             Predicate::InList { values, .. } => {
                 let mut any = BooleanBuffer::new_unset(array.len());
                 for v in values {
-                    let lit = literal(ty, v)?;
+                    let lit = literal(ty, v, array.data_type())?;
                     any = &any | &definite(cmp::eq(array, lit.as_ref())?);
                 }
                 any
@@ -253,6 +254,10 @@ fn starts_with(array: &ArrayRef, prefix: &[u8]) -> Result<BooleanBuffer> {
         Ok(a.iter().map(|v| test(v.map(str::as_bytes))).collect())
     } else if let Some(a) = array.as_any().downcast_ref::<BinaryArray>() {
         Ok(a.iter().map(test).collect())
+    } else if let Some(a) = array.as_any().downcast_ref::<StringViewArray>() {
+        Ok(a.iter().map(|v| test(v.map(str::as_bytes))).collect())
+    } else if let Some(a) = array.as_any().downcast_ref::<BinaryViewArray>() {
+        Ok(a.iter().map(test).collect())
     } else {
         Err(Error::InvalidPredicate(format!(
             "LIKE prefix on a column of type {}",
@@ -261,8 +266,9 @@ fn starts_with(array: &ArrayRef, prefix: &[u8]) -> Result<BooleanBuffer> {
     }
 }
 
-/// A one-element Arrow scalar of the column's type.
-fn literal(ty: ColumnType, v: &Scalar) -> Result<Box<dyn Datum>> {
+/// A one-element Arrow scalar of the column's type, as the array to compare is laid out
+/// (`array_type`: strings and binary may be views).
+fn literal(ty: ColumnType, v: &Scalar, array_type: &DataType) -> Result<Box<dyn Datum>> {
     let bad = || Error::InvalidPredicate(format!("literal {v} does not match column type {}", ty.name()));
     Ok(match (ty, v) {
         (ColumnType::Int32, Scalar::Int(i)) => Box::new(Int32Array::new_scalar(i32::try_from(*i).map_err(|_| bad())?)),
@@ -273,10 +279,17 @@ fn literal(ty: ColumnType, v: &Scalar) -> Result<Box<dyn Datum>> {
         (ColumnType::TimestampMicros, Scalar::Int(i)) => Box::new(TimestampMicrosecondArray::new_scalar(*i)),
         (ColumnType::Float64, Scalar::Float(f)) => Box::new(Float64Array::new_scalar(*f)),
         (ColumnType::Boolean, Scalar::Bool(b)) => Box::new(BooleanArray::new_scalar(*b)),
-        (ColumnType::Utf8, Scalar::Bytes(b)) => Box::new(StringArray::new_scalar(
-            String::from_utf8(b.clone()).map_err(|_| bad())?,
-        )),
-        (ColumnType::Binary, Scalar::Bytes(b)) => Box::new(BinaryArray::new_scalar(b.clone())),
+        (ColumnType::Utf8, Scalar::Bytes(b)) => {
+            let s = String::from_utf8(b.clone()).map_err(|_| bad())?;
+            match array_type {
+                DataType::Utf8View => Box::new(StringViewArray::new_scalar(s)),
+                _ => Box::new(StringArray::new_scalar(s)),
+            }
+        }
+        (ColumnType::Binary, Scalar::Bytes(b)) => match array_type {
+            DataType::BinaryView => Box::new(BinaryViewArray::new_scalar(b.clone())),
+            _ => Box::new(BinaryArray::new_scalar(b.clone())),
+        },
         _ => return Err(bad()),
     })
 }

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow_buffer::BooleanBuffer;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{Field, Schema, SchemaRef};
 use serde::Serialize;
 
+use crate::encoding::BytesLayout;
 use crate::manifest::{Manifest, TableMeta};
 use crate::predicate::Predicate;
 use crate::snapshot::Snapshot;
@@ -61,6 +62,8 @@ pub struct ScanBuilder {
     predicates: Vec<Predicate>,
     rows: Option<Range<u64>>,
     stats: Arc<ScanStats>,
+    layout: BytesLayout,
+    views: Vec<String>,
 }
 
 impl Snapshot {
@@ -73,6 +76,8 @@ impl Snapshot {
             predicates: Vec::new(),
             rows: None,
             stats: Arc::default(),
+            layout: BytesLayout::Offsets,
+            views: Vec::new(),
         }
     }
 
@@ -139,31 +144,40 @@ impl ScanBuilder {
         self
     }
 
+    /// Returns string and binary columns in `layout` (default: `Utf8`/`Binary` offsets arrays;
+    /// [`BytesLayout::Views`] gives `Utf8View`/`BinaryView`, cheaper to decode, filter and hash).
+    pub fn bytes_layout(mut self, layout: BytesLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Returns these string or binary columns as views ([`BytesLayout::Views`]), the others in
+    /// the [`Self::bytes_layout`].
+    pub fn views<S: AsRef<str>>(mut self, cols: &[S]) -> Self {
+        self.views = cols.iter().map(|c| c.as_ref().to_owned()).collect();
+        self
+    }
+
     /// Plans the scan: checks columns and predicates, prunes by zone map.
     pub fn run(self) -> Result<ScanIter> {
-        let (shared, manifest) = self.snapshot.into_parts();
-        plan(
-            shared,
-            manifest,
-            &self.table,
-            self.columns,
-            self.predicates,
-            self.rows,
-            self.stats,
-        )
+        let (source, manifest) = self.snapshot.clone().into_parts();
+        plan(source, manifest, self)
     }
 }
 
 /// Checks columns and predicates, computes the row ranges zone maps cannot exclude.
-fn plan(
-    source: Arc<Shared>,
-    manifest: Arc<Manifest>,
-    table: &str,
-    columns: Option<Vec<String>>,
-    predicates: Vec<Predicate>,
-    rows: Option<Range<u64>>,
-    stats: Arc<ScanStats>,
-) -> Result<ScanIter> {
+fn plan(source: Arc<Shared>, manifest: Arc<Manifest>, request: ScanBuilder) -> Result<ScanIter> {
+    let ScanBuilder {
+        table,
+        columns,
+        predicates,
+        rows,
+        stats,
+        layout,
+        views,
+        ..
+    } = request;
+    let table = table.as_str();
     let table_idx = manifest
         .tables
         .iter()
@@ -223,7 +237,18 @@ fn plan(
         })
         .sum();
     stats.blocks_total.fetch_add(total, Ordering::Relaxed);
-    let fields: Vec<_> = out_cols.iter().map(|&c| t.schema().field(c).clone()).collect();
+    let view_cols: Vec<usize> = views.iter().map(|c| t.column_index(c)).collect::<Result<_>>()?;
+    let layout_of = |c: usize| {
+        if view_cols.contains(&c) {
+            BytesLayout::Views
+        } else {
+            layout
+        }
+    };
+    let fields: Vec<_> = out_cols
+        .iter()
+        .map(|&c| Field::new(&t.columns[c].name, t.columns[c].ty.arrow_as(layout_of(c)), true))
+        .collect();
     Ok(ScanIter {
         source,
         schema: Arc::new(Schema::new(fields)),
@@ -236,13 +261,14 @@ fn plan(
             .into_iter()
             .map(|(p, c)| (p, needed.iter().position(|n| *n == c).expect("needed")))
             .collect(),
-        needed,
         manifest,
         table_idx,
         ranges,
         range_idx: 0,
         pos: 0,
         stats,
+        layouts: needed.iter().map(|&c| layout_of(c)).collect(),
+        needed,
         failed: false,
     })
 }
@@ -295,6 +321,8 @@ pub struct ScanIter {
     pos: u64,
     cursors: Vec<Cursor>,
     stats: Arc<ScanStats>,
+    /// How each needed column's strings are returned.
+    layouts: Vec<BytesLayout>,
     failed: bool,
 }
 
@@ -393,8 +421,9 @@ impl ScanIter {
         }
         let t = &self.manifest.tables[self.table_idx];
         let meta = &t.columns[col].blocks[cursor.block.expect("a loaded block")];
-        let array = crate::encoding::decode_page(t.columns[col].ty, &cursor.buf[page.bytes.clone()])
-            .map_err(|e| Shared::decode_error(t, col, meta, e))?;
+        let array =
+            crate::encoding::decode_page_as(t.columns[col].ty, &cursor.buf[page.bytes.clone()], self.layouts[k])
+                .map_err(|e| Shared::decode_error(t, col, meta, e))?;
         if array.len() as u64 != page.rows {
             return Err(Shared::decode_error(
                 t,

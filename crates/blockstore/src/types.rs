@@ -76,6 +76,15 @@ impl ColumnType {
         }
     }
 
+    /// The Arrow type a scan returns for this column with strings and binary in `layout`.
+    pub fn arrow_as(&self, layout: crate::BytesLayout) -> DataType {
+        match (self, layout) {
+            (Self::Utf8, crate::BytesLayout::Views) => DataType::Utf8View,
+            (Self::Binary, crate::BytesLayout::Views) => DataType::BinaryView,
+            _ => self.arrow(),
+        }
+    }
+
     pub(crate) fn physical(&self) -> Physical {
         match self {
             Self::Boolean => Physical::Bool,

@@ -555,3 +555,65 @@ fn commits_after_aborted_pipelined_transactions_reuse_their_slots_intact() {
     assert!(store.verify().is_empty());
     assert_eq!(collect(&store, "t").num_rows(), 5000);
 }
+
+#[test]
+fn strings_scanned_as_views_hold_the_same_rows_and_filter_alike() {
+    use arrow_array::cast::AsArray;
+    use sealstore_blockstore::BytesLayout;
+    let env = Env::new();
+    let store = env.create(SMALL);
+    store.create_table("t", &all_types_schema()).unwrap();
+    store.append("t", &all_types_batch(0, 20_000)).unwrap();
+    let bytes = |s: &str| Scalar::Bytes(s.as_bytes().to_vec());
+    let filters = [
+        vec![],
+        vec![Predicate::compare("name", CmpOp::Eq, bytes("name-42"))],
+        vec![Predicate::compare("name", CmpOp::Lt, bytes("name-2"))],
+        vec![Predicate::between("name", bytes("name-1"), bytes("name-3"))],
+        vec![Predicate::InList {
+            column: "name".into(),
+            values: vec![bytes("name-7"), bytes("name-70")],
+        }],
+        vec![Predicate::StartsWith {
+            column: "name".into(),
+            prefix: b"name-9".to_vec(),
+        }],
+        vec![Predicate::IsNull("name".into())],
+        vec![Predicate::compare("blob", CmpOp::Ge, Scalar::Bytes(vec![3]))],
+    ];
+    for preds in filters {
+        let scan = |layout| -> Vec<(i64, Option<String>, Option<Vec<u8>>)> {
+            let mut rows = Vec::new();
+            for b in store
+                .scan("t")
+                .columns(&["id", "name", "blob"])
+                .filters(preds.clone())
+                .bytes_layout(layout)
+                .run()
+                .unwrap()
+            {
+                let b = b.unwrap();
+                let ids = b.column(0).as_primitive::<arrow_array::types::Int64Type>();
+                for r in 0..b.num_rows() {
+                    let (n, bl) = (b.column(1), b.column(2));
+                    let name = n.is_valid(r).then(|| match layout {
+                        BytesLayout::Offsets => n.as_string::<i32>().value(r).to_owned(),
+                        BytesLayout::Views => n.as_string_view().value(r).to_owned(),
+                    });
+                    let blob = bl.is_valid(r).then(|| match layout {
+                        BytesLayout::Offsets => bl.as_binary::<i32>().value(r).to_vec(),
+                        BytesLayout::Views => bl.as_binary_view().value(r).to_vec(),
+                    });
+                    rows.push((ids.value(r), name, blob));
+                }
+            }
+            rows
+        };
+        let (offsets, views) = (scan(BytesLayout::Offsets), scan(BytesLayout::Views));
+        assert!(!offsets.is_empty(), "{preds:?} selects rows");
+        assert_eq!(offsets, views, "{preds:?}");
+    }
+    let schema = store.scan("t").bytes_layout(BytesLayout::Views).run().unwrap().schema();
+    assert_eq!(schema.field(4).data_type(), &DataType::Utf8View);
+    assert_eq!(schema.field(5).data_type(), &DataType::BinaryView);
+}

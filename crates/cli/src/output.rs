@@ -40,12 +40,9 @@ pub fn value(col: &dyn Array, row: usize) -> Option<String> {
         DataType::Int64 => col.as_primitive::<Int64Type>().value(row).to_string(),
         DataType::Float64 => col.as_primitive::<Float64Type>().value(row).to_string(),
         DataType::Utf8 => col.as_string::<i32>().value(row).to_owned(),
-        DataType::Binary => col
-            .as_binary::<i32>()
-            .value(row)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        DataType::Utf8View => col.as_string_view().value(row).to_owned(),
+        DataType::Binary => hex(col.as_binary::<i32>().value(row)),
+        DataType::BinaryView => hex(col.as_binary_view().value(row)),
         DataType::Date32 => format_date(i64::from(col.as_primitive::<Date32Type>().value(row))),
         DataType::Timestamp(TimeUnit::Microsecond, None) => {
             format_timestamp(col.as_primitive::<TimestampMicrosecondType>().value(row))
@@ -59,6 +56,10 @@ pub fn value(col: &dyn Array, row: usize) -> Option<String> {
             }
         }
     })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn json_value(col: &dyn Array, row: usize) -> serde_json::Value {

@@ -43,7 +43,7 @@ pub use error::{Error, Result};
 pub use rekey::RekeyReport;
 pub use scan::{ClusterScan, ClusterScanIter, ScanPart, SliceScanIter};
 pub use sealstore_blockstore::{
-    CmpOp, ColumnType, Predicate, Scalar, ScanCounts, ScanStats, VerifyFailure, ZoneMap, parse_filter,
+    BytesLayout, CmpOp, ColumnType, Predicate, Scalar, ScanCounts, ScanStats, VerifyFailure, ZoneMap, parse_filter,
 };
 #[cfg(feature = "test-hooks")]
 pub use sealstore_keyring::RotationStep;

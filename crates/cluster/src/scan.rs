@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use crossbeam_channel::{Receiver, bounded};
-use sealstore_blockstore::{Predicate, ScanIter, ScanStats};
+use sealstore_blockstore::{BytesLayout, Predicate, ScanIter, ScanStats};
 
 use crate::snapshot::ReadSnapshot;
 use crate::{Error, Result};
@@ -23,6 +23,8 @@ pub struct ClusterScan {
     columns: Option<Vec<String>>,
     predicates: Vec<Predicate>,
     stats: Arc<ScanStats>,
+    layout: BytesLayout,
+    views: Vec<String>,
 }
 
 impl ReadSnapshot {
@@ -40,6 +42,8 @@ impl ClusterScan {
             columns: None,
             predicates: Vec::new(),
             stats: Arc::default(),
+            layout: BytesLayout::Offsets,
+            views: Vec::new(),
         }
     }
 
@@ -64,6 +68,19 @@ impl ClusterScan {
     /// Counts blocks read and rows returned into `stats`.
     pub fn stats(mut self, stats: Arc<ScanStats>) -> Self {
         self.stats = stats;
+        self
+    }
+
+    /// Returns string and binary columns in `layout` (see [`BytesLayout`]; default offsets).
+    pub fn bytes_layout(mut self, layout: BytesLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Returns these string or binary columns as views, the others in the
+    /// [`Self::bytes_layout`].
+    pub fn views<S: AsRef<str>>(mut self, cols: &[S]) -> Self {
+        self.views = cols.iter().map(|c| c.as_ref().to_owned()).collect();
         self
     }
 
@@ -129,7 +146,9 @@ impl ClusterScan {
             .slice(slice)
             .scan(&self.table)
             .filters(self.predicates.clone())
-            .stats(self.stats.clone());
+            .stats(self.stats.clone())
+            .bytes_layout(self.layout)
+            .views(&self.views);
         if let Some(cols) = &self.columns {
             b = b.columns(cols);
         }

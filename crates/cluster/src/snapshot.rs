@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
-use sealstore_blockstore::{Snapshot, ZoneMap};
+use sealstore_blockstore::{Snapshot, ZoneMap, slot};
 use serde::Serialize;
 
 use crate::commit::{CommitRecord, TableEntry};
@@ -40,6 +40,8 @@ pub struct SliceStatistics {
     pub slice: usize,
     pub rows: u64,
     pub columns: Vec<ZoneMap>,
+    /// Bytes of sealed slots per column, in schema order (what its blocks occupy on disk).
+    pub stored_bytes: Vec<u64>,
 }
 
 /// A consistent, read-only view of one database at one cluster commit. Cheap to clone; scans,
@@ -138,10 +140,21 @@ impl ReadSnapshot {
                         merged.unwrap_or_default()
                     })
                     .collect();
+                let stored_bytes = meta
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        c.blocks
+                            .iter()
+                            .map(|b| slot::class_size(slot::class_of(b.slot)) as u64)
+                            .sum()
+                    })
+                    .collect();
                 Ok(SliceStatistics {
                     slice,
                     rows: meta.rows,
                     columns,
+                    stored_bytes,
                 })
             })
             .collect()

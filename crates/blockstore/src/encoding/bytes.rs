@@ -3,10 +3,11 @@
 use foldhash::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, BinaryArray, StringArray};
+use arrow_array::builder::make_view;
+use arrow_array::{Array, ArrayRef, BinaryArray, BinaryViewArray, StringArray, StringViewArray};
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 
-use super::bitpack::{pack, packed_len, unpack, width_for};
+use super::bitpack::{pack, packed_len, unpack, unpack_extend, width_for};
 use super::{Cursor, DecodeError, Encoding, ints};
 use crate::zone::{Scalar, bytes_bounds};
 
@@ -245,33 +246,15 @@ fn read_plain(c: &mut Cursor<'_>) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
     Ok((offsets, data))
 }
 
-/// Rows of a dictionary page as (offsets, data), from the dictionary and each row's index.
-fn expand_dict(
-    (doff, ddata): &(Vec<i32>, Vec<u8>),
-    index: impl IntoIterator<Item = u64>,
-) -> Result<(Vec<i32>, Vec<u8>), DecodeError> {
-    let index = index.into_iter();
-    let mut offsets = Vec::with_capacity(index.size_hint().0 + 1);
-    offsets.push(0i32);
-    let mut values = Vec::new();
-    for i in index {
-        let i = usize::try_from(i)
-            .ok()
-            .filter(|&i| i < doff.len().saturating_sub(1))
-            .ok_or(DecodeError("dictionary index out of range"))?;
-        // A hostile page's dictionary offsets may run backwards or past its data.
-        let (start, end) = (usize::try_from(doff[i]), usize::try_from(doff[i + 1]));
-        let value = match (start, end) {
-            (Ok(start), Ok(end)) => ddata.get(start..end),
-            _ => None,
-        };
-        values.extend_from_slice(value.ok_or(DecodeError("dictionary offsets out of range"))?);
-        if values.len() > super::MAX_RAW_VALUES {
-            return Err(DecodeError("values too long"));
-        }
-        offsets.push(values.len() as i32);
-    }
-    Ok((offsets, values))
+/// How a string or binary page is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BytesLayout {
+    /// `Utf8` / `Binary`: offsets and the values copied back to back.
+    #[default]
+    Offsets,
+    /// `Utf8View` / `BinaryView`: 16-byte views. A dictionary page's views point into its
+    /// dictionary, so rows are never copied and UTF-8 is checked once per distinct value.
+    Views,
 }
 
 pub(super) fn decode(
@@ -280,6 +263,7 @@ pub(super) fn decode(
     n: usize,
     nulls: Option<NullBuffer>,
     utf8: bool,
+    layout: BytesLayout,
 ) -> Result<ArrayRef, DecodeError> {
     let mut c = Cursor::new(data);
     let (offsets, values) = match enc {
@@ -288,13 +272,16 @@ pub(super) fn decode(
             let dict = read_plain(&mut c)?;
             let iw = c.u8()?;
             let mut index = Vec::with_capacity(n);
-            unpack(c.rest(), n, iw, |i| index.push(i))?;
-            expand_dict(&dict, index)?
+            unpack_extend(c.rest(), n, iw, &mut index, |i| i)?;
+            return expand_dict(dict, &index, n, nulls, utf8, layout);
         }
         Encoding::DictionaryCascaded => {
             let dict = read_front_coded(&mut c)?;
-            let index = ints::decode_nested(c.rest(), n, 4)?;
-            expand_dict(&dict, index.into_iter().map(|i| i as u64))?
+            let index: Vec<u64> = ints::decode_nested(c.rest(), n, 4)?
+                .into_iter()
+                .map(|i| i as u64)
+                .collect();
+            return expand_dict(dict, &index, n, nulls, utf8, layout);
         }
         Encoding::RunLength => {
             let runs = c.u32()?;
@@ -320,6 +307,19 @@ pub(super) fn decode(
     if offsets.len() != n + 1 {
         return Err(DecodeError("value count differs from the page's row count"));
     }
+    match layout {
+        BytesLayout::Offsets => offsets_array(offsets, values, nulls, utf8),
+        BytesLayout::Views => view_array(&offsets, values, None, nulls, utf8),
+    }
+}
+
+/// An offsets array, its values checked (UTF-8 for strings).
+fn offsets_array(
+    offsets: Vec<i32>,
+    values: Vec<u8>,
+    nulls: Option<NullBuffer>,
+    utf8: bool,
+) -> Result<ArrayRef, DecodeError> {
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     let values = Buffer::from_vec(values);
     Ok(if utf8 {
@@ -329,21 +329,147 @@ pub(super) fn decode(
     })
 }
 
+/// A view array over `data`: entry `j` is `data[offsets[j]..offsets[j + 1]]`, row `i` is entry
+/// `index[i]` (entry `i` without an index). Entries are checked once each — in bounds, and
+/// UTF-8 for strings — so a dictionary page's rows share its entries' checks and bytes.
+fn view_array(
+    offsets: &[i32],
+    data: Vec<u8>,
+    index: Option<&[u64]>,
+    nulls: Option<NullBuffer>,
+    utf8: bool,
+) -> Result<ArrayRef, DecodeError> {
+    // A hostile page's offsets may run backwards or past its data.
+    let entry_views = offsets
+        .windows(2)
+        .map(|w| {
+            let (start, end) = (usize::try_from(w[0]).ok()?, usize::try_from(w[1]).ok()?);
+            let value = data.get(start..end)?;
+            if utf8 && std::str::from_utf8(value).is_err() {
+                return None;
+            }
+            Some(make_view(value, 0, u32::try_from(start).ok()?))
+        })
+        .collect::<Option<Vec<u128>>>()
+        .ok_or(DecodeError("string offsets out of range or not UTF-8"))?;
+    let views = match index {
+        None => entry_views,
+        Some(index) => index
+            .iter()
+            .map(|&i| entry_views.get(usize::try_from(i).ok()?).copied())
+            .collect::<Option<Vec<u128>>>()
+            .ok_or(DecodeError("dictionary index out of range"))?,
+    };
+    let views = ScalarBuffer::from(views);
+    let buffers = vec![Buffer::from_vec(data)];
+    #[allow(unsafe_code)]
+    // SAFETY: `try_new`'s checks hold by construction: every view was made by `make_view` from
+    // `data[start..end]` with buffer index 0 and offset `start`, where that range was checked
+    // to lie within `data` (buffer 0, moved in unchanged) and, for strings, to be valid UTF-8.
+    // Re-validating would re-check every row of a dictionary page, which this layout avoids.
+    Ok(unsafe {
+        if utf8 {
+            Arc::new(StringViewArray::new_unchecked(views, buffers, nulls))
+        } else {
+            Arc::new(BinaryViewArray::new_unchecked(views, buffers, nulls))
+        }
+    })
+}
+
+/// Rows of a dictionary page from the dictionary `(offsets, data)` and each row's index.
+fn expand_dict(
+    (doff, ddata): (Vec<i32>, Vec<u8>),
+    index: &[u64],
+    n: usize,
+    nulls: Option<NullBuffer>,
+    utf8: bool,
+    layout: BytesLayout,
+) -> Result<ArrayRef, DecodeError> {
+    if index.len() != n {
+        return Err(DecodeError("value count differs from the page's row count"));
+    }
+    if layout == BytesLayout::Views {
+        return view_array(&doff, ddata, Some(index), nulls, utf8);
+    }
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0i32);
+    let mut values = Vec::new();
+    for &i in index {
+        let i = usize::try_from(i)
+            .ok()
+            .filter(|&i| i < doff.len().saturating_sub(1))
+            .ok_or(DecodeError("dictionary index out of range"))?;
+        // A hostile page's dictionary offsets may run backwards or past its data.
+        let value = match (usize::try_from(doff[i]), usize::try_from(doff[i + 1])) {
+            (Ok(start), Ok(end)) => ddata.get(start..end),
+            _ => None,
+        };
+        values.extend_from_slice(value.ok_or(DecodeError("dictionary offsets out of range"))?);
+        if values.len() > super::MAX_RAW_VALUES {
+            return Err(DecodeError("values too long"));
+        }
+        offsets.push(values.len() as i32);
+    }
+    offsets_array(offsets, values, nulls, utf8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn expand(dict: (Vec<i32>, &[u8]), index: &[u64], layout: BytesLayout) -> Result<ArrayRef, DecodeError> {
+        expand_dict((dict.0, dict.1.to_vec()), index, index.len(), None, true, layout)
+    }
+
     #[test]
     fn dictionary_offsets_running_backwards_or_past_the_data_are_errors_not_panics() {
         // Found by the block_payload fuzz target: an index of u64::MAX overflowed `i + 1`.
-        let good = (vec![0, 1, 3], b"abc".to_vec());
-        assert!(expand_dict(&good, [u64::MAX]).is_err());
-        let backwards = (vec![0, 5, 2], b"abc".to_vec());
-        assert!(expand_dict(&backwards, [1]).is_err());
-        let past_end = (vec![0, 9], b"abc".to_vec());
-        assert!(expand_dict(&past_end, [0]).is_err());
-        let negative = (vec![-1, 2], b"abc".to_vec());
-        assert!(expand_dict(&negative, [0]).is_err());
-        assert_eq!(expand_dict(&good, [1, 0]).unwrap(), (vec![0, 2, 3], b"bca".to_vec()));
+        for layout in [BytesLayout::Offsets, BytesLayout::Views] {
+            let good = (vec![0, 1, 3], &b"abc"[..]);
+            assert!(expand(good.clone(), &[u64::MAX], layout).is_err());
+            assert!(expand((vec![0, 5, 2], b"abc"), &[1], layout).is_err());
+            assert!(expand((vec![0, 9], b"abc"), &[0], layout).is_err());
+            assert!(expand((vec![-1, 2], b"abc"), &[0], layout).is_err());
+            let back = expand(good, &[1, 0], layout).unwrap();
+            let strings: Vec<&str> = match layout {
+                BytesLayout::Offsets => back
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .iter()
+                    .flatten()
+                    .collect(),
+                BytesLayout::Views => back
+                    .as_any()
+                    .downcast_ref::<StringViewArray>()
+                    .unwrap()
+                    .iter()
+                    .flatten()
+                    .collect(),
+            };
+            assert_eq!(strings, ["bc", "a"]);
+        }
+    }
+
+    #[test]
+    fn a_dictionary_entry_that_is_not_utf8_fails_in_either_layout() {
+        for layout in [BytesLayout::Offsets, BytesLayout::Views] {
+            assert!(expand((vec![0, 1, 2], &[b'a', 0xFF]), &[1], layout).is_err());
+        }
+    }
+
+    #[test]
+    fn long_dictionary_entries_are_views_into_the_dictionary() {
+        let long = "a value longer than twelve bytes";
+        let data = format!("x{long}");
+        let back = expand(
+            (vec![0, 1, data.len() as i32], data.as_bytes()),
+            &[1, 0, 1],
+            BytesLayout::Views,
+        )
+        .unwrap();
+        let views = back.as_any().downcast_ref::<StringViewArray>().unwrap();
+        assert_eq!(views.iter().flatten().collect::<Vec<_>>(), [long, "x", long]);
+        assert_eq!(views.data_buffers().len(), 1);
     }
 }

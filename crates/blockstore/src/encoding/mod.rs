@@ -6,6 +6,7 @@
 //! bitmap or, when fewer, their nested-encoded positions. See `docs/format.md` for the byte layouts.
 pub mod bitpack;
 mod bytes;
+pub use bytes::BytesLayout;
 mod ints;
 
 use std::sync::Arc;
@@ -338,6 +339,11 @@ pub fn page_rows(data: &[u8]) -> Result<u32, DecodeError> {
 
 /// Decodes one page into an Arrow array of `ty`.
 pub fn decode_page(ty: ColumnType, data: &[u8]) -> Result<ArrayRef, DecodeError> {
+    decode_page_as(ty, data, BytesLayout::Offsets)
+}
+
+/// Decodes one page into an Arrow array of `ty`, strings and binary in `layout`.
+pub fn decode_page_as(ty: ColumnType, data: &[u8], layout: BytesLayout) -> Result<ArrayRef, DecodeError> {
     let mut c = Cursor::new(data);
     let rows = c.u32()? as usize;
     if rows > MAX_PAGE_ROWS {
@@ -382,8 +388,8 @@ pub fn decode_page(ty: ColumnType, data: &[u8]) -> Result<ArrayRef, DecodeError>
             encoding, values, rows, nulls,
         )?),
         ColumnType::Float64 => Arc::new(ints::decode_floats(encoding, values, rows, nulls)?),
-        ColumnType::Utf8 => bytes::decode(encoding, values, rows, nulls, true)?,
-        ColumnType::Binary => bytes::decode(encoding, values, rows, nulls, false)?,
+        ColumnType::Utf8 => bytes::decode(encoding, values, rows, nulls, true, layout)?,
+        ColumnType::Binary => bytes::decode(encoding, values, rows, nulls, false, layout)?,
     };
     Ok(array)
 }
