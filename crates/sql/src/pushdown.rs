@@ -128,7 +128,7 @@ fn translate_like(like: &Like, schema: &Schema) -> Option<Pushed> {
         return None;
     }
     let (name, ty) = column(&like.expr, schema)?;
-    if !matches!(ty, DataType::Utf8) {
+    if !matches!(ty, DataType::Utf8 | DataType::Utf8View) {
         return None;
     }
     let pattern = match literal(&like.pattern)? {
@@ -210,11 +210,11 @@ fn scalar(value: &ScalarValue, ty: &DataType) -> Option<Scalar> {
         (ScalarValue::Float64(Some(f)), DataType::Float64) => Scalar::Float(*f),
         (
             ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
-            DataType::Utf8,
+            DataType::Utf8 | DataType::Utf8View,
         ) => Scalar::Bytes(s.as_bytes().to_vec()),
         (
             ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) | ScalarValue::BinaryView(Some(b)),
-            DataType::Binary,
+            DataType::Binary | DataType::BinaryView,
         ) => Scalar::Bytes(b.clone()),
         _ => return None,
     })

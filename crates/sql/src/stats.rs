@@ -54,7 +54,9 @@ fn scalar_value(s: &Scalar, ty: &DataType) -> Option<ScalarValue> {
         (Scalar::Float(f), DataType::Float64) => ScalarValue::Float64(Some(*f)),
         // A truncated bound may end inside a UTF-8 sequence: then it is dropped.
         (Scalar::Bytes(b), DataType::Utf8) => ScalarValue::Utf8(Some(String::from_utf8(b.clone()).ok()?)),
+        (Scalar::Bytes(b), DataType::Utf8View) => ScalarValue::Utf8View(Some(String::from_utf8(b.clone()).ok()?)),
         (Scalar::Bytes(b), DataType::Binary) => ScalarValue::Binary(Some(b.clone())),
+        (Scalar::Bytes(b), DataType::BinaryView) => ScalarValue::BinaryView(Some(b.clone())),
         _ => return None,
     })
 }
@@ -95,6 +97,7 @@ mod tests {
                     max: None,
                 },
             ],
+            stored_bytes: vec![0; 3],
         };
         let s = slice_statistics(&slice, &schema);
         assert_eq!(s.num_rows, Precision::Exact(10));

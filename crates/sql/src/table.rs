@@ -1,7 +1,7 @@
 //! A sealed table as a DataFusion `TableProvider`, read at one snapshot.
 use std::sync::Arc;
 
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
@@ -11,7 +11,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
-use sealstore_cluster::{Database, ReadSnapshot};
+use sealstore_cluster::{Database, ReadSnapshot, SliceStatistics};
 
 use crate::exec::{ScanPlan, SealedScanExec};
 use crate::stats::slice_statistics;
@@ -25,17 +25,48 @@ pub struct SealedTable {
     snapshot: ReadSnapshot,
     name: String,
     schema: SchemaRef,
+    /// String and binary columns offered as `Utf8View` / `BinaryView`.
+    views: Vec<String>,
+}
+
+/// Stored bytes per row up to which a string or binary column is offered as views.
+const VIEW_MAX_BYTES_PER_ROW: u64 = 4;
+
+/// The string and binary columns offered to DataFusion as `Utf8View` / `BinaryView` (what its
+/// own Parquet reader returns): those that take at most [`VIEW_MAX_BYTES_PER_ROW`] stored
+/// bytes per row — dictionary-coded or short values. A dictionary page then decodes to views
+/// into its dictionary (no row copied, UTF-8 checked once per entry), and the views of short
+/// values are inline; both filter, hash and group cheaper (TPC-H Q1 1.38× → 0.71× the time of
+/// encrypted Parquet). Long, mostly distinct values (names, comments) stay `Utf8`: their views
+/// would pin a whole page's buffer in every batch, and the buffer lists a chain of joins
+/// concatenates grow with every batch (Q18 measured 2× slower with them as views).
+fn view_columns(schema: &Schema, slices: &[SliceStatistics]) -> Vec<String> {
+    let rows: u64 = slices.iter().map(|s| s.rows).sum();
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| {
+            let bytes: u64 = slices.iter().filter_map(|s| s.stored_bytes.get(*i)).sum();
+            matches!(f.data_type(), DataType::Utf8 | DataType::Binary) && bytes <= rows * VIEW_MAX_BYTES_PER_ROW
+        })
+        .map(|(_, f)| f.name().clone())
+        .collect()
 }
 
 impl SealedTable {
-    /// The table `name` as `snapshot` sees it.
+    /// The table `name` as `snapshot` sees it, its compact string columns as views
+    /// ([`view_columns`]).
     pub fn new(db: Arc<Database>, snapshot: ReadSnapshot, name: &str) -> crate::Result<Self> {
-        let schema = snapshot.schema(name)?;
+        let stored = snapshot.schema(name)?;
+        let views = view_columns(&stored, &snapshot.slice_statistics(name)?);
+        let schema = crate::types::view_schema(&stored, &views);
         Ok(Self {
             db,
             snapshot,
             name: name.to_owned(),
             schema,
+            views,
         })
     }
 
@@ -87,7 +118,8 @@ impl TableProvider for SealedTable {
             .snapshot
             .scan(&self.name)
             .columns(&names)
-            .filters(predicates.clone());
+            .filters(predicates.clone())
+            .views(&self.views);
         let slices = scan.slices().map_err(Error::from)?;
         let parts = scan.parts().map_err(Error::from)?;
         let slice_stats = self.statistics_per_slice()?;

@@ -18,6 +18,19 @@ pub fn storable(ty: &DataType) -> Option<DataType> {
     ColumnType::stored_as(ty).map(|t| t.arrow())
 }
 
+/// `schema` as a scan returns it with the string and binary columns `views` as views.
+pub fn view_schema(schema: &Schema, views: &[String]) -> SchemaRef {
+    let fields = schema.fields().iter().map(|f| {
+        let ty = match f.data_type() {
+            DataType::Utf8 if views.contains(f.name()) => DataType::Utf8View,
+            DataType::Binary if views.contains(f.name()) => DataType::BinaryView,
+            other => other.clone(),
+        };
+        Field::new(f.name(), ty, f.is_nullable())
+    });
+    Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+}
+
 /// The schema a table created from `schema` gets: storable types, every column nullable.
 pub fn storable_schema(schema: &Schema) -> Result<SchemaRef> {
     let fields = schema

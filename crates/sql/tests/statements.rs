@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use sealstore_sql::datafusion::arrow::array::{AsArray, RecordBatch};
 use sealstore_sql::datafusion::arrow::datatypes::Int64Type;
+use sealstore_sql::datafusion::common::ScalarValue;
 
 fn count(batches: &[RecordBatch]) -> i64 {
     batches[0].column(0).as_primitive::<Int64Type>().value(0)
@@ -79,7 +80,7 @@ async fn create_or_replace_swaps_the_table_in_one_commit_and_a_failed_one_keeps_
         "drop and create are one commit"
     );
     let names = run(&engine, "SELECT name FROM r").await.unwrap();
-    assert_eq!(names[0].column(0).as_string::<i32>().value(0), "a");
+    assert_eq!(rows(&names), vec![vec![ScalarValue::Utf8(Some("a".into()))]]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,15 +25,21 @@ pub async fn run(engine: &Engine, sql: &str) -> sealstore_sql::Result<Vec<Record
     Ok(engine.sql(sql).await?.collect().await?)
 }
 
-/// Every row of `batches`, each value as a DataFusion scalar.
+/// Every row of `batches`, each value as a DataFusion scalar; strings and binary as their
+/// plain scalars whether they came as views (sealed tables) or offsets (`MemTable`s).
 pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<ScalarValue>> {
+    let plain = |v: ScalarValue| match v {
+        ScalarValue::Utf8View(s) => ScalarValue::Utf8(s),
+        ScalarValue::BinaryView(b) => ScalarValue::Binary(b),
+        other => other,
+    };
     let mut out = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
             out.push(
                 b.columns()
                     .iter()
-                    .map(|c| ScalarValue::try_from_array(c, r).unwrap())
+                    .map(|c| plain(ScalarValue::try_from_array(c, r).unwrap()))
                     .collect(),
             );
         }
