@@ -30,6 +30,8 @@ pub struct TpchOptions {
     pub dir: Option<PathBuf>,
     /// Only these queries (1-based); all 22 if empty.
     pub queries: Vec<usize>,
+    /// Print each lane's `EXPLAIN ANALYZE` of every query after its timed runs.
+    pub explain: bool,
 }
 
 type BenchResult<T> = Result<T, String>;
@@ -110,6 +112,19 @@ async fn run_query(lane: QueryLane<'_>, sql: &str) -> BenchResult<(usize, Durati
     };
     let batches = frame.collect().await.map_err(|e| e.to_string())?;
     Ok((batches.iter().map(RecordBatch::num_rows).sum(), started.elapsed()))
+}
+
+/// The plan of `sql` with the metrics of one run.
+async fn explain_analyze(lane: QueryLane<'_>, sql: &str) -> BenchResult<String> {
+    let explain = format!("EXPLAIN ANALYZE {sql}");
+    let frame = match lane {
+        QueryLane::Sealed(engine) => engine.sql(&explain).await.map_err(|e| e.to_string())?,
+        QueryLane::Parquet(ctx) => ctx.sql(&explain).await.map_err(|e| e.to_string())?,
+    };
+    let batches = frame.collect().await.map_err(|e| e.to_string())?;
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .map(|t| t.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy)]
@@ -240,6 +255,11 @@ pub async fn run(options: &TpchOptions) -> BenchResult<()> {
         } else {
             format!("{} (Parquet {}: float sums differ)", rows[0], rows[1])
         };
+        if options.explain {
+            for (lane, name) in lanes.iter().zip(["sealstore", "encrypted Parquet"]) {
+                println!("--- Q{q} on {name}:\n{}", explain_analyze(*lane, sql).await?);
+            }
+        }
         let [sealed, parquet_times] = times;
         let (s, p) = (median(sealed), median(parquet_times));
         let ratio = s.as_secs_f64() / p.as_secs_f64();

@@ -1,7 +1,7 @@
 //! `tpch`: the 22 TPC-H queries on sealstore and on encrypted Parquet, side by side.
 //!
 //! `cargo run --release -p sealstore-benches --features tpch --bin tpch -- [--sf 1] [--runs 3]
-//! [--threads 2] [--dir DIR] [--queries 1,6,14]`, or `-- --write-csv DIR [--sf 1]` to write the
+//! [--threads 2] [--dir DIR] [--queries 1,6,14] [--explain]`, or `-- --write-csv DIR [--sf 1]` to write the
 //! tables as CSV files (the input of `sealstore load` measurements).
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +15,7 @@ fn parse() -> Result<(TpchOptions, Option<PathBuf>), String> {
         threads: 2,
         dir: None,
         queries: Vec::new(),
+        explain: false,
     };
     let mut csv = None;
     let mut args = std::env::args().skip(1);
@@ -43,6 +44,7 @@ fn parse() -> Result<(TpchOptions, Option<PathBuf>), String> {
                     .collect::<Result<_, _>>()?;
             }
             "--write-csv" => csv = Some(PathBuf::from(value()?)),
+            "--explain" => options.explain = true,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
