@@ -32,23 +32,13 @@ pub fn pack(values: impl Iterator<Item = u64>, width: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(&(acc as u64).to_le_bytes()[..bits.div_ceil(8) as usize]);
 }
 
-/// Values unpacked per call of [`unpack_into`] by [`unpack`] (a multiple of 8, so every chunk
-/// starts on a byte).
+/// Values unpacked at a time by [`unpack`] and [`unpack_extend`] (a multiple of 8, so every
+/// chunk starts on a byte).
 const CHUNK: usize = 256;
 
 /// Unpacks `n` values of `width` bits from `data`, calling `sink` for each.
 pub fn unpack(data: &[u8], n: usize, width: u8, mut sink: impl FnMut(u64)) -> Result<(), DecodeError> {
-    check(data, n, width)?;
-    let mut buf = [0u64; CHUNK];
-    let mut done = 0;
-    while done < n {
-        let m = (n - done).min(CHUNK);
-        let out = &mut buf[..m];
-        unpack_checked(&data[done * width as usize / 8..], width, out);
-        out.iter().for_each(|&v| sink(v));
-        done += m;
-    }
-    Ok(())
+    unpack_chunks(data, n, width, |chunk| chunk.iter().for_each(|&v| sink(v)))
 }
 
 /// Unpacks `n` values of `width` bits from `data` and appends `map` of each to `out` (in chunks,
@@ -60,16 +50,18 @@ pub fn unpack_extend<T>(
     out: &mut Vec<T>,
     map: impl Fn(u64) -> T,
 ) -> Result<(), DecodeError> {
-    check(data, n, width)?;
     out.reserve(n);
+    unpack_chunks(data, n, width, |chunk| out.extend(chunk.iter().map(|&v| map(v))))
+}
+
+/// Unpacks `n` values into a stack buffer, handing each full or final chunk to `each`.
+fn unpack_chunks(data: &[u8], n: usize, width: u8, mut each: impl FnMut(&[u64])) -> Result<(), DecodeError> {
+    check(data, n, width)?;
     let mut buf = [0u64; CHUNK];
-    let mut done = 0;
-    while done < n {
-        let m = (n - done).min(CHUNK);
-        let chunk = &mut buf[..m];
+    for done in (0..n).step_by(CHUNK) {
+        let chunk = &mut buf[..(n - done).min(CHUNK)];
         unpack_checked(&data[done * width as usize / 8..], width, chunk);
-        out.extend(chunk.iter().map(|&v| map(v)));
-        done += m;
+        each(chunk);
     }
     Ok(())
 }
