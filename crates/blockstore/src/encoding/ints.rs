@@ -5,7 +5,7 @@ use foldhash::HashMap;
 use arrow_array::{Array, ArrowPrimitiveType, Float64Array, PrimitiveArray};
 use arrow_buffer::NullBuffer;
 
-use super::bitpack::{pack, packed_len, unpack, unpack_extend, width_for};
+use super::bitpack::{pack, packed_len, unpack, unpack_extend, unpack_into, width_for};
 use super::{Cursor, DecodeError, Encoding, float_array, primitive};
 use crate::types::{ColumnType, Physical};
 use crate::zone::Scalar;
@@ -214,15 +214,21 @@ fn decode_blocked(c: &mut Cursor<'_>, n: usize, out: &mut Vec<i64>) -> Result<()
     let mut bases = Vec::with_capacity(blocks);
     let packed = c.take(packed_len(blocks, base_width).ok_or(DecodeError("length overflow"))?)?;
     unpack(packed, blocks, base_width, |b| bases.push(b))?;
+    // One buffer for every mini-block (a per-call buffer would be zeroed 64 values at a time).
+    let mut buf = [0u64; MINIBLOCK];
+    out.reserve(n);
     for (j, (&w, &base)) in widths.iter().zip(&bases).enumerate() {
         let len = MINIBLOCK.min(n - j * MINIBLOCK);
         let packed = c.take(packed_len(len, w).ok_or(DecodeError("length overflow"))?)?;
+        let vals = &mut buf[..len];
+        unpack_into(packed, w, vals)?;
         if step == 1 {
-            unpack_extend(packed, len, w, out, |v| min.wrapping_add(base.wrapping_add(v) as i64))?;
+            out.extend(vals.iter().map(|&v| min.wrapping_add(base.wrapping_add(v) as i64)));
         } else {
-            unpack_extend(packed, len, w, out, |v| {
-                min.wrapping_add(base.wrapping_add(v).wrapping_mul(step) as i64)
-            })?;
+            out.extend(
+                vals.iter()
+                    .map(|&v| min.wrapping_add(base.wrapping_add(v).wrapping_mul(step) as i64)),
+            );
         }
     }
     Ok(())
