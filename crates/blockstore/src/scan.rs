@@ -188,6 +188,7 @@ fn plan(source: Arc<Shared>, manifest: Arc<Manifest>, request: ScanBuilder) -> R
         Some(cols) => cols.iter().map(|c| t.column_index(c)).collect::<Result<_>>()?,
         None => (0..t.columns.len()).collect(),
     };
+    let view_cols: Vec<usize> = views.iter().map(|c| t.column_index(c)).collect::<Result<_>>()?;
     let mut preds = Vec::new();
     for p in predicates {
         let ci = t.column_index(p.column())?;
@@ -237,7 +238,6 @@ fn plan(source: Arc<Shared>, manifest: Arc<Manifest>, request: ScanBuilder) -> R
         })
         .sum();
     stats.blocks_total.fetch_add(total, Ordering::Relaxed);
-    let view_cols: Vec<usize> = views.iter().map(|c| t.column_index(c)).collect::<Result<_>>()?;
     let layout_of = |c: usize| {
         if view_cols.contains(&c) {
             BytesLayout::Views
