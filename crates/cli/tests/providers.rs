@@ -1,5 +1,5 @@
 //! The `sealstore` binary with its master key in a real PKCS#11 token (SoftHSM2 from
-//! `scripts/softhsm`) and in a real KMS-API server (moto from `scripts/kms`). Built only with
+//! `scripts/softhsm`) and in a real KMS-API server (moto from `scripts/aws`). Built only with
 //! `--features pkcs11` / `--features kms`.
 #![cfg(any(feature = "pkcs11", feature = "kms"))]
 

@@ -1,5 +1,5 @@
 //! The KMS provider against a real KMS-API server: moto in server mode on loopback, installed and
-//! started by `scripts/kms` (which prints the environment these tests read). Built only with
+//! started by `scripts/aws` (which prints the environment these tests read). Built only with
 //! `--features kms`; without the environment they fail loudly instead of passing silently.
 #![cfg(feature = "kms")]
 
@@ -11,7 +11,7 @@ use sealstore_keyring::{EncryptionContext, Error, KeySpec, Keyring, MasterKeyPro
 
 fn endpoint() -> String {
     std::env::var("SEALSTORE_TEST_KMS_ENDPOINT")
-        .unwrap_or_else(|_| panic!("SEALSTORE_TEST_KMS_ENDPOINT is not set: run `eval \"$(scripts/kms)\"` first"))
+        .unwrap_or_else(|_| panic!("SEALSTORE_TEST_KMS_ENDPOINT is not set: run `eval \"$(scripts/aws)\"` first"))
 }
 
 /// Runs an admin call against the test server with the plain SDK.
