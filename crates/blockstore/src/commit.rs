@@ -20,6 +20,7 @@
 
 use sealstore_keyring::DatabaseKeys;
 
+use crate::medium::ManifestId;
 use crate::store::{CommitInfo, Prepared, Store, Transaction, reclaim_stores};
 use crate::{Error, Result};
 
@@ -55,12 +56,12 @@ pub trait CommitPoint {
     /// The caller's error type (the protocol's own errors convert into it).
     type Error: From<Error>;
 
-    /// Makes the commit the one the disk shows, atomically. `generations[i]` is store `i`'s
-    /// manifest generation after this commit, `dek_position` the DEK table's (generation, length)
-    /// with this commit's DEKs durable.
+    /// Makes the commit the one the disk shows, atomically. `manifests[i]` is store `i`'s
+    /// manifest (generation and, on object storage, tag) after this commit, `dek_position` the
+    /// DEK table's (generation, length) with this commit's DEKs durable.
     fn write(
         &mut self,
-        generations: &[u64],
+        manifests: &[ManifestId],
         dek_position: (u64, u64),
     ) -> std::result::Result<Durability<Self::Error>, Self::Error>;
 
@@ -181,12 +182,15 @@ fn prepare_all<P: CommitPoint>(
     crash_point!(point, DeksDurable);
     write_manifests(txns, &stores)?;
     crash_point!(point, ManifestsWritten);
-    let generations: Vec<u64> = txns
+    let manifests: Vec<ManifestId> = txns
         .iter()
         .zip(&stores)
-        .map(|(t, p)| p.as_ref().map_or_else(|| t.store().generation(), Prepared::generation))
+        .map(|(t, p)| {
+            p.as_ref()
+                .map_or_else(|| t.store().manifest().id(), Prepared::manifest_id)
+        })
         .collect();
-    let durability = point.write(&generations, keys.position())?;
+    let durability = point.write(&manifests, keys.position())?;
     Ok(PreparedCommit { stores, durability })
 }
 

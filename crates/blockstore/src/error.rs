@@ -43,6 +43,9 @@ pub enum Error {
     /// A segment file referenced by the manifest is missing or too short.
     #[error("segment file {path} is missing or truncated: {reason}")]
     MissingSegment { path: PathBuf, reason: String },
+    /// An object-storage request failed (or a racing writer won: see [`Error::is_conflict`]).
+    #[error(transparent)]
+    Storage(#[from] sealstore_storage::Error),
     /// An I/O error.
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -92,6 +95,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when another writer committed first (an object this commit meant to create exists
+    /// already): the caller may retry on the new state.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.is_conflict())
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

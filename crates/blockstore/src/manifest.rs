@@ -6,14 +6,14 @@
 //! cluster's commit record) bound into the AAD with the database name the keyring adds: a
 //! manifest copied to another slice, store or database fails to open. `CURRENT` names
 //! the committed generation: `"SSCU" | generation u64 | crc32 u32`, replaced atomically.
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealstore_keyring::{DatabaseKeys, fsutil};
+use sealstore_keyring::DatabaseKeys;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope;
 use crate::identity::StoreIdentity;
+use crate::medium::{ManifestId, StoreMedium};
 use crate::types::ColumnType;
 use crate::zone::ZoneMap;
 use crate::{Error, Result};
@@ -91,11 +91,28 @@ impl TableMeta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Manifest {
     pub generation: u64,
+    /// On object storage, the random tag of the commit that wrote this generation (part of the
+    /// object's name, sealed here so an object renamed onto another tag fails to open); 0 and
+    /// absent in a directory store.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tag: u64,
     pub next_table_id: u32,
     pub tables: Vec<TableMeta>,
 }
 
+fn is_zero(tag: &u64) -> bool {
+    *tag == 0
+}
+
 impl Manifest {
+    /// The generation and tag naming this manifest.
+    pub fn id(&self) -> ManifestId {
+        ManifestId {
+            generation: self.generation,
+            tag: self.tag,
+        }
+    }
+
     pub fn table(&self, name: &str) -> Result<&TableMeta> {
         self.tables
             .iter()
@@ -162,8 +179,12 @@ impl Manifest {
     }
 }
 
-pub(crate) fn manifest_path(dir: &Path, generation: u64) -> PathBuf {
-    dir.join(format!("manifest-{generation:020}.ssm"))
+/// File (or object) name of a manifest generation.
+pub(crate) fn manifest_name(id: ManifestId) -> String {
+    match id.tag {
+        0 => format!("manifest-{:020}.ssm", id.generation),
+        tag => format!("manifest-{:020}-{tag:016x}.ssm", id.generation),
+    }
 }
 
 /// What a manifest is, as a sealed envelope (`crate::envelope`).
@@ -176,8 +197,14 @@ const KIND: envelope::Kind = envelope::Kind {
 
 /// Seals and durably writes a manifest generation (not yet current). The envelope's scope is
 /// the slice id; its AAD also binds the store id.
-pub(crate) fn write(dir: &Path, manifest: &Manifest, identity: &StoreIdentity, keys: &DatabaseKeys) -> Result<()> {
-    let body = serde_json::to_vec(manifest).map_err(|e| Error::corrupt(dir, 0, e.to_string()))?;
+pub(crate) fn write(
+    medium: &StoreMedium,
+    manifest: &Manifest,
+    identity: &StoreIdentity,
+    keys: &DatabaseKeys,
+) -> Result<()> {
+    let name = manifest_name(manifest.id());
+    let body = serde_json::to_vec(manifest).map_err(|e| Error::corrupt(medium.path_of(&name), 0, e.to_string()))?;
     let sealed = envelope::seal(
         &KIND,
         manifest.generation,
@@ -186,8 +213,7 @@ pub(crate) fn write(dir: &Path, manifest: &Manifest, identity: &StoreIdentity, k
         body,
         keys,
     )?;
-    fsutil::write_atomic(&manifest_path(dir, manifest.generation), &sealed, 0o600)?;
-    Ok(())
+    medium.write_durable(&name, &sealed)
 }
 
 /// Splits a manifest file into its envelope parts; checks magic, version and lengths (no key
@@ -198,10 +224,17 @@ pub(crate) fn parse_image(bytes: &[u8]) -> std::result::Result<envelope::Image<'
 }
 
 /// Reads, authenticates and parses one manifest generation.
-pub(crate) fn read(dir: &Path, generation: u64, identity: &StoreIdentity, keys: &DatabaseKeys) -> Result<Manifest> {
+pub(crate) fn read(
+    medium: &StoreMedium,
+    id: ManifestId,
+    identity: &StoreIdentity,
+    keys: &DatabaseKeys,
+) -> Result<Manifest> {
     let slice_id = identity.slice_id;
-    let path = manifest_path(dir, generation);
-    let bytes = fsutil::read(&path)?;
+    let generation = id.generation;
+    let name = manifest_name(id);
+    let path = medium.path_of(&name);
+    let bytes = medium.read(&name)?;
     let (header, body) = envelope::open(&KIND, &bytes, &identity.store_id, keys, &path)?;
     let (file_gen, file_slice) = (header.generation, header.scope);
     if file_slice == slice_id && file_gen < generation {
@@ -219,40 +252,82 @@ pub(crate) fn read(dir: &Path, generation: u64, identity: &StoreIdentity, keys: 
         }));
     }
     let manifest = Manifest::decode(&body).map_err(|e| Error::corrupt(&path, envelope::HEADER_LEN as u64, e))?;
-    if manifest.generation != generation {
+    if manifest.generation != generation || manifest.tag != id.tag {
         return Err(Error::corrupt(
             &path,
             envelope::HEADER_LEN as u64,
-            "manifest body generation differs",
+            "manifest body generation or tag differs from its name",
         ));
     }
     Ok(manifest)
 }
 
-/// Reads `CURRENT`.
-pub(crate) fn read_current(dir: &Path) -> Result<u64> {
-    let path = dir.join("CURRENT");
-    let b = fsutil::read(&path)?;
-    if b.len() != 16 || &b[..4] != CURRENT_MAGIC || crc32fast::hash(&b[..12]).to_le_bytes() != b[12..16] {
+/// Reads the commit pointer: `CURRENT` in a directory; on objects the highest
+/// `CURRENT-<generation:020>` object (each created once, by the commit it names).
+pub(crate) fn read_current(medium: &StoreMedium) -> Result<ManifestId> {
+    let name = match medium {
+        StoreMedium::Dir(_) => CURRENT_FILE.to_owned(),
+        StoreMedium::Objects { .. } => medium
+            .list()?
+            .into_iter()
+            .filter(|n| {
+                n.strip_prefix("CURRENT-")
+                    .is_some_and(|g| g.len() == 20 && g.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .max()
+            .ok_or_else(|| Error::corrupt(medium.path_of("CURRENT-*"), 0, "no commit pointer object"))?,
+    };
+    let path = medium.path_of(&name);
+    let b = medium.read(&name)?;
+    let tagged = medium.is_objects();
+    let len = if tagged { CURRENT_LEN + 8 } else { CURRENT_LEN };
+    if b.len() != len || &b[..4] != CURRENT_MAGIC || crc32fast::hash(&b[..len - 4]).to_le_bytes() != b[len - 4..] {
         return Err(Error::corrupt(&path, 0, "CURRENT pointer is damaged"));
     }
-    Ok(u64::from_le_bytes(b[4..12].try_into().expect("8 bytes")))
+    let generation = u64::from_le_bytes(b[4..12].try_into().expect("8 bytes"));
+    let tag = if tagged {
+        u64::from_le_bytes(b[12..20].try_into().expect("8 bytes"))
+    } else {
+        0
+    };
+    if tagged && name != current_object_name(generation) {
+        return Err(Error::corrupt(&path, 4, format!("it names generation {generation}")));
+    }
+    Ok(ManifestId { generation, tag })
 }
 
-/// Atomically points `CURRENT` at `generation`.
-pub(crate) fn write_current(dir: &Path, generation: u64) -> Result<()> {
-    let mut b = Vec::with_capacity(16);
+const CURRENT_FILE: &str = "CURRENT";
+/// `"SSCU" | generation u64 | crc32 u32` (objects: `| tag u64` before the crc).
+const CURRENT_LEN: usize = 16;
+
+fn current_object_name(generation: u64) -> String {
+    format!("CURRENT-{generation:020}")
+}
+
+/// Points the commit pointer at `id`: `CURRENT` replaced atomically, or a new
+/// `CURRENT-<generation>` object created (refused if a racing writer created it first).
+pub(crate) fn write_current(medium: &StoreMedium, id: ManifestId) -> Result<()> {
+    let mut b = Vec::with_capacity(CURRENT_LEN + 8);
     b.extend_from_slice(CURRENT_MAGIC);
-    b.extend_from_slice(&generation.to_le_bytes());
+    b.extend_from_slice(&id.generation.to_le_bytes());
+    if medium.is_objects() {
+        b.extend_from_slice(&id.tag.to_le_bytes());
+    }
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
-    fsutil::write_atomic(&dir.join("CURRENT"), &b, 0o600)?;
-    Ok(())
+    match medium {
+        StoreMedium::Dir(_) => medium.write_durable(CURRENT_FILE, &b),
+        StoreMedium::Objects { .. } => medium.write_new(&current_object_name(id.generation), &b),
+    }
 }
 
-/// Deletes manifest files older than `keep_from`.
-pub(crate) fn remove_older(dir: &Path, keep_from: u64) {
-    let Ok(names) = fsutil::list_dir(dir) else { return };
+/// Deletes manifest files older than `keep_from` (directories only: on object storage a
+/// vacuum removes what no commit references).
+pub(crate) fn remove_older(medium: &StoreMedium, keep_from: u64) {
+    if medium.is_objects() {
+        return;
+    }
+    let Ok(names) = medium.list() else { return };
     for name in names {
         if let Some(g) = name
             .strip_prefix("manifest-")
@@ -260,7 +335,7 @@ pub(crate) fn remove_older(dir: &Path, keep_from: u64) {
             .and_then(|n| n.parse::<u64>().ok())
             && g < keep_from
         {
-            let _ = fsutil::remove_file(&dir.join(&name));
+            medium.remove(&name);
         }
     }
 }

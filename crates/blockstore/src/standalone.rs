@@ -5,6 +5,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 
 use crate::commit::{CommitPoint, Durability};
+use crate::medium::ManifestId;
 use crate::store::{CommitInfo, Store, Transaction};
 use crate::{Error, Result};
 
@@ -82,9 +83,9 @@ impl<'s> CurrentFile<'s> {
 impl CommitPoint for CurrentFile<'_> {
     type Error = Error;
 
-    fn write(&mut self, generations: &[u64], _dek_position: (u64, u64)) -> Result<Durability<Error>> {
-        self.generation = generations[0];
-        match crate::manifest::write_current(self.store.dir(), self.generation) {
+    fn write(&mut self, manifests: &[ManifestId], _dek_position: (u64, u64)) -> Result<Durability<Error>> {
+        self.generation = manifests[0].generation;
+        match crate::manifest::write_current(self.store.medium(), manifests[0]) {
             Ok(()) => Ok(Durability::Durable),
             Err(Error::Key(e)) if e.is_not_durable() => Ok(Durability::NotDurable(Error::Key(e))),
             Err(e) => Err(e),

@@ -23,7 +23,11 @@ struct CrashAt<'s> {
 impl CommitPoint for CrashAt<'_> {
     type Error = Error;
 
-    fn write(&mut self, generations: &[u64], dek_position: (u64, u64)) -> Result<Durability<Error>, Error> {
+    fn write(
+        &mut self,
+        generations: &[sealstore_blockstore::ManifestId],
+        dek_position: (u64, u64),
+    ) -> Result<Durability<Error>, Error> {
         self.inner.write(generations, dek_position)
     }
 

@@ -3,8 +3,9 @@
 //! installed, the database's read snapshot is swapped in one step.
 use std::sync::Arc;
 
-#[cfg(feature = "test-hooks")]
 use sealstore_blockstore::CommitStep;
+#[cfg(feature = "test-hooks")]
+use sealstore_blockstore::ManifestId;
 use sealstore_blockstore::{CommitPoint, Durability, Store, Transaction};
 
 use crate::commit::CommitRecord;
@@ -49,9 +50,9 @@ impl<'a> ClusterCommitPoint<'a> {
 impl CommitPoint for ClusterCommitPoint<'_> {
     type Error = Error;
 
-    fn write(&mut self, generations: &[u64], dek_position: (u64, u64)) -> Result<Durability<Error>> {
+    fn write(&mut self, manifests: &[ManifestId], dek_position: (u64, u64)) -> Result<Durability<Error>> {
         self.record.generation += 1;
-        self.record.slices = generations.to_vec();
+        self.record.slices = manifests.iter().map(|m| m.generation).collect();
         self.record.dek_table = dek_position;
         match self.record.write(self.db.dir(), self.db.database_keys()) {
             Ok(()) => Ok(Durability::Durable),

@@ -210,6 +210,7 @@ impl Database {
             })?;
             let options = OpenOptions {
                 generation: Some(*generation),
+                tag: 0,
                 reclaim_keys: false,
                 expected: Some(expected),
                 read_only,

@@ -19,7 +19,8 @@ use serde::Serialize;
 use crate::block::{self, BlockHeader};
 use crate::identity::{STORE_ID_LEN, StoreIdentity};
 use crate::manifest::{self, BlockMeta, ColumnMeta, Manifest, TableMeta};
-use crate::segment::Segments;
+use crate::medium::{ManifestId, StoreMedium};
+use crate::segment::{FileSegments, ObjectSegments, Segments};
 use crate::types::ColumnType;
 use crate::writer::{BlockOut, ColumnWriter, split_pages};
 use crate::{Error, Result};
@@ -101,6 +102,8 @@ pub struct OpenOptions {
     /// Open this manifest generation instead of the one `CURRENT` names (the cluster passes the
     /// generation its own commit record holds).
     pub generation: Option<u64>,
+    /// With `generation`, on object storage: the tag of the commit that wrote it.
+    pub tag: u64,
     /// Remove DEKs no manifest references (only when this store owns its DEK table alone).
     pub reclaim_keys: bool,
     /// The identity the store must have (the cluster passes the one its sealed commit record
@@ -176,7 +179,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn write_store_file(dir: &Path, block_size: usize, identity: &StoreIdentity, spp: u32) -> Result<()> {
+fn write_store_file(medium: &StoreMedium, block_size: usize, identity: &StoreIdentity, spp: u32) -> Result<()> {
     let mut b = Vec::with_capacity(STORE_FILE_LEN);
     b.extend_from_slice(STORE_MAGIC);
     b.extend_from_slice(&STORE_VERSION.to_le_bytes());
@@ -187,10 +190,30 @@ fn write_store_file(dir: &Path, block_size: usize, identity: &StoreIdentity, spp
     b.extend_from_slice(&identity.store_id);
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
-    fsutil::write_new(&dir.join(STORE_FILE), &b, 0o600).map_err(|e| match e {
-        sealstore_keyring::Error::AlreadyExists { path } => Error::corrupt(path, 0, "a store already exists here"),
-        other => Error::Key(other),
+    medium.write_new(STORE_FILE, &b).map_err(|e| match e {
+        Error::Key(sealstore_keyring::Error::AlreadyExists { path }) => {
+            Error::corrupt(path, 0, "a store already exists here")
+        }
+        Error::Storage(sealstore_storage::Error::AlreadyExists { .. }) => {
+            Error::corrupt(medium.path_of(STORE_FILE), 0, "a store already exists here")
+        }
+        other => other,
     })
+}
+
+/// A fresh random tag for a manifest written on object storage (0 in a directory).
+pub(crate) fn new_tag(medium: &StoreMedium) -> Result<u64> {
+    if !medium.is_objects() {
+        return Ok(0);
+    }
+    let mut b = [0u8; 8];
+    loop {
+        sealstore_keyring::fill_random(&mut b)?;
+        let tag = u64::from_le_bytes(b);
+        if tag != 0 {
+            return Ok(tag);
+        }
+    }
 }
 
 /// Slots per segment file of the store's full-size class (recorded in `STORE`; the smaller
@@ -199,9 +222,9 @@ fn slots_per_segment(block_size: usize) -> u32 {
     crate::segment::slots_per_segment(crate::slot::top_class(block_size)) as u32
 }
 
-fn read_store_file(dir: &Path) -> Result<(usize, StoreIdentity)> {
-    let path = dir.join(STORE_FILE);
-    let b = fsutil::read(&path)?;
+fn read_store_file(medium: &StoreMedium) -> Result<(usize, StoreIdentity)> {
+    let path = medium.path_of(STORE_FILE);
+    let b = medium.read(STORE_FILE)?;
     use store_file::*;
     let version_at = |b: &[u8]| u16::from_le_bytes([b[VERSION], b[VERSION + 1]]);
     if b.len() >= VERSION + 2 && &b[MAGIC..MAGIC + 4] == STORE_MAGIC && version_at(&b) != STORE_VERSION {
@@ -240,32 +263,41 @@ fn read_store_file(dir: &Path) -> Result<(usize, StoreIdentity)> {
 impl Store {
     /// Creates an empty store in `dir` (which must not hold one).
     pub fn create(dir: &Path, keys: Arc<DatabaseKeys>, options: StoreOptions) -> Result<Self> {
+        Self::create_in(StoreMedium::Dir(dir.to_owned()), keys, options)
+    }
+
+    /// Creates an empty store in a directory or under an object-storage prefix.
+    pub fn create_in(medium: StoreMedium, keys: Arc<DatabaseKeys>, options: StoreOptions) -> Result<Self> {
         if !block::valid_block_size(options.block_size as u64) {
             return Err(Error::InvalidBlockSize(options.block_size as u64));
         }
-        fsutil::create_dir_durable(dir)?;
+        if let Some(dir) = medium.dir() {
+            fsutil::create_dir_durable(dir)?;
+        }
         let spp = slots_per_segment(options.block_size);
         let mut identity = StoreIdentity {
             slice_id: options.slice_id,
             store_id: [0; STORE_ID_LEN],
         };
         sealstore_keyring::fill_random(&mut identity.store_id)?;
-        write_store_file(dir, options.block_size, &identity, spp)?;
+        write_store_file(&medium, options.block_size, &identity, spp)?;
         let m = Manifest {
             generation: 1,
+            tag: new_tag(&medium)?,
             next_table_id: 1,
             tables: Vec::new(),
         };
-        manifest::write(dir, &m, &identity, &keys)?;
-        manifest::write_current(dir, 1)?;
+        manifest::write(&medium, &m, &identity, &keys)?;
+        manifest::write_current(&medium, m.id())?;
         // Opened at generation 1 explicitly: a cluster's slices never bind on their own; a
         // standalone store binds at its first commit.
-        Self::open(
-            dir,
+        Self::open_in(
+            medium,
             keys,
             OpenOptions {
                 expected: Some(identity),
                 generation: Some(1),
+                tag: m.tag,
                 #[cfg(feature = "test-hooks")]
                 block_cipher: options.block_cipher,
                 ..Default::default()
@@ -275,7 +307,13 @@ impl Store {
 
     /// Opens a store at its committed generation (or the one given).
     pub fn open(dir: &Path, keys: Arc<DatabaseKeys>, options: OpenOptions) -> Result<Self> {
-        let (block_size, identity) = read_store_file(dir)?;
+        Self::open_in(StoreMedium::Dir(dir.to_owned()), keys, options)
+    }
+
+    /// Opens a store in a directory or under an object-storage prefix.
+    pub fn open_in(medium: StoreMedium, keys: Arc<DatabaseKeys>, options: OpenOptions) -> Result<Self> {
+        let dir = &medium.display_path();
+        let (block_size, identity) = read_store_file(&medium)?;
         if let Some(expected) = options.expected
             && expected != identity
         {
@@ -293,15 +331,18 @@ impl Store {
             });
         }
         let slice_id = identity.slice_id;
-        let current = manifest::read_current(dir);
-        let generation = match options.generation {
-            Some(g) => g,
+        let current = manifest::read_current(&medium);
+        let id = match options.generation {
+            Some(generation) => ManifestId {
+                generation,
+                tag: options.tag,
+            },
             None => current
                 .as_ref()
                 .copied()
                 .map_err(|e| Error::corrupt(dir.join("CURRENT"), 0, e.to_string()))?,
         };
-        let m = manifest::read(dir, generation, &identity, &keys)?;
+        let m = manifest::read(&medium, id, &identity, &keys)?;
         if options.generation.is_none() {
             // A standalone store: `CURRENT` is its commit point, checked against the binding in
             // the key store before anything is trusted or reclaimed.
@@ -319,20 +360,33 @@ impl Store {
                 keys.bind_generation(m.generation, options.accept_rollback)?;
             }
         }
-        if !options.read_only {
-            if options.generation.is_some() && current.ok() != Some(generation) {
-                manifest::write_current(dir, generation)?;
+        if !options.read_only
+            && let Some(dir) = medium.dir()
+        {
+            // A cluster's slice: keep `CURRENT` in step with the commit record (on objects the
+            // record alone names the generation).
+            if options.generation.is_some() && current.ok() != Some(id) {
+                manifest::write_current(&medium, id)?;
             }
             fsutil::sweep_temp_files(dir)?;
         }
-        let segments = Segments::open(dir, block_size, !options.read_only)?;
+        let segments = match &medium {
+            StoreMedium::Dir(dir) => Segments::Files(FileSegments::open(dir, block_size, !options.read_only)?),
+            StoreMedium::Objects { storage, prefix } => Segments::Objects(Box::new(ObjectSegments::open(
+                storage.clone(),
+                prefix,
+                block_size,
+                !options.read_only,
+                m.blocks().map(|b| b.slot),
+            )?)),
+        };
         let mut in_use = std::collections::HashSet::new();
         for b in m.blocks() {
             // The manifest is authenticated; a class this store cannot have is a bug or a
             // forged key, reported rather than read with a wrong slot size.
             if crate::slot::class_of(b.slot) > segments.top_class() {
                 return Err(Error::corrupt(
-                    manifest::manifest_path(dir, m.generation),
+                    medium.path_of(&manifest::manifest_name(m.id())),
                     0,
                     format!(
                         "block {} names size class {} above the store's largest",
@@ -348,6 +402,7 @@ impl Store {
         }
         let shared = Shared {
             dir: dir.to_owned(),
+            medium,
             block_size,
             slice_id,
             identity,
@@ -371,9 +426,14 @@ impl Store {
         self.shared.identity
     }
 
-    /// The store directory.
+    /// The store directory (on object storage: `<url>/<prefix>`, for messages).
     pub fn dir(&self) -> &Path {
         &self.shared.dir
+    }
+
+    /// Where the store's files live.
+    pub fn medium(&self) -> &StoreMedium {
+        &self.shared.medium
     }
 
     /// Bytes per block.
@@ -448,7 +508,7 @@ impl Store {
     pub(crate) fn write_prepared(&self, prepared: &Prepared) -> Result<()> {
         self.require_writable()?;
         manifest::write(
-            &self.shared.dir,
+            &self.shared.medium,
             &prepared.manifest,
             &self.shared.identity,
             &self.shared.keys,
@@ -535,17 +595,7 @@ impl Store {
     /// Storage numbers.
     pub fn stats(&self) -> StoreStats {
         let m = self.manifest();
-        let bytes_on_disk = self
-            .shared
-            .segments
-            .paths()
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|md| {
-                use std::os::unix::fs::MetadataExt;
-                md.blocks() * 512
-            })
-            .sum();
+        let bytes_on_disk = self.shared.segments.stored_bytes();
         StoreStats {
             generation: m.generation,
             block_size: self.shared.block_size,

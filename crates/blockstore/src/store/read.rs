@@ -4,7 +4,9 @@ use super::*;
 
 /// What readers share: files, keys, layout.
 pub(crate) struct Shared {
+    /// The directory, or the objects' URL and prefix (what errors name).
     pub dir: PathBuf,
+    pub medium: crate::medium::StoreMedium,
     pub block_size: usize,
     pub slice_id: u32,
     pub identity: StoreIdentity,

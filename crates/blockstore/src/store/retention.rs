@@ -64,7 +64,7 @@ impl Store {
         let generation = prepared.manifest.generation;
         state.in_use.extend(prepared.allocated.iter().copied());
         let old = std::mem::replace(&mut *self.manifest.write(), Arc::new(prepared.manifest));
-        manifest::remove_older(&self.shared.dir, generation.saturating_sub(1));
+        manifest::remove_older(&self.shared.medium, generation.saturating_sub(1));
         state.retired.push_back(Retired {
             manifest: old,
             freed: prepared.freed,

@@ -22,6 +22,11 @@ impl Prepared {
     pub fn generation(&self) -> u64 {
         self.manifest.generation
     }
+
+    /// The generation and (on object storage) tag of the manifest this commit writes.
+    pub fn manifest_id(&self) -> crate::ManifestId {
+        self.manifest.id()
+    }
 }
 
 /// A set of changes committed atomically.
@@ -209,7 +214,15 @@ impl<'s> Transaction<'s> {
     /// A slot of `class` free in the committed generation and not yet taken by this transaction.
     pub(crate) fn alloc_slot(&mut self, class: u8) -> Result<u64> {
         self.store.require_writable()?;
-        let segments = &self.store.shared.segments;
+        let segments = match &self.store.shared.segments {
+            Segments::Files(files) => files,
+            // Write-once objects: always a slot of a fresh segment, never a freed one.
+            Segments::Objects(objects) => {
+                let slot = objects.fresh_slot(class)?;
+                self.allocated.push(slot);
+                return Ok(slot);
+            }
+        };
         if self.cursor.len() <= usize::from(class) {
             self.cursor.resize(usize::from(class) + 1, 0);
         }
@@ -332,6 +345,7 @@ impl<'s> Transaction<'s> {
             None => self.store.shared.segments.sync(self.allocated.iter().copied())?,
         }
         self.manifest.generation = self.store.generation() + 1;
+        self.manifest.tag = super::new_tag(&self.store.shared.medium)?;
         Ok(Prepared {
             manifest: std::mem::take(&mut self.manifest),
             allocated: std::mem::take(&mut self.allocated),
@@ -378,12 +392,17 @@ impl Drop for Transaction<'_> {
         if !self.finished {
             self.store.shared.keys.discard_pending();
         }
+        let discard = !self.finished;
         // An aborted pipelined transaction's writer thread may still hold queued blocks: it
         // must be done writing before the write state (and with it the slots it wrote to) is
         // released, or the next transaction could allocate a slot this thread then overwrites.
         // Its error does not matter: nothing it wrote is referenced.
         if let Some(io) = self.io.take() {
             let _ = io.finish();
+        }
+        // Segment objects an aborted transaction buffered are never uploaded.
+        if discard && let Segments::Objects(objects) = &self.store.shared.segments {
+            objects.discard();
         }
     }
 }

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use arrow_array::*;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use sealstore_blockstore::{OpenOptions, Store, StoreOptions};
+use sealstore_blockstore::{OpenOptions, Store, StoreMedium, StoreOptions};
 use sealstore_keyring::provider::LocalKeyFile;
 use sealstore_keyring::{DatabaseKeys, Keyring, MasterKeyProvider};
+use sealstore_storage::{ObjectStorage, StorageLocation};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -43,6 +44,46 @@ impl Env {
             },
         )
         .unwrap()
+    }
+
+    /// The objects of a store on object storage kept as files under the test directory
+    /// (`object_store`'s local-file backend), so tests can also attack them as files.
+    pub fn objects(&self) -> StoreMedium {
+        let url = format!("file://{}", self.objects_root().display());
+        let storage = ObjectStorage::open(&StorageLocation::parse(&url).unwrap()).unwrap();
+        StoreMedium::Objects {
+            storage,
+            prefix: "node-0/slice-0/dev".into(),
+        }
+    }
+
+    /// Where [`Env::objects`] keeps its files; the store's objects are under `node-0/slice-0/dev`.
+    pub fn objects_root(&self) -> PathBuf {
+        self.dir.path().join("bucket")
+    }
+
+    pub fn create_in(&self, medium: StoreMedium, block_size: usize) -> Store {
+        Store::create_in(
+            medium,
+            self.keys(),
+            StoreOptions {
+                block_size,
+                slice_id: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    pub fn open_in(&self, medium: StoreMedium) -> sealstore_blockstore::Result<Store> {
+        Store::open_in(
+            medium,
+            self.keys(),
+            OpenOptions {
+                reclaim_keys: true,
+                ..Default::default()
+            },
+        )
     }
 
     pub fn reopen(&self) -> Store {

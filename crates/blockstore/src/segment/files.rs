@@ -1,4 +1,4 @@
-//! Segment files: each holds a fixed number of block slots, written with positioned writes and
+//! Segment files on a local file system: each holds a fixed number of block slots, written with positioned writes and
 //! `fdatasync` (writeback started per slot, see `writeback`).
 //!
 //! Slots are read with `pread` into the caller's buffer — a private copy — and only then
@@ -12,21 +12,11 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 use sealstore_keyring::{faults, fsutil};
 
+use super::{MAX_SEGMENTS, parse_segment_name, segment_name, slots_per_segment};
 use crate::{Error, Result, slot};
 
-/// Most segment files one size class of a store may have. Bounds what a hostile segment name
-/// (`seg-000-18446744073709551615.dat`) can make us allocate.
-pub(crate) const MAX_SEGMENTS: u64 = 1 << 16;
-/// Bytes of segment file per segment (slots per segment = this / slot size, at least one).
-pub(crate) const SEGMENT_BYTES: usize = 64 << 20;
-
-/// Slots per segment file of `class`.
-pub(crate) fn slots_per_segment(class: u8) -> u64 {
-    (SEGMENT_BYTES / slot::class_size(class)).max(1) as u64
-}
-
 /// The segment files of one store: one family of files per size class.
-pub(crate) struct Segments {
+pub(crate) struct FileSegments {
     dir: PathBuf,
     top_class: u8,
     writable: bool,
@@ -34,31 +24,16 @@ pub(crate) struct Segments {
     files: RwLock<Vec<Vec<Option<File>>>>,
 }
 
-impl std::fmt::Debug for Segments {
+impl std::fmt::Debug for FileSegments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Segments")
+        f.debug_struct("FileSegments")
             .field("dir", &self.dir)
             .field("count", &self.segment_count())
             .finish()
     }
 }
 
-fn segment_name(class: u8, index: u64) -> String {
-    format!("seg-{class:03}-{index:06}.dat")
-}
-
-/// The class and index a segment file name stands for (`seg-004-000012.dat` → (4, 12)).
-fn parse_segment_name(name: &str) -> Option<(u8, u64)> {
-    let rest = name.strip_prefix("seg-")?.strip_suffix(".dat")?;
-    let (class, digits) = rest.split_once('-')?;
-    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if class.len() != 3 || !decimal(class) || digits.len() < 6 || !decimal(digits) {
-        return None;
-    }
-    Some((class.parse().ok()?, digits.parse().ok()?))
-}
-
-impl Segments {
+impl FileSegments {
     /// Opens the segment files present in `dir` (gaps are allowed: a missing file is reported
     /// when a slot in it is read). Read-only stores open them read-only. A name whose class is
     /// above the store's largest, or whose index is beyond [`MAX_SEGMENTS`], is an error.
@@ -124,17 +99,9 @@ impl Segments {
         self.files.read().iter().map(Vec::len).sum()
     }
 
-    /// (class, segment index, byte offset) of a slot.
-    fn place(slot: u64) -> (u8, u64, u64) {
-        let class = slot::class_of(slot);
-        let spp = slots_per_segment(class);
-        let index = slot::index_of(slot);
-        (class, index / spp, (index % spp) * slot::class_size(class) as u64)
-    }
-
     /// The file and byte offset of a slot.
     pub fn location(&self, slot: u64) -> (PathBuf, u64) {
-        let (class, seg, offset) = Self::place(slot);
+        let (class, seg, offset) = super::place(slot);
         (self.dir.join(segment_name(class, seg)), offset)
     }
 
@@ -209,7 +176,7 @@ impl Segments {
 
     /// Runs `f` on the open file holding `slot`, or reports it missing.
     fn with_file<T>(&self, slot: u64, missing: &str, f: impl FnOnce(&File, PathBuf, u64) -> Result<T>) -> Result<T> {
-        let (class, seg, offset) = Self::place(slot);
+        let (class, seg, offset) = super::place(slot);
         let path = self.dir.join(segment_name(class, seg));
         let files = self.files.read();
         match files
@@ -265,7 +232,7 @@ impl Segments {
         let mut segs: Vec<(u8, u64)> = slots
             .into_iter()
             .map(|s| {
-                let (class, seg, _) = Self::place(s);
+                let (class, seg, _) = super::place(s);
                 (class, seg)
             })
             .collect();
@@ -320,7 +287,7 @@ mod tests {
         for name in ["seg-000-18446744073709551615.dat", "seg-127-000000.dat"] {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join(name), b"").unwrap();
-            let err = Segments::open(dir.path(), BLOCK, false).unwrap_err();
+            let err = FileSegments::open(dir.path(), BLOCK, false).unwrap_err();
             assert!(err.to_string().contains("beyond the largest"), "{err}");
         }
     }
@@ -328,7 +295,7 @@ mod tests {
     #[test]
     fn a_segment_file_grows_with_its_written_slots_not_to_full_size() {
         let dir = tempfile::tempdir().unwrap();
-        let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
+        let segs = FileSegments::open(dir.path(), BLOCK, true).unwrap();
         let top = segs.top_class();
         segs.grow(top).unwrap();
         let path = dir.path().join(segment_name(top, 0));
@@ -346,7 +313,7 @@ mod tests {
     #[test]
     fn each_size_class_has_its_own_files_and_slot_size() {
         let dir = tempfile::tempdir().unwrap();
-        let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
+        let segs = FileSegments::open(dir.path(), BLOCK, true).unwrap();
         segs.grow(16).unwrap();
         segs.grow(26).unwrap();
         let (a, b) = (slot::compose(16, 1), slot::compose(26, 1));
@@ -359,7 +326,7 @@ mod tests {
             std::fs::metadata(dir.path().join("seg-026-000000.dat")).unwrap().len(),
             20 << 10
         );
-        let reopened = Segments::open(dir.path(), BLOCK, false).unwrap();
+        let reopened = FileSegments::open(dir.path(), BLOCK, false).unwrap();
         let mut out = vec![0u8; 10 << 10];
         reopened.read_slot(b, &mut out).unwrap();
         assert!(out.iter().all(|&x| x == 4));
@@ -369,7 +336,7 @@ mod tests {
     #[test]
     fn trimming_cuts_free_slots_off_the_end_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
+        let segs = FileSegments::open(dir.path(), BLOCK, true).unwrap();
         segs.grow(16).unwrap();
         for i in 0..4 {
             segs.write_slot(slot::compose(16, i), &vec![i as u8 + 1; 4 << 10])
@@ -397,7 +364,7 @@ mod tests {
     #[test]
     fn a_truncated_segment_reads_as_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let segs = Segments::open(dir.path(), BLOCK, true).unwrap();
+        let segs = FileSegments::open(dir.path(), BLOCK, true).unwrap();
         let top = segs.top_class();
         segs.grow(top).unwrap();
         let s = slot::compose(top, 1);
