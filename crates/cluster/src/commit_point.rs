@@ -3,10 +3,9 @@
 //! installed, the database's read snapshot is swapped in one step.
 use std::sync::Arc;
 
-use sealstore_blockstore::CommitStep;
 #[cfg(feature = "test-hooks")]
-use sealstore_blockstore::ManifestId;
-use sealstore_blockstore::{CommitPoint, Durability, Store, Transaction};
+use sealstore_blockstore::CommitStep;
+use sealstore_blockstore::{CommitPoint, Durability, ManifestId, Store, Transaction};
 
 use crate::commit::CommitRecord;
 use crate::database::Database;
